@@ -1,0 +1,114 @@
+"""Command line: argument parsing only. Each command calls one function elsewhere.
+
+    dsrun CONFIG [options]            run a deepstream-app config (also: dsrun -c CONFIG)
+    dsrun check [--json] CONFIG...    validate configs and print the resolved pipeline
+    dsrun build-engines [--json] CONFIG
+    dsrun engines list | clean [--older-than 30d]
+    dsrun samples | samples run NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from runner.errors import DsrunError
+
+COMMANDS = ("run", "check", "build-engines", "engines", "samples")
+
+
+def _add_engine_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine-dir", help="engine cache directory (default: $DSRUN_ENGINE_DIR or the "
+                                        "per-user cache, ~/.cache/dsrun/engines)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsrun", description="Run NVIDIA DeepStream app configs "
+                                     "without the DeepStream SDK.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a deepstream-app config (the default command)")
+    run.add_argument("config", metavar="CONFIG")
+    run.add_argument("--report", metavar="JSON", help="write a run summary to this file at exit")
+    run.add_argument("--no-dashboard", action="store_true", help="print **PERF lines, not the live view")
+    run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics on port N")
+    run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
+    _add_engine_dir(run)
+
+    check = sub.add_parser("check", help="validate configs and print the resolved pipeline")
+    check.add_argument("configs", nargs="+", metavar="CONFIG")
+    check.add_argument("--json", action="store_true", help="one JSON document for tools")
+
+    build = sub.add_parser("build-engines", help="build every engine a config needs")
+    build.add_argument("config", metavar="CONFIG")
+    build.add_argument("--json", action="store_true")
+    _add_engine_dir(build)
+
+    engines = sub.add_parser("engines", help="list or clean the engine cache")
+    engines_sub = engines.add_subparsers(dest="engines_command", required=True)
+    _add_engine_dir(engines_sub.add_parser("list"))
+    clean = engines_sub.add_parser("clean")
+    clean.add_argument("--older-than", metavar="AGE", help="e.g. 30d, 12h (default: everything)")
+    _add_engine_dir(clean)
+
+    samples = sub.add_parser("samples", help="the sample gallery")
+    samples_sub = samples.add_subparsers(dest="samples_command")
+    sample_run = samples_sub.add_parser("run")
+    sample_run.add_argument("name")
+    sample_run.add_argument("--no-dashboard", action="store_true")
+    return parser
+
+
+def _normalise(argv: list[str]) -> list[str]:
+    """`dsrun CONFIG` and deepstream-app's `dsrun -c CONFIG` mean `dsrun run CONFIG`."""
+    out = list(argv)
+    if "--debug" in out:  # accepted anywhere on the line
+        out = ["--debug"] + [a for a in out if a != "--debug"]
+    if "-c" in out:
+        i = out.index("-c")
+        out[i] = "run"
+        return out if i == 0 or out[:i] == ["--debug"] else ["run"] + out[:i] + out[i + 1:]
+    first = next((i for i, a in enumerate(out) if not a.startswith("-")), None)
+    if first is not None and out[first] not in COMMANDS:
+        out.insert(first, "run")
+    return out
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from runner.app import run_app
+        return run_app(args)
+    if args.command == "check":
+        from runner.config.check import check
+        return check(args.configs, as_json=args.json)
+    if args.command == "build-engines":
+        from runner.engine.commands import build_engines
+        return build_engines(args.config, as_json=args.json, engine_dir=args.engine_dir)
+    if args.command == "engines":
+        from runner.engine import commands
+        if args.engines_command == "list":
+            return commands.list_engines(engine_dir=args.engine_dir)
+        return commands.clean_engines(engine_dir=args.engine_dir, older_than=args.older_than)
+    if args.command == "samples":
+        from runner import gallery
+        if args.samples_command == "run":
+            return gallery.run_sample(args.name, dashboard=not args.no_dashboard)
+        return gallery.list_samples()
+    _parser().print_help()
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(_normalise(argv))
+    try:
+        return _dispatch(args)
+    except DsrunError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"dsrun: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
