@@ -11,8 +11,8 @@ Coordinates are pixels of the streammux output frame (``[streammux] width × hei
 >>> objs = Objects.from_columns(frame=[0, 0, 1], gie_id=1, class_id=[2, 0, 2],
 ...                             confidence=[0.9, 0.4, 0.8],
 ...                             xyxy=[[0, 0, 10, 10], [5, 5, 8, 9], [1, 1, 4, 4]])
->>> len(objs), objs[objs.class_id == 2].confidence.tolist()
-(3, [0.8999999761581543, 0.800000011920929])
+>>> len(objs), objs[objs.class_id == 2].frame.tolist()
+(3, [0, 1])
 """
 
 from __future__ import annotations
