@@ -1,0 +1,94 @@
+"""Run counters: written by sources and stages, read by the dashboard, **PERF lines, metrics and
+the ``--report`` file. Plain monotonic counters and states; readers compute rates by sampling them
+(``snapshot()`` twice, divide by the time between), so writers never do more than an increment.
+
+>>> stats = RunStats()
+>>> s = stats.add_source(0, "file:///videos/bikes.mp4")
+>>> s.frames_decoded += 3; stats.frames_processed([0, 0])
+>>> stats.snapshot()["sources"][0]["frames_processed"]
+2
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterable
+
+SOURCE_STATES = ("starting", "playing", "reconnecting", "paused", "ended", "failed")
+
+
+@dataclass(slots=True)
+class SourceStats:
+    source_id: int
+    uri: str  # credentials already redacted
+    state: str = "starting"  # one of SOURCE_STATES
+    frames_decoded: int = 0
+    frames_processed: int = 0  # frames that left the last stage (what **PERF counts)
+    dropped: int = 0  # frames dropped by a live source that ran ahead, or by drop-frame-interval
+    reconnects: int = 0
+    errors: list[str] = field(default_factory=list)  # each names the source and what to do
+    started_at: float | None = None  # time.monotonic() of the first decoded frame
+    ended_at: float | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self.errors[-1] if self.errors else None
+
+
+@dataclass(slots=True)
+class StageStats:
+    name: str
+    batches: int = 0
+    frames: int = 0
+    busy_s: float = 0.0  # seconds spent inside process()
+    queue_depth: Callable[[], int] | None = None  # items waiting in this stage's input queue
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000.0 * self.busy_s / self.frames if self.frames else 0.0
+
+
+class RunStats:
+    """All counters of one run. Increments from several threads are fine under the GIL for ints;
+    structural changes (adding sources, stages, engines) take the lock."""
+
+    def __init__(self) -> None:
+        self.started_at = time.monotonic()
+        self.sources: dict[int, SourceStats] = {}
+        self.stages: dict[str, StageStats] = {}
+        self.engines: dict[str, str] = {}  # engine name -> "building" | "loaded" | "swapped" | "failed"
+        self.paused = False
+        self._lock = threading.Lock()
+
+    def add_source(self, source_id: int, uri: str) -> SourceStats:
+        with self._lock:
+            return self.sources.setdefault(source_id, SourceStats(source_id, uri))
+
+    def add_stage(self, name: str, queue_depth: Callable[[], int] | None = None) -> StageStats:
+        with self._lock:
+            return self.stages.setdefault(name, StageStats(name, queue_depth=queue_depth))
+
+    def set_engine(self, name: str, state: str) -> None:
+        with self._lock:
+            self.engines[name] = state
+
+    def frames_processed(self, source_ids: Iterable[int]) -> None:
+        """Count frames leaving the pipeline (called by the last stage with the batch's source ids)."""
+        for sid in source_ids:
+            self.sources[int(sid)].frames_processed += 1
+
+    def snapshot(self) -> dict:
+        """A consistent-enough copy for readers: plain dicts, safe to serialise."""
+        with self._lock:
+            sources = {sid: {**asdict(s), "last_error": s.last_error} for sid, s in self.sources.items()}
+            stages = {
+                name: {"batches": s.batches, "frames": s.frames, "busy_s": s.busy_s,
+                       "ms_per_frame": s.ms_per_frame,
+                       "queue_depth": s.queue_depth() if s.queue_depth else 0}
+                for name, s in self.stages.items()
+            }
+            return {"time": time.monotonic(), "elapsed_s": time.monotonic() - self.started_at,
+                    "paused": self.paused, "sources": sources, "stages": stages,
+                    "engines": dict(self.engines)}
