@@ -31,6 +31,9 @@ class SourceStats:
     errors: list[str] = field(default_factory=list)  # each names the source and what to do
     started_at: float | None = None  # time.monotonic() of the first decoded frame
     ended_at: float | None = None
+    first_output_at: float | None = None  # time.monotonic() when its first frame left the pipeline
+    last_output_at: float | None = None  # time.monotonic() when its latest frame left the pipeline
+    latency_ms: float | None = None  # streammux entry (Batch.ntp_ts) to pipeline exit, latest frame
 
     @property
     def last_error(self) -> str | None:
@@ -54,8 +57,9 @@ class RunStats:
     """All counters of one run. Increments from several threads are fine under the GIL for ints;
     structural changes (adding sources, stages, engines) take the lock."""
 
-    def __init__(self) -> None:
-        self.started_at = time.monotonic()
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # monotonic seconds; tests inject a scripted clock
+        self.started_at = clock()
         self.sources: dict[int, SourceStats] = {}
         self.stages: dict[str, StageStats] = {}
         self.engines: dict[str, str] = {}  # engine name -> "building" | "loaded" | "swapped" | "failed"
@@ -74,10 +78,20 @@ class RunStats:
         with self._lock:
             self.engines[name] = state
 
-    def frames_processed(self, source_ids: Iterable[int]) -> None:
-        """Count frames leaving the pipeline (called by the last stage with the batch's source ids)."""
+    def frames_processed(self, source_ids: Iterable[int], ntp_ts: Iterable[int] | None = None) -> None:
+        """Count frames leaving the pipeline (called by the last stage with the batch's source ids,
+        and its ``Batch.ntp_ts`` to record each source's latest latency)."""
+        now = self.clock()
         for sid in source_ids:
-            self.sources[int(sid)].frames_processed += 1
+            s = self.sources[int(sid)]
+            s.frames_processed += 1
+            if s.first_output_at is None:
+                s.first_output_at = now
+            s.last_output_at = now
+        if ntp_ts is not None:
+            wall_ns = time.time_ns()
+            for sid, ts in zip(source_ids, ntp_ts):
+                self.sources[int(sid)].latency_ms = (wall_ns - int(ts)) / 1e6
 
     def snapshot(self) -> dict:
         """A consistent-enough copy for readers: plain dicts, safe to serialise."""
@@ -89,6 +103,7 @@ class RunStats:
                        "queue_depth": s.queue_depth() if s.queue_depth else 0}
                 for name, s in self.stages.items()
             }
-            return {"time": time.monotonic(), "elapsed_s": time.monotonic() - self.started_at,
+            now = self.clock()
+            return {"time": now, "elapsed_s": now - self.started_at,
                     "paused": self.paused, "sources": sources, "stages": stages,
                     "engines": dict(self.engines)}
