@@ -180,6 +180,11 @@ class Batch:
     tensors: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     # source ids whose stream ended with this batch (end-of-stream travels with the data)
     eos: tuple[int, ...] = ()
+    # [tiled-display] composite of this batch, (H, W, 3) uint8, set by the tiler (None: not tiled)
+    tiled: Any = None
+    # (B, 4) float32, where frame i sits in ``tiled``: x offset, y offset, x scale, y scale
+    # (tiled px = frame px * scale + offset); rows of sources without a tile are NaN
+    tile_transform: Any = None
 
     def __len__(self) -> int:
         return len(self.source_id)
