@@ -1,0 +1,77 @@
+"""The torch backend runs the same ONNX graphs as ONNX Runtime, with the same numbers."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch (.ci/run installs it)")
+
+from runner.engine.base import EngineError, TensorSpec  # noqa: E402
+from runner.engine.onnx_torch import OnnxModule, UnsupportedOperator  # noqa: E402
+from runner.engine import torch_backend  # noqa: E402
+
+# (asset name, input shape for dynamic models)
+REAL_MODELS = [
+    ("mtcnn_pnet", (2, 48, 48, 3)),
+    ("mtcnn_rnet", (2, 24, 24, 3)),
+    ("mtcnn_onet", (2, 48, 48, 3)),
+    ("ch_ppocr_mobile_v2.0_cls_infer", (2, 3, 48, 192)),
+    ("ch_PP-OCRv4_det_infer", (1, 3, 320, 320)),
+    ("ch_PP-OCRv4_rec_infer", (2, 3, 48, 320)),
+]
+
+
+def _model_path(assets, name):
+    path = assets.root / "models" / f"{name}.onnx"
+    assert path.is_file(), path
+    return path
+
+
+@pytest.mark.parametrize("name, shape", REAL_MODELS)
+def test_onnx_graph_as_torch_module_matches_onnxruntime(assets, name, shape):
+    path = _model_path(assets, name)
+    x = np.random.default_rng(7).random(shape, dtype=np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        got = OnnxModule(onnx.load(path)).eval()(torch.from_numpy(x))
+    assert len(got) == len(expected)
+    for e, g in zip(expected, got):
+        assert g.shape == e.shape
+        np.testing.assert_allclose(g.numpy(), e, atol=1e-4, rtol=1e-3)
+
+
+def test_unsupported_operator_is_named_before_anything_runs():
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"])
+    graph = helper.make_graph(
+        [node], "nms",
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 10, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 10])],
+        [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])])
+    with pytest.raises(UnsupportedOperator, match="NonMaxSuppression"):
+        OnnxModule(helper.make_model(graph))
+    with pytest.raises(EngineError, match="dsrun-backend=onnxruntime"):
+        torch_backend.build(helper.make_model(graph), (TensorSpec("boxes", (10, 4), np.dtype("float32")),),
+                            max_batch=1, precision="fp32", gpu_id=0, out_path=None)
+
+
+@pytest.mark.slow
+def test_compiled_package_has_a_dynamic_batch_and_matches_onnxruntime(assets, tmp_path):
+    path = _model_path(assets, "mtcnn_onet")
+    inputs = (TensorSpec("input_3", (48, 48, 3), np.dtype("float32")),)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = tuple(TensorSpec(o.name, tuple(o.shape[1:]), np.dtype("float32")) for o in session.get_outputs())
+    package = tmp_path / "onet.pt2"
+    phases = []
+    torch_backend.build(onnx.load(path), inputs, max_batch=16, precision="fp32", gpu_id=0,
+                        out_path=package, phase=phases.append)
+    assert phases[0] == "parse" and package.stat().st_size > 0
+    engine = torch_backend.TorchEngine(package, inputs, outputs, max_batch=16, precision="fp32")
+    for n in (1, 5, 16):  # one package serves every batch size up to the maximum
+        x = np.random.default_rng(n).random((n, 48, 48, 3), dtype=np.float32)
+        expected = session.run(None, {session.get_inputs()[0].name: x})
+        got = engine.infer({"input_3": x})
+        for spec, e in zip(outputs, expected):
+            np.testing.assert_allclose(got[spec.name], e, atol=1e-4, rtol=1e-3)
