@@ -1,0 +1,106 @@
+"""The dashboard, rendered to a recording rich Console for a known run state, shows the right numbers."""
+
+import io
+
+from rich.console import Console
+
+from runner.pipeline.stats import RunStats
+from runner.ui import start_ui
+from runner.ui.dashboard import render
+from runner.ui.gpu import GpuMonitor
+from runner.ui.view import Sampler
+
+
+class Clock:
+    def __init__(self):
+        self.steps = 0  # tenths of a second since t=100
+
+    def __call__(self):
+        return 100 + self.steps / 10
+
+
+def known_run():
+    """Two sources, three stages, two engines, 4 s into the run, sampled at t=102 and t=104."""
+    clock = Clock()
+    stats = RunStats(clock=clock)
+    cam = stats.add_source(0, "file:///videos/bikes.mp4")
+    rtsp = stats.add_source(1, "rtsp://camera-7/stream")
+    waiting = [0, 5]
+    pgie = stats.add_stage("pgie", queue_depth=lambda: waiting[0])
+    osd = stats.add_stage("osd", queue_depth=lambda: waiting[1])
+    stats.set_engine("resnet10.onnx_b2_gpu0_fp16.engine", "loaded")
+    stats.set_engine("yolo.onnx_b2_gpu0_fp16.engine", "building")
+    sampler = Sampler(stats)
+
+    def run_for(seconds, fps0, fps1, pgie_ms):
+        steps = round(seconds * 10)
+        for _ in range(steps):
+            clock.steps += 1
+            n0, n1 = round(fps0 / 10), round(fps1 / 10)
+            cam.frames_decoded += n0
+            rtsp.frames_decoded += n1
+            stats.frames_processed([0] * n0 + [1] * n1)
+            pgie.batches += 1
+            pgie.frames += n0 + n1
+            pgie.busy_s += (n0 + n1) * pgie_ms / 1000
+            osd.frames += n0 + n1
+            osd.busy_s += (n0 + n1) * 0.002
+
+    cam.state = rtsp.state = "playing"
+    run_for(2.0, 30, 10, 4.0)   # t=100.1..102.0
+    sampler.sample()            # t=102
+    run_for(2.0, 20, 0, 8.0)    # t=102.1..104.0: source 1 stalls, pgie slows down
+    cam.dropped = 3
+    rtsp.state, rtsp.reconnects = "reconnecting", 2
+    rtsp.errors.append("source 1 rtsp://camera-7/stream: connection refused — check the camera")
+    waiting[0] = 2
+    return stats, sampler
+
+
+def text_of(view, width=160):
+    console = Console(record=True, width=width, color_system=None)
+    console.print(render(view, keys=True))
+    return console.export_text()
+
+
+def row(text, first_cell):
+    return next(line.split() for line in text.splitlines() if line.split()[:1] == [first_cell])
+
+
+def test_dashboard_shows_each_sources_state_current_and_average_fps_frames_drops_reconnects_error():
+    stats, sampler = known_run()
+    text = text_of(sampler.sample())  # t=104, rates over t=102..104
+    # source 0: 60 + 40 frames; 40 in the last 2 s = 20 fps; first frame at t=100.1: 100 / 3.9 s
+    assert row(text, "0")[:8] == ["0", "bikes.mp4", "playing", "20.00", f"{100 / 3.9:.2f}", "100", "3", "0"]
+    # source 1: 20 frames, none in the window; still reconnecting so its average keeps falling
+    assert row(text, "1")[:8] == ["1", "stream", "reconnecting", "0.00", f"{20 / 3.9:.2f}", "20", "0", "2"]
+    assert "connection refused — check the camera" in text
+    assert "00:00:04  2 sources  120 frames  20.00 fps  3 dropped" in text.splitlines()[0]
+
+
+def test_dashboard_shows_stage_ms_per_frame_over_the_window_queue_depths_and_engines():
+    stats, sampler = known_run()
+    text = text_of(sampler.sample())
+    assert row(text, "pgie") == ["pgie", "8.00", "2", "120"]  # 8 ms/frame lately (4 ms before)
+    assert row(text, "osd") == ["osd", "2.00", "5", "120"]
+    assert row(text, "resnet10.onnx_b2_gpu0_fp16.engine")[1] == "loaded"
+    assert row(text, "yolo.onnx_b2_gpu0_fp16.engine")[1] == "building"
+    assert "q quit  p pause  r resume" in text
+
+
+def test_paused_run_is_marked_and_gpu_panel_is_hidden_without_nvml():
+    stats, sampler = known_run()
+    stats.paused = True
+    view = sampler.sample()
+    text = text_of(view)
+    assert "PAUSED" in text.splitlines()[0]
+    assert not GpuMonitor().available  # this machine has no GPU: nvidia-ml-py finds no driver
+    assert view.gpus == () and "GPU" not in text
+
+
+def test_no_dashboard_on_a_pipe_even_when_asked_for():
+    stats, _ = known_run()
+    out = io.StringIO()
+    handle = start_ui(stats, None, dashboard=True, stdout=out, stdin=io.StringIO())
+    handle.stop()
+    assert handle.dashboard is None and "dsrun" not in out.getvalue()
