@@ -39,10 +39,10 @@ import cv2
 import numpy as np
 
 from runner.pipeline.batch import Batch
-from runner.pipeline.labels import object_labels
+from runner.pipeline.labels import app_gies, app_labels, gie_id, object_labels
 from runner.pipeline.osd_draw import border_rects, clip_boxes, fill_rects, overlay_class_map, parse_rgba
 
-__all__ = ["OsdStage", "TextStyle", "colors_from_gies"]
+__all__ = ["OsdStage", "TextStyle", "colors_from_gies", "build_osd_stage"]
 
 RED = (1.0, 0.0, 0.0, 1.0)
 LABEL_Y_OFFSET = 30  # deepstream_app.c process_meta: text y = rect top - 30
@@ -78,7 +78,7 @@ def colors_from_gies(gies: Sequence) -> tuple[dict, dict]:
     border: dict[int, dict[int, tuple]] = {}
     bg: dict[int, dict[int, tuple]] = {}
     for gie in gies:
-        gid = int(_get(gie, "gie_unique_id", 1))
+        gid = gie_id(gie)
         for attr, table in (("bbox_border_color", border), ("bbox_bg_color", bg)):
             entry = table.setdefault(gid, {})
             for name in (attr, attr + "s"):
@@ -273,3 +273,15 @@ def _frame_sizes(batch: Batch) -> list[tuple[int, int]]:
     if isinstance(frames, np.ndarray) and frames.ndim == 4:
         return [(frames.shape[2], frames.shape[1])] * len(batch)
     return [(f.shape[1], f.shape[0]) for f in frames]
+
+
+def build_osd_stage(app, *, show_tiled_text: bool = False) -> OsdStage | None:
+    """The OSD stage of an AppConfig (None when ``[osd] enable=0``). Goes after the tiler."""
+    if not getattr(app.osd, "enable", False):
+        return None
+    border, bg = colors_from_gies(app_gies(app))
+    tracker = getattr(app, "tracker", None)
+    show_ids = bool(getattr(tracker, "display_tracking_id", True)) if tracker is not None else True
+    return OsdStage(app.osd, labels=app_labels(app), border_colors=border, bg_colors=bg,
+                    tiled_display=app.tiled_display, num_sources=max(1, len(app.sources)),
+                    show_tiled_text=show_tiled_text, show_track_id=show_ids)

@@ -32,7 +32,7 @@ import numpy as np
 
 from runner.pipeline.batch import Batch
 
-__all__ = ["TilerStage", "tile_grid", "tile_rects", "sink_frames", "DEFAULT_WIDTH", "DEFAULT_HEIGHT"]
+__all__ = ["TilerStage", "build_tiler_stage", "tile_grid", "tile_rects", "sink_frames", "DEFAULT_WIDTH", "DEFAULT_HEIGHT"]
 
 # nvmultistreamtiler's defaults for unset width/height (gst-inspect-1.0 nvmultistreamtiler)
 DEFAULT_WIDTH, DEFAULT_HEIGHT = 1920, 1080
@@ -111,6 +111,14 @@ class TilerStage:
 
     def close(self) -> None:
         pass
+
+
+def build_tiler_stage(app) -> TilerStage | None:
+    """The tiler stage of an AppConfig (None when ``[tiled-display] enable=0``). Goes before the OSD."""
+    td = app.tiled_display
+    if int(getattr(td, "enable", 0)) not in (1, 2):
+        return None
+    return TilerStage(td, num_sources=max(1, len(app.sources)))
 
 
 def sink_frames(batch: Batch, *, source_id: int = 0, link_to_demux: bool = False) -> list[tuple[int, np.ndarray]]:
