@@ -1,0 +1,287 @@
+"""ONNX Runtime backend: CPU EP everywhere, CUDA EP where onnxruntime-gpu and a GPU are present.
+
+The "engine" is an ONNX file dsrun derives from the user's model: graph-optimised (ORT's basic,
+provider-independent rewrites), converted to FP16 (inputs/outputs kept as the model declares them), or
+quantised to INT8 QDQ by static calibration (symmetric int8 activations and per-channel weights — the
+form TensorRT's strongly-typed networks take as input). The build manifest is embedded in the file's
+``metadata_props`` under ``dsrun.manifest``, so a copied ``model-engine-file`` still says what it is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from runner.engine.base import Engine, EngineError, TensorSpec
+from runner.engine.progress import Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from runner.engine.build import Plan
+
+NAME = "onnxruntime"
+ARTEFACT = "engine.onnx"
+MANIFEST_KEY = "dsrun.manifest"
+
+
+def _ort():
+    import onnxruntime
+
+    return onnxruntime
+
+
+def version() -> str:
+    return _ort().__version__
+
+
+def provider(requested: str) -> str:
+    """``auto`` → ``cuda`` when the CUDA EP is importable and a GPU answers, else ``cpu``."""
+    has_cuda = "CUDAExecutionProvider" in _ort().get_available_providers()
+    if requested == "cuda" and not has_cuda:
+        raise EngineError("provider cuda: this onnxruntime has no CUDA execution provider — "
+                          "`pip install onnxruntime-gpu` (and uninstall onnxruntime), or use --provider cpu")
+    if requested == "auto":
+        return "cuda" if has_cuda and gpu_name(0) else "cpu"
+    return requested
+
+
+def gpu_name(gpu_id: int) -> str | None:
+    """``"NVIDIA H100 80GB HBM3 (sm_90)"`` from nvidia-smi, or None without a GPU."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,compute_cap", "--format=csv,noheader",
+                              f"--id={gpu_id}"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 or not out.stdout.strip():
+        return None
+    name, _, cap = out.stdout.strip().splitlines()[0].rpartition(",")
+    return f"{name.strip()} (sm_{cap.strip().replace('.', '')})"
+
+
+def device(prov: str, gpu_id: int) -> str:
+    if prov == "cpu":
+        return "cpu"
+    name = gpu_name(gpu_id)
+    if not name:
+        raise EngineError(f"gpu-id={gpu_id}: no such GPU (nvidia-smi does not list it) — fix gpu-id "
+                          "or use the CPU provider")
+    return name
+
+
+def providers_for(prov: str, gpu_id: int) -> list:
+    if prov == "cuda":
+        return [("CUDAExecutionProvider", {"device_id": str(gpu_id), "prefer_nhwc": "1"}),
+                "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+# -- build ---------------------------------------------------------------------------------------
+
+def build(plan: "Plan", out_dir: Path, progress: Progress) -> str:
+    """Write ``out_dir/engine.onnx`` for ``plan``; returns the artefact's file name."""
+    ort = _ort()
+    src = plan.spec.onnx_file
+    progress.phase("optimise")
+    optimised = out_dir / "optimised.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(optimised)
+    session(src, options, ["CPUExecutionProvider"])  # also: does ORT run every operator?
+    model_path = optimised
+    if plan.precision == "fp16":
+        progress.phase("convert")
+        model_path = _to_fp16(optimised, out_dir / "fp16.onnx")
+    elif plan.precision == "int8":
+        model_path = _to_int8(plan, optimised, out_dir, progress)
+    progress.phase("serialise")
+    model = onnx.load(str(model_path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = MANIFEST_KEY, json.dumps(plan.manifest(), sort_keys=True)
+    onnx.save(model, str(out_dir / ARTEFACT))
+    for scratch in out_dir.iterdir():
+        if scratch.name != ARTEFACT and scratch.suffix in (".onnx", ".data"):
+            scratch.unlink()
+    return ARTEFACT
+
+
+def _to_fp16(src: Path, dst: Path) -> Path:
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(src))
+    io_fp16 = any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+                  for v in list(model.graph.input) + list(model.graph.output))
+    converted = float16.convert_float_to_float16(model, keep_io_types=not io_fp16,
+                                                 disable_shape_infer=False)
+    onnx.save(converted, str(dst))
+    return dst
+
+
+def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path:
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    from runner.engine import calibration
+
+    ranges = plan.calib.ranges
+    if ranges is None:  # calibrate on the images
+        model = onnx.load(str(src), load_external_data=False)
+        first = plan.graph_input
+        batch = first.batch if first.batch > 0 else 1
+        progress.phase("calibrate", total=len(plan.calib.images))
+        ranges = calibration.collect_ranges(
+            src, first.name, plan.input_dims, batch, plan.spec, plan.calib.images, out_dir,
+            progress, providers_for(plan.provider, plan.spec.gpu_id))
+        del model
+        plan.calib.write_table(ranges, out_dir)
+    progress.phase("quantise")
+    model = load_model_with_shape_infer(src)
+    data = TensorsData(CalibrationMethod.MinMax, {
+        name: (np.array(-amax, np.float32), np.array(amax, np.float32))
+        for name, amax in ranges.items()})
+    ops = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QInt8, data, [], [], ops,
+                             {"ActivationSymmetric": True, "WeightSymmetric": True})
+    quantizer.quantize_model()
+    dst = out_dir / "int8.onnx"
+    quantizer.model.save_model_to_file(str(dst), False)
+    return dst
+
+
+# -- load and run --------------------------------------------------------------------------------
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest embedded in a dsrun ONNX Runtime engine, or None for any other file."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None
+    for prop in model.metadata_props:
+        if prop.key == MANIFEST_KEY:
+            try:
+                return json.loads(prop.value)
+            except ValueError:
+                return None
+    return None
+
+
+def session(path: Path, options, providers: list):
+    """An InferenceSession, with ORT's errors turned into a paragraph a person can act on."""
+    ort = _ort()
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises Fail/InvalidGraph/NotImplemented/RuntimeException
+        raise _explain(exc, path) from None
+
+
+def _explain(exc: Exception, path: Path) -> EngineError:
+    text = " ".join(str(exc).split())
+    op = re.search(r"implementation for (\S+?)\((\d+)\)", text) or \
+        re.search(r"(\S+?)\((-?\d+)\) is not a registered function/op", text)
+    if op:
+        return EngineError(f"{path}: operator {op.group(1)} (opset {op.group(2)}) is not supported by "
+                           f"ONNX Runtime {version()} — re-export the model with standard operators "
+                           "(a lower opset, or without custom layers), or build it with TensorRT and a "
+                           "plugin (dsrun-backend=tensorrt)")
+    if "out of memory" in text.lower() or "bad_alloc" in text:
+        return EngineError(f"{path}: out of memory loading the model ({text[:160]}) — lower "
+                           "batch-size or free memory")
+    return EngineError(f"{path}: ONNX Runtime {version()} cannot load it ({text[:240]}) — if it came "
+                       "from another dsrun or ONNX Runtime version, delete it so it is rebuilt; "
+                       "otherwise re-export the model")
+
+
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+           "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+           "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+
+class OrtEngine(Engine):
+    """An engine running in an ONNX Runtime session.
+
+    A model exported with a fixed batch axis smaller than the batch asked for runs in chunks of
+    its batch (the last chunk padded), so ``max_batch`` is always the configured batch size.
+    """
+
+    backend = NAME
+
+    def __init__(self, path: Path, prov: str = "cpu", gpu_id: int = 0, max_batch: int = 1,
+                 infer_dims: tuple[int, ...] | None = None, precision: str = "fp32") -> None:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = Path(path)
+        self.session = session(self.path, options, providers_for(prov, gpu_id))
+        self.device = "cpu" if prov == "cpu" else f"cuda:{gpu_id}"
+        self.gpu_id = gpu_id
+        self.precision = precision
+        self.max_batch = max_batch
+        ins = self.session.get_inputs()
+        first_batch = ins[0].shape[0] if ins and ins[0].shape else None
+        self.fixed_batch = first_batch if isinstance(first_batch, int) and first_batch > 0 else None
+        self.inputs = tuple(_spec(a, infer_dims if i == 0 else None) for i, a in enumerate(ins))
+        self.outputs = tuple(_spec(a, None) for a in self.session.get_outputs())
+        self._names = [o.name for o in self.outputs]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = next(iter(feeds.values())).shape[0]
+        step = self.fixed_batch
+        if step is None or n == step:
+            return self._once(feeds)
+        parts = []
+        for start in range(0, n, step):
+            chunk = {k: v[start:start + step] for k, v in feeds.items()}
+            short = step - next(iter(chunk.values())).shape[0]
+            if short:
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], short, 0)]) for k, v in chunk.items()}
+            parts.append(self._once(chunk))
+        return {k: np.concatenate([p[k] for p in parts])[:n] for k in self._names}
+
+    def _once(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.device == "cpu":
+            return dict(zip(self._names, self.session.run(self._names, feeds)))
+        binding = self.session.io_binding()
+        for name, arr in feeds.items():
+            binding.bind_cpu_input(name, arr)
+        for name in self._names:
+            binding.bind_output(name)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self._names, binding.copy_outputs_to_cpu()))
+
+    def infer_device(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        """Run with inputs already on the GPU (``onnxruntime.OrtValue`` on cuda) and leave the
+        outputs there (OrtValues); no host copies. CUDA provider only."""
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, value)
+        for name in self._names:
+            binding.bind_output(name, "cuda", self.gpu_id)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self._names, binding.get_outputs()))
+
+    def close(self) -> None:
+        self.session = None
+
+
+def _spec(arg, infer_dims: tuple[int, ...] | None) -> TensorSpec:
+    dims = [d if isinstance(d, int) and d > 0 else -1 for d in (arg.shape or [])[1:]]
+    if infer_dims and len(infer_dims) == len(dims):
+        dims = [w if d < 0 else d for d, w in zip(dims, infer_dims)]
+    return TensorSpec(arg.name, tuple(dims), np.dtype(_DTYPES.get(arg.type, "float32")))
+
+
+def load(path: Path, plan: "Plan") -> OrtEngine:
+    return OrtEngine(path, plan.provider, plan.spec.gpu_id, plan.spec.batch_size,
+                     plan.spec.infer_dims, plan.precision)
