@@ -1,0 +1,84 @@
+"""Reading config files (INI or YAML by extension), resolving the paths they name, checking them.
+
+A missing file that holds configuration is an error (it cannot be validated and the run would fail);
+a missing run-time asset (model, engine, video, label file, .so) is a warning.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from runner.config.diagnostics import Diagnostic
+from runner.config.keyfile import Document, parse_keyfile
+from runner.config.yaml import parse_yaml
+
+Ref = tuple[str, int | None, str | None, str | None]  # file, line, group, key naming a file
+
+
+def is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yml", ".yaml")
+
+
+def read_document(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
+                  what: str = "config file") -> Document | None:
+    """Parse ``path``; a file that cannot be read becomes an error at ``ref`` (the naming key)."""
+    file, line, group, key = ref or (str(path), None, None, None)
+
+    def fail(code: str, message: str, hint: str) -> None:
+        diags.append(Diagnostic("error", code, file, line, group, key, message, hint))
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        fail("missing-file", f"{what} {path} does not exist",
+             "fix the path (relative paths are taken from the folder of the file naming them)")
+        return None
+    except IsADirectoryError:
+        fail("unreadable", f"{path} is a directory, not a {what}", "name the file inside it")
+        return None
+    except PermissionError:
+        fail("unreadable", f"{what} {path} cannot be read: permission denied",
+             f"make it readable (chmod a+r {path})")
+        return None
+    except OSError as error:
+        fail("unreadable", f"{what} {path} cannot be read: {error.strerror}", "check the path")
+        return None
+    doc = (parse_yaml if is_yaml(path) else parse_keyfile)(data, str(path))
+    diags.extend(doc.diagnostics)
+    doc.diagnostics = []
+    return doc
+
+
+def resolve(base: Path, value: str) -> Path:
+    """DeepStream's get_absolute_file_path: absolute stays, relative joins the naming file's folder.
+
+    >>> resolve(Path("/cfg"), "../models/a.onnx")
+    PosixPath('/models/a.onnx')
+    """
+    if value.startswith("file://"):
+        value = value[len("file://"):]
+    return Path(os.path.normpath(base / os.path.expanduser(value)))
+
+
+def resolve_uri(base: Path, uri: str) -> str:
+    """``file://relative.mp4`` → ``file:///abs/relative.mp4`` (as deepstream-app does); others kept."""
+    if uri.startswith("file://"):
+        return "file://" + str(resolve(base, uri[len("file://"):]))
+    return uri
+
+
+def check_exists(path: Path, kind: str, diags: list[Diagnostic], ref: Ref) -> bool:
+    """Report a missing file: an error for configuration, a warning for a run-time asset."""
+    if path.exists():
+        return True
+    file, line, group, key = ref
+    if kind == "config":
+        diags.append(Diagnostic("error", "missing-file", file, line, group, key,
+                                f"{path} does not exist (a configuration file dsrun must read)",
+                                "fix the path (relative paths are taken from this file's folder)"))
+    elif kind == "asset":
+        diags.append(Diagnostic("warning", "missing-file", file, line, group, key,
+                                f"{path} missing, needed at run time",
+                                "put the file there, or fix the path, before running"))
+    return False

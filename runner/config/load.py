@@ -1,0 +1,178 @@
+"""Config files → typed, validated, frozen objects; all problems collected, then raised at once.
+
+>>> from runner.config import load_app  # doctest: +SKIP
+>>> app = load_app("deepstream_app_config.txt")  # doctest: +SKIP
+>>> app.primary_gie.nvinfer.batch_size  # doctest: +SKIP
+4
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from runner.config.build import build
+from runner.config.diagnostics import ConfigError, Diagnostic
+from runner.config.enums import PluginType, ProcessMode
+from runner.config.files import read_document
+from runner.config.groups import (APP_GROUPS, LEGACY_KEYS, app_group, foreign_app_group,
+                                  known_group_names)
+from runner.config.load_infer import read_nvinfer, read_tracker
+from runner.config.model import (AppConfig, ApplicationConfig, DsAnalyticsConfig, GieConfig,
+                                 ImageSaveConfig, MessageConsumerConfig, MessageConverterConfig,
+                                 MuxConfig, NvInferConfig, OsdConfig, PreProcessConfig, SegVisualConfig,
+                                 SinkConfig, TestsConfig, TiledDisplayConfig, TrackerConfig)
+from runner.config.model_tracker import NvMultiObjectTrackerConfig
+from runner.config.sources import expand_sources
+from runner.config.supported import is_supported
+from runner.config.validate import Section, Spec, validate
+
+APP_SPEC = Spec("app", app_group, known_group_names(APP_GROUPS), foreign_app_group, LEGACY_KEYS)
+
+#: app GIE keys that override the nvinfer file's [property] (deepstream_primary_gie_bin.c,
+#: deepstream_secondary_gie_bin.c set them on the element, which wins over the file)
+OVERRIDES = ("batch_size", "interval", "gie_unique_id", "model_engine_file", "labelfile_path", "gpu_id",
+             "dsrun_backend", "dsrun_calib_images", "dsrun_calib_method")
+SECONDARY_OVERRIDES = ("operate_on_gie_id", "operate_on_class_ids")
+
+
+def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
+    """Load an app config without raising: the config and every diagnostic. When a diagnostic is an
+    error the config is partial (what could be read) and must not be run."""
+    path = Path(path).absolute()
+    diags: list[Diagnostic] = []
+    doc = read_document(path, diags, what="app config")
+    if doc is None:
+        return None, diags
+    if not doc.groups and not any(d.is_error for d in diags):
+        diags.append(Diagnostic("error", "syntax", str(path), None, None, None,
+                                "the file is empty (no groups)",
+                                "a deepstream-app config has [application], [sourceN], [streammux]… "
+                                "groups"))
+        return None, diags
+    sections = validate(doc, APP_SPEC)
+    diags.extend(doc.diagnostics)
+    base, file = path.parent, str(path)
+
+    def one(name: str, cls: type, default=None, **extra):
+        section = sections.get(name)
+        if section is None:
+            return default if default is not None else None
+        return build(cls, section, base, file, diags, **extra)
+
+    def numbered(kind_name: str) -> list[Section]:
+        return [s for s in sections.values() if s.kind and s.kind.name == kind_name]
+
+    sources, source_list, attr_all = expand_sources(sections, base, file, diags, APP_SPEC)
+    primary = _gie(sections.get("primary-gie"), base, file, diags, secondary=False)
+    secondaries = tuple(g for s in numbered("secondary-gieN")
+                        if (g := _gie(s, base, file, diags, secondary=True)) is not None)
+    tracker = one("tracker", TrackerConfig)
+    if tracker is not None and tracker.enable and tracker.ll_config_file is not None \
+            and tracker.ll_config_file.is_file():
+        section = sections["tracker"]
+        ll = read_tracker(tracker.ll_config_file, diags,
+                          (file, section.line_of("ll_config_file"), "tracker", "ll-config-file"))
+        tracker = dataclasses.replace(tracker, ll_config=ll)
+    sinks = tuple(build(SinkConfig, s, base, file, diags, group=s.name,
+                        index=_number(s.name)) for s in numbered("sinkN"))
+    consumers = tuple(build(MessageConsumerConfig, s, base, file, diags, index=_number(s.name))
+                      for s in numbered("message-consumerN"))
+    config = AppConfig(
+        application=one("application", ApplicationConfig, ApplicationConfig()),
+        tests=one("tests", TestsConfig, TestsConfig()),
+        source_list=source_list, source_attr_all=attr_all, sources=sources,
+        streammux=one("streammux", MuxConfig, MuxConfig()),
+        pre_process=one("pre-process", PreProcessConfig),
+        primary_gie=primary,
+        secondary_pre_process=tuple(build(PreProcessConfig, s, base, file, diags)
+                                    for s in numbered("secondary-pre-processN")),
+        secondary_gies=secondaries, tracker=tracker,
+        nvds_analytics=one("nvds-analytics", DsAnalyticsConfig),
+        osd=one("osd", OsdConfig, OsdConfig()), segvisual=one("segvisual", SegVisualConfig),
+        tiled_display=one("tiled-display", TiledDisplayConfig, TiledDisplayConfig()),
+        sinks=sinks, message_converter=one("message-converter", MessageConverterConfig),
+        message_consumers=consumers, img_save=one("img-save", ImageSaveConfig), path=path,
+        unsupported=tuple(_unsupported(sections)),
+        warnings=tuple(d for d in diags if not d.is_error))
+    return config, diags
+
+
+def load_app(path: str | Path) -> AppConfig:
+    """Read a deepstream-app config (INI or YAML) and every config file it names.
+
+    Raises :class:`ConfigError` (exit status 2) carrying every diagnostic when any is an error;
+    warnings are kept in ``AppConfig.warnings``.
+    """
+    config, diags = inspect_app(path)
+    if config is None or any(d.is_error for d in diags):
+        raise ConfigError(diags)
+    return config
+
+
+def inspect_nvinfer(path: str | Path) -> tuple[NvInferConfig | None, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    config = read_nvinfer(Path(path).absolute(), diags)
+    return config, diags
+
+
+def load_nvinfer(path: str | Path) -> NvInferConfig:
+    """Read a Gst-nvinfer config file (INI or YAML) on its own; ConfigError on any error."""
+    config, diags = inspect_nvinfer(path)
+    if config is None:
+        raise ConfigError(diags)
+    return config
+
+
+def inspect_tracker(path: str | Path) -> tuple[NvMultiObjectTrackerConfig | None, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    return read_tracker(Path(path).absolute(), diags), diags
+
+
+def load_tracker(path: str | Path) -> NvMultiObjectTrackerConfig:
+    """Read an NvMultiObjectTracker YAML config; ConfigError on any error."""
+    config, diags = inspect_tracker(path)
+    if config is None:
+        raise ConfigError(diags)
+    return config
+
+
+def _number(name: str) -> int:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic],
+         secondary: bool) -> GieConfig | None:
+    if section is None:
+        return None
+    foreign = section.values.get("plugin_type", PluginType.NVINFER) != PluginType.NVINFER
+    gie = build(GieConfig, section, base, file, diags, group=section.name,
+                path_kinds={"config_file": "asset"} if foreign else None)
+    if not gie.enable or gie.config_file is None or not gie.config_file.is_file():
+        return gie
+    if gie.plugin_type != PluginType.NVINFER:
+        diags.append(Diagnostic("warning", "unsupported", file, section.line_of("plugin_type"),
+                                section.name, "plugin-type",
+                                f"plugin-type={int(gie.plugin_type)} ({gie.plugin_type.name.lower()}) "
+                                "is accepted, not yet supported; its config file is not read",
+                                "use plugin-type=0 (Gst-nvinfer) for dsrun to run this model"))
+        return gie
+    ref = (file, section.line_of("config_file"), section.name, "config-file")
+    nvinfer = read_nvinfer(gie.config_file, diags, ref)
+    if nvinfer is None:
+        return gie
+    names = OVERRIDES + (SECONDARY_OVERRIDES if secondary else ())
+    changes = {n: getattr(gie, n) for n in names if getattr(gie, n) is not None}
+    changes["process_mode"] = ProcessMode.OBJECTS if secondary else ProcessMode.FULL_FRAME
+    return dataclasses.replace(gie, nvinfer=dataclasses.replace(nvinfer, **changes))
+
+
+def _unsupported(sections: dict[str, Section]) -> list[str]:
+    out = []
+    for name, section in sections.items():
+        kind = section.kind.name if section.kind else None
+        for key, _line in section.raw_keys:
+            if kind is None or not is_supported(kind, key):
+                out.append(f"[{name}] {key}")
+    return out

@@ -1,0 +1,89 @@
+"""Gst-nvinfer and NvMultiObjectTracker files → NvInferConfig / NvMultiObjectTrackerConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import MappingProxyType
+
+from runner.config.build import build
+from runner.config.diagnostics import Diagnostic
+from runner.config.enums import ClusterMode, NetworkType
+from runner.config.files import Ref, read_document
+from runner.config.groups import (NVINFER_GROUPS, TRACKER_GROUPS, known_group_names, nvinfer_group,
+                                  tracker_group)
+from runner.config.model_nvinfer import ClassAttrs, NvInferConfig
+from runner.config.model_tracker import TRACKER_SECTIONS, NvMultiObjectTrackerConfig
+from runner.config.validate import Spec, validate
+
+NVINFER_SPEC = Spec("nvinfer", nvinfer_group, known_group_names(NVINFER_GROUPS))
+TRACKER_SPEC = Spec("tracker", tracker_group, known_group_names(TRACKER_GROUPS))
+
+
+def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None) -> NvInferConfig | None:
+    """Read one nvinfer file; problems go to ``diags``; None when it cannot be used at all."""
+    doc = read_document(path, diags, ref, "Gst-nvinfer config")
+    if doc is None:
+        return None
+    file = str(path)
+    if "property" not in doc.groups:
+        empty = not doc.groups
+        diags.append(Diagnostic("error", "syntax", file, None, None, None,
+                                ("the file is empty; " if empty else "")
+                                + "no [property] group (Gst-nvinfer requires one)",
+                                "start the file with [property] followed by its keys "
+                                "(onnx-file, batch-size, network-type, …)"))
+        return None
+    before = len(diags)
+    sections = validate(doc, NVINFER_SPEC)
+    diags.extend(doc.diagnostics)
+    base = path.parent
+    prop = sections["property"]
+    values = prop.values
+    # legacy spellings, read as gst-nvinfer reads them (gstnvinfer_property_parser.cpp)
+    if values.get("is_classifier") is not None and "network_type" not in values:
+        values["network_type"] = NetworkType.CLASSIFIER if values["is_classifier"] else NetworkType.DETECTOR
+    if values.get("enable_dbscan") and "cluster_mode" not in values:
+        values["cluster_mode"] = ClusterMode.DBSCAN
+    all_section = sections.get("class-attrs-all")
+    attrs_all = _class_attrs(build(ClassAttrs, all_section, base, file, diags), all_section)
+    by_id = {}
+    config = build(NvInferConfig, prop, base, file, diags)
+    for name, section in sections.items():
+        if section.kind is None or section.kind.name != "class-attrs-N":
+            continue
+        class_id = int(name[len("class-attrs-"):])
+        if config.network_type in (NetworkType.DETECTOR, NetworkType.INSTANCE_SEGMENTATION) \
+                and class_id >= config.num_detected_classes:
+            diags.append(Diagnostic("error", "inconsistent", file, section.line, name, None,
+                                    f"class {class_id} but num-detected-classes="
+                                    f"{config.num_detected_classes}",
+                                    "raise num-detected-classes in [property] or remove this group"))
+        merged = dataclasses.replace(attrs_all, **{k: v for k, v in section.values.items()})
+        by_id[class_id] = _class_attrs(merged, section)
+    if any(d.is_error for d in diags[before:]):
+        return None
+    return dataclasses.replace(config, class_attrs_all=attrs_all,
+                               class_attrs_by_id=MappingProxyType(by_id), path=path)
+
+
+def _class_attrs(attrs: ClassAttrs, section) -> ClassAttrs:
+    """``threshold`` is the legacy spelling of pre-cluster-threshold (used when the latter is unset)."""
+    if attrs.threshold is not None and (section is None or "pre_cluster_threshold" not in section.values):
+        return dataclasses.replace(attrs, pre_cluster_threshold=attrs.threshold)
+    return attrs
+
+
+def read_tracker(path: Path, diags: list[Diagnostic],
+                 ref: Ref | None = None) -> NvMultiObjectTrackerConfig | None:
+    doc = read_document(path, diags, ref, "NvMultiObjectTracker config")
+    if doc is None:
+        return None
+    before = len(diags)
+    sections = validate(doc, TRACKER_SPEC)
+    diags.extend(doc.diagnostics)
+    parts = {name: build(TRACKER_SECTIONS[name], sections[name], path.parent, str(path), diags)
+             for name in sections if name in TRACKER_SECTIONS}
+    if any(d.is_error for d in diags[before:]):
+        return None
+    return NvMultiObjectTrackerConfig(**parts, path=path)
