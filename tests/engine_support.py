@@ -38,7 +38,8 @@ def conv_net(path: Path, *, seed: int = 0, size: int = 64, channels=(8, 16, 16),
         nodes, "conv_net",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, size, size])],
         [helper.make_tensor_value_info("cov", TensorProto.FLOAT, [batch, outputs, out_hw, out_hw])]
-        + ([helper.make_tensor_value_info(extra_node.output[0], TensorProto.FLOAT, None)]
+        + ([helper.make_tensor_value_info(extra_node.output[0], TensorProto.FLOAT,
+                                          [batch, outputs, out_hw, out_hw])]
            if extra_node is not None else []),
         inits)
     model = helper.make_model(graph, opset_imports=opsets)

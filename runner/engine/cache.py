@@ -186,6 +186,11 @@ class EngineCache:
             os.rename(tmp, final)
         except OSError as exc:
             raise disk_error(exc, parent) from None
+        except Exception:
+            # runtimes report a failed write in their own words ("Protobuf serialization failed")
+            if _nearly_full(parent):
+                raise disk_error(OSError(errno.ENOSPC, "No space left on device"), parent) from None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -216,6 +221,13 @@ class EngineCache:
         except OSError as exc:
             raise disk_error(exc, folder) from None
         return folder
+
+
+def _nearly_full(folder: Path, margin: int = 4 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def disk_error(exc: OSError, where: Path) -> EngineError:
