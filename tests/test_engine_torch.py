@@ -53,7 +53,7 @@ def test_unsupported_operator_is_named_before_anything_runs():
     with pytest.raises(UnsupportedOperator, match="NonMaxSuppression"):
         OnnxModule(helper.make_model(graph))
     with pytest.raises(EngineError, match="dsrun-backend=onnxruntime"):
-        torch_backend.build(helper.make_model(graph), (TensorSpec("boxes", (10, 4), np.dtype("float32")),),
+        torch_backend.compile_package(helper.make_model(graph), (TensorSpec("boxes", (10, 4), np.dtype("float32")),),
                             max_batch=1, precision="fp32", gpu_id=0, out_path=None)
 
 
@@ -65,7 +65,7 @@ def test_compiled_package_has_a_dynamic_batch_and_matches_onnxruntime(assets, tm
     outputs = tuple(TensorSpec(o.name, tuple(o.shape[1:]), np.dtype("float32")) for o in session.get_outputs())
     package = tmp_path / "onet.pt2"
     phases = []
-    torch_backend.build(onnx.load(path), inputs, max_batch=16, precision="fp32", gpu_id=0,
+    torch_backend.compile_package(onnx.load(path), inputs, max_batch=16, precision="fp32", gpu_id=0,
                         out_path=package, phase=phases.append)
     assert phases[0] == "parse" and package.stat().st_size > 0
     engine = torch_backend.TorchEngine(package, inputs, outputs, max_batch=16, precision="fp32")

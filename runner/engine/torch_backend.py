@@ -19,7 +19,9 @@ import numpy as np
 
 from runner.engine.base import Engine, EngineError, TensorSpec
 
-ARTEFACT_SUFFIX = ".pt2"
+NAME = "torch"
+ARTEFACT = "engine.pt2"
+SIDECAR = ".manifest.json"  # beside the package: the build manifest and the IO signature
 
 
 def available() -> bool:
@@ -36,8 +38,30 @@ def version() -> str:
     return torch.__version__
 
 
+def provider(requested: str) -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu`` (Inductor compiles for either)."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if requested == "cuda" and not has_cuda:
+        raise EngineError("provider cuda: this PyTorch has no CUDA device — install a CUDA build of "
+                          "torch, or use dsrun-backend=onnxruntime")
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    return requested
+
+
+def device(prov: str, gpu_id: int) -> str:
+    if prov == "cpu":
+        return "cpu"
+    import torch
+
+    props = torch.cuda.get_device_properties(gpu_id)
+    return f"{props.name} (sm_{props.major}{props.minor})"
+
+
 def device_name(gpu_id: int = 0) -> str:
-    """The device this backend would build for: ``cuda:N`` when torch sees a GPU, else ``cpu``."""
+    """The torch device this backend runs on: ``cuda:N`` when torch sees a GPU, else ``cpu``."""
     import torch
 
     return f"cuda:{gpu_id}" if torch.cuda.is_available() else "cpu"
@@ -73,8 +97,8 @@ def _wrapped(onnx_model, precision: str, device: str):
     return Boundary().eval(), dtype
 
 
-def build(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: int, precision: str, gpu_id: int,
-          out_path: Path, phase: Callable[[str], None] = lambda _: None) -> None:
+def compile_package(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: int, precision: str,
+                    gpu_id: int, out_path: Path, phase: Callable[[str], None] = lambda _: None) -> None:
     """Export and compile ``onnx_model`` into an AOTInductor package at ``out_path``.
 
     ``inputs`` give per-sample shapes (no -1: resolve dynamic axes with infer-dims first)."""
@@ -94,6 +118,67 @@ def build(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: int, precisi
         program = torch.export.export(module, examples, dynamic_shapes=(tuple({0: batch} for _ in inputs),))
     phase("optimise (Inductor compile, about a minute or two)")
     torch._inductor.aoti_compile_and_package(program, package_path=str(out_path))
+
+
+def _graph_inputs(plan) -> tuple[TensorSpec, ...]:
+    import onnx
+
+    if not plan.spec.onnx_file.is_file():
+        raise EngineError(f"{plan.spec.onnx_file}: a torch engine is loaded beside its ONNX model, which "
+                          "is missing — restore onnx-file")
+    model = onnx.load(str(plan.spec.onnx_file), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    graph_inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(graph_inputs) != 1:
+        raise EngineError(f"{plan.spec.onnx_file}: the torch backend takes single-input models — set "
+                          "dsrun-backend=onnxruntime")
+    dims = tuple(plan.spec.infer_dims or ()) or tuple(
+        d.dim_value or -1 for d in graph_inputs[0].type.tensor_type.shape.dim[1:])
+    return (TensorSpec(graph_inputs[0].name, dims, np.dtype("float32")),)
+
+
+def build(plan, out_dir: Path, progress) -> str:
+    """The engine layer's build hook: compile ``plan`` into ``out_dir/engine.pt2`` + its manifest."""
+    import onnx
+
+    compile_package(onnx.load(str(plan.spec.onnx_file)), _graph_inputs(plan), max_batch=plan.spec.batch_size,
+                    precision=plan.precision, gpu_id=plan.spec.gpu_id, out_path=out_dir / ARTEFACT,
+                    phase=progress.phase)
+    write_sidecar(out_dir / ARTEFACT, plan.manifest())
+    return ARTEFACT
+
+
+def write_sidecar(target: Path, manifest: dict) -> None:
+    """``<engine>.manifest.json``: what the package was built for (a .pt2 holds no metadata of ours)."""
+    from runner.engine.cache import write_json
+
+    target = Path(target)
+    write_json(target.with_name(target.name + SIDECAR), manifest)
+
+
+def read_manifest(path: Path) -> dict | None:
+    """The manifest of a dsrun torch engine (from its sidecar), or None for any other file."""
+    import json
+
+    try:
+        return json.loads(Path(path).with_name(Path(path).name + SIDECAR).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load(path: Path, plan) -> "TorchEngine":
+    """The package at ``path``; its outputs' shapes come from one run on a single blank sample."""
+    inputs = _graph_inputs(plan)
+    engine = TorchEngine(path, inputs, (), max_batch=plan.spec.batch_size, precision=plan.precision,
+                         gpu_id=plan.spec.gpu_id)
+    import onnx
+
+    names = [o.name for o in onnx.load(str(plan.spec.onnx_file), load_external_data=False).graph.output]
+    blank = engine._torch.zeros((1, *inputs[0].shape), device=engine.device)
+    with engine._torch.inference_mode():
+        shapes = [tuple(o.shape[1:]) for o in engine._runner(blank)]
+    engine.outputs = tuple(TensorSpec(n, s, np.dtype("float32")) for n, s in zip(names, shapes))
+    return engine
 
 
 class TorchEngine(Engine):
