@@ -1,0 +1,94 @@
+"""Output tensors → object columns, classifier labels or class maps (nvinfer's parsers and dsrun's).
+
+Built-in parsers take *batched* outputs (a dict of output name → ``(n, ...)`` array, in the engine's
+output order) and return :class:`~runner.pipeline.batch.Objects` whose ``frame`` is the item index in
+that batch and whose boxes are network-input pixels. :func:`resolve_bbox_parser` /
+:func:`resolve_classifier_parser` pick the function an nvinfer config names (``parse-bbox-func-name``,
+``parse-classifier-func-name``, ``custom-lib-path``); see :mod:`.custom` for user parsers in Python.
+
+>>> resolve_bbox_parser(None).__name__
+'parse_detectnet_v2'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runner.errors import DsrunError
+
+__all__ = ["NetworkInfo", "ParserError", "BBOX_PARSERS", "CLASSIFIER_PARSERS", "resolve_bbox_parser",
+           "resolve_classifier_parser"]
+
+
+class ParserError(DsrunError):
+    """An output a parser cannot read, or a parser that cannot be loaded; says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """NvDsInferNetworkInfo: the network input size the boxes are expressed in."""
+
+    width: int
+    height: int
+    channels: int = 3
+
+
+def _bbox_registry():
+    from runner.pipeline.parsers import dbnet, detectnet_v2, ssd, yolo
+
+    return {
+        None: detectnet_v2.parse_detectnet_v2,
+        "NvDsInferParseCustomResnet": detectnet_v2.parse_custom_resnet,
+        "NvDsInferParseYolo": yolo.parse_yolo,
+        "NvDsInferParseYoloE": yolo.parse_yolo_e,
+        "NvDsInferParseYoloV5": yolo.parse_yolov5_head,
+        "NvDsInferParseYoloV8": yolo.parse_yolov8_head,
+        "NvDsInferParseCustomSSD": ssd.parse_ssd_nms,
+        "NvDsInferParseCustomTfSSD": ssd.parse_tf_ssd,
+        "NvDsInferParseDBText": dbnet.parse_db_text,
+    }
+
+
+def _classifier_registry():
+    from runner.pipeline.parsers import classifier, ctc
+
+    return {None: classifier.parse_softmax, "NvDsInferParseCTC": ctc.parse_ctc}
+
+
+class _Lazy(dict):
+    def __init__(self, factory):
+        super().__init__()
+        self._factory = factory
+
+    def _fill(self):
+        if not super().__len__():
+            self.update(self._factory())
+
+    def __getitem__(self, k):
+        self._fill()
+        return super().__getitem__(k)
+
+    def __contains__(self, k):
+        self._fill()
+        return super().__contains__(k)
+
+    def keys(self):
+        self._fill()
+        return super().keys()
+
+
+BBOX_PARSERS = _Lazy(_bbox_registry)  # parse-bbox-func-name → built-in (None: nvinfer's default)
+CLASSIFIER_PARSERS = _Lazy(_classifier_registry)
+
+
+def resolve_bbox_parser(cfg, where: str = ""):
+    """The detector parser ``cfg`` (an NvInferConfig, or None) names; see :func:`.custom.resolve`."""
+    from runner.pipeline.parsers.custom import resolve
+
+    return resolve(cfg, "parse_bbox_func_name", BBOX_PARSERS, where)
+
+
+def resolve_classifier_parser(cfg, where: str = ""):
+    from runner.pipeline.parsers.custom import resolve
+
+    return resolve(cfg, "parse_classifier_func_name", CLASSIFIER_PARSERS, where)

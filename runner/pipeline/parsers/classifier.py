@@ -1,0 +1,69 @@
+"""nvinfer's softmax classifier parser, and label files.
+
+Each output layer is one attribute ("head"); for every item the class with the highest probability
+that is also *above* ``classifier-threshold`` (and above 0) is reported, with the label
+``labels[head][class]`` from ``labelfile-path`` — one line per head, labels separated by ``;`` (a
+single-head classifier has one line; a detector has one label per line).
+
+>>> import numpy as np
+>>> ctx = ClassifierContext(threshold=0.5, labels=[["red", "blue"], ["car", "bus", "van"]])
+>>> out = {"color": np.array([[0.3, 0.7], [0.6, 0.4]]), "type": np.array([[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]])}
+>>> res = parse_softmax(out, ctx)
+>>> res.obj.tolist(), res.head.tolist(), res.label.tolist()
+([0, 0, 1], [0, 1, 0], ['blue', 'van', 'red'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from runner.pipeline.batch import Classifications
+from runner.pipeline.parsers import NetworkInfo, ParserError
+
+__all__ = ["ClassifierContext", "parse_softmax", "read_labels"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierContext:
+    threshold: float = 0.0  # classifier-threshold
+    labels: list = field(default_factory=list)  # [head][class] → label
+    model_path: Path | None = None
+    network: NetworkInfo | None = None
+
+
+def read_labels(path) -> list[list[str]]:
+    """nvinfer's ``parseLabelsFile``: non-empty lines, each split on ``;``."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParserError(f"{path}: cannot read labelfile-path ({exc.strerror}) — check the path in "
+                          "[property] labelfile-path") from None
+    return [line.split(";") for line in text.split("\n") if line]
+
+
+def label_table(labels: list, head: int, n: int) -> np.ndarray:
+    names = list(labels[head]) if head < len(labels) else []
+    return np.asarray((names + [""] * n)[:max(n, len(names))] + [""], dtype=object)
+
+
+def parse_softmax(outputs: dict, ctx: ClassifierContext) -> Classifications:
+    parts = []
+    for head, arr in enumerate(outputs.values()):
+        probs = np.asarray(arr, np.float32)
+        probs = probs.reshape(probs.shape[0], -1)
+        cls = probs.argmax(1)
+        best = probs[np.arange(len(probs)), cls]
+        found = (best > ctx.threshold) & (best > 0)
+        items = np.flatnonzero(found)
+        table = label_table(ctx.labels, head, probs.shape[1])
+        parts.append(Classifications.from_columns(
+            obj=items, frame=items, head=head, class_id=cls[items], confidence=best[items],
+            label=table[cls[items]]))
+    out = Classifications.empty()
+    for p in parts:
+        out = out.concat(p)
+    order = np.lexsort((out.head, out.obj))
+    return out[order]
