@@ -1,0 +1,295 @@
+"""The running graph: sources → streammux → stages → sinks, in threads joined by bounded queues.
+
+:func:`build_graph` turns an ``AppConfig`` into a :class:`Graph`; :meth:`Graph.run` starts it, waits
+until every source has ended and every batch has reached the sinks, and stops cleanly:
+
+* each stage runs in its own thread; a full queue blocks the stage before it (backpressure), up to the
+  source readers (files wait, live sources drop to their newest frame);
+* end of stream travels per source in ``Batch.eos`` (stages may define ``on_eos(source_ids)``);
+* Ctrl-C drains (no new frames are decoded, queued batches reach the sinks, files are closed); a
+  second Ctrl-C stops at once;
+* an exception in a stage stops the run with a :class:`StageError` naming the stage and the
+  batch's sources — never a hang.
+
+The stage list is written out in :func:`build_stages` — the place where features plug in (see
+docs/pipeline.md). A stage is anything with ``name``, ``process(batch) -> batch`` and ``close()``
+(``runner.pipeline.stage.Stage``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from runner.errors import DsrunError
+from runner.pipeline.batch import Batch
+from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
+from runner.pipeline.sinks import RunOptions, build_sink_stages
+from runner.pipeline.source import SourceReader, redact, source_specs
+from runner.pipeline.stage import Stage
+from runner.pipeline.stats import RunStats
+
+QUEUE_SIZE = 2  # batches waiting between two stages: enough to overlap, small for latency
+_END = object()
+
+
+class StageError(DsrunError):
+    """A stage raised while processing a batch; the message names the stage and the sources."""
+
+    exit_code = 1
+
+
+class _Abort(Exception):
+    pass
+
+
+def feature(module: str) -> ModuleType | None:
+    """Import one of *our* optional feature modules; ``None`` only when that module is not built yet.
+
+    Any other ImportError (a missing dependency inside the module) is a real error and propagates."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building
+
+
+def build_stages(app, engines: Any) -> list[Stage]:
+    """The processing stages between streammux and the sinks, in deepstream-app's order.
+
+    Each line is a hook owned by another part of dsrun; a feature that is not built yet is skipped."""
+    stages: list[Stage] = []
+    infer = feature("runner.pipeline.infer")  # [primary-gie] → [tracker] → [secondary-gieN]
+    if infer is not None:
+        stages += infer.build_gie_stages(app, engines)
+    tiler = feature("runner.pipeline.tiler")  # [tiled-display]
+    if tiler is not None:
+        stages += [s for s in [tiler.build_tiler_stage(app)] if s is not None]
+    osd = feature("runner.pipeline.osd")  # [osd]
+    if osd is not None:
+        stages += [s for s in [osd.build_osd_stage(app)] if s is not None]
+    return stages
+
+
+def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions | None = None,
+                stages: list[Stage] | None = None, sinks: list[Stage] | None = None) -> "Graph":
+    """An ``AppConfig`` as a ready-to-run :class:`Graph` (``stages``/``sinks`` override the config's)."""
+    options = options or RunOptions()
+    specs = source_specs(app)
+    mux_spec = MuxSpec.from_config(app.streammux, len(specs))
+    inputs = MuxInput(stats, {s.source_id: s.live for s in specs})
+    to_rgb = rgb_converter(mux_spec)
+    readers = [SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb) for s in specs]
+    mux = StreamMux(mux_spec, inputs, stats)
+    stages = build_stages(app, engines) if stages is None else stages
+    sinks = build_sink_stages(app, options) if sinks is None else sinks
+    return Graph(readers, inputs, mux, stages, sinks, stats)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class Outcome:
+    """How a run ended: ``interrupted`` by Ctrl-C, ``error`` from a stage (None when none failed)."""
+
+    interrupted: bool = False
+    forced: bool = False
+    error: DsrunError | None = None
+    traceback: str | None = None
+    source_errors: dict[int, str] = field(default_factory=dict)
+
+
+class Graph:
+    def __init__(self, readers: list[SourceReader], inputs: MuxInput, mux: StreamMux,
+                 stages: list[Stage], sinks: list[Stage], stats: RunStats, queue_size: int = QUEUE_SIZE):
+        self.readers, self.inputs, self.mux = readers, inputs, mux
+        self.stages, self.sinks, self.stats = list(stages), list(sinks), stats
+        self.queue_size = queue_size
+        self.outcome = Outcome()
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop decoding; let what is queued reach the sinks; then every thread ends."""
+        for r in self.readers:
+            r.stop()
+        self.mux.drain()
+
+    def pause(self) -> None:
+        """Hold batches at streammux (the dashboard's ``p`` key); files wait, live sources drop."""
+        self.mux.paused.set()
+        self.stats.paused = True
+
+    def resume(self) -> None:
+        self.mux.paused.clear()
+        self.stats.paused = False
+
+    def abort(self) -> None:
+        """Stop now: queued batches are dropped; stages are still closed (files stay playable)."""
+        self._abort.set()
+        self.drain()
+        self.inputs.close()
+
+    def _fail(self, stage_name: str, batch: Batch | None, exc: BaseException) -> None:
+        with self._lock:
+            if self.outcome.error is None:
+                ids = sorted({int(s) for s in batch.source_id}) if batch is not None and len(batch) else []
+                where = f"source {ids[0]}" if len(ids) == 1 else f"sources {ids}" if ids else "no source"
+                what = str(exc) if isinstance(exc, DsrunError) else f"{type(exc).__name__}: {exc}"
+                hint = "" if isinstance(exc, DsrunError) else " — run with --debug for the traceback"
+                self.outcome.error = StageError(redact(f"stage '{stage_name}' failed on {where}: {what}{hint}"))
+                self.outcome.traceback = redact("".join(traceback.format_exception(exc)))
+        self.abort()
+
+    # -- threads -------------------------------------------------------------------------------------
+
+    def _get(self, q: queue.Queue):
+        while True:
+            if self._abort.is_set():
+                raise _Abort
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def _put(self, q: queue.Queue, item) -> None:
+        while True:
+            if self._abort.is_set():
+                raise _Abort
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _emit(self, batch: Batch, outs: list[queue.Queue], count: bool) -> None:
+        if count and len(batch):
+            self.stats.frames_processed(batch.source_id.tolist(), batch.ntp_ts.tolist())
+        for q in outs:
+            self._put(q, batch)
+
+    def _run_mux(self, outs: list[queue.Queue], count: bool) -> None:
+        batch = None
+        try:
+            for batch in self.mux.batches():
+                self._emit(batch, outs, count)
+        except _Abort:
+            pass
+        except BaseException as exc:  # a bug in streammux still ends the run cleanly
+            self._fail(self.mux.name, batch, exc)
+        finally:
+            self.inputs.close()
+            self._finish(outs)
+
+    def _run_stage(self, stage: Stage, inq: queue.Queue, outs: list[queue.Queue], count: bool) -> None:
+        st = self.stats.add_stage(stage.name, queue_depth=inq.qsize)
+        on_eos = getattr(stage, "on_eos", None)
+        batch = None
+        try:
+            while True:
+                batch = self._get(inq)
+                if batch is _END:
+                    break
+                if len(batch):
+                    t0 = time.perf_counter()
+                    batch = stage.process(batch)
+                    st.busy_s += time.perf_counter() - t0
+                    st.batches += 1
+                    st.frames += len(batch)
+                if on_eos is not None and batch.eos:
+                    on_eos(batch.eos)
+                self._emit(batch, outs, count)
+        except _Abort:
+            pass
+        except BaseException as exc:
+            self._fail(stage.name, batch if isinstance(batch, Batch) else None, exc)
+        finally:
+            try:
+                stage.close()
+            except BaseException as exc:
+                self._fail(stage.name, None, exc)
+            self._finish(outs)
+
+    def _finish(self, outs: list[queue.Queue]) -> None:
+        for q in outs:
+            try:
+                self._put(q, _END)
+            except _Abort:
+                return
+
+    def _start(self) -> None:
+        chain = self.stages
+        queues = [queue.Queue(self.queue_size) for _ in chain]
+        sink_queues = [queue.Queue(self.queue_size) for _ in self.sinks]
+        first_outs = [queues[0]] if chain else sink_queues
+        self._threads.append(threading.Thread(target=self._run_mux, args=(first_outs, not chain),
+                                              name="streammux", daemon=True))
+        for i, stage in enumerate(chain):
+            last = i == len(chain) - 1
+            outs = sink_queues if last else [queues[i + 1]]
+            self._threads.append(threading.Thread(target=self._run_stage, args=(stage, queues[i], outs, last),
+                                                  name=f"stage-{stage.name}", daemon=True))
+        for sink, q in zip(self.sinks, sink_queues):
+            self._threads.append(threading.Thread(target=self._run_stage, args=(sink, q, [], False),
+                                                  name=f"sink-{sink.name}", daemon=True))
+        for r in self.readers:
+            r.start()
+        for t in self._threads:
+            t.start()
+
+    def _alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def run(self, on_interrupt=None) -> Outcome:
+        """Run to the end; returns the :class:`Outcome`. Ctrl-C once drains, twice forces."""
+        self._start()
+        interrupts = 0
+        force_deadline = None
+        while True:
+            try:
+                while self._alive():
+                    if force_deadline is not None and time.monotonic() > force_deadline:
+                        break  # a stage stuck inside process(): give up on it (daemon thread)
+                    time.sleep(0.05)
+                break
+            except KeyboardInterrupt:
+                interrupts += 1
+                self.outcome.interrupted = True
+                if on_interrupt is not None:
+                    on_interrupt(interrupts)
+                if interrupts == 1:
+                    self.drain()
+                else:
+                    self.outcome.forced = True
+                    self.abort()
+                    force_deadline = time.monotonic() + 5.0
+        for r in self.readers:
+            r.stop()
+        for r in self.readers:
+            r.join(0.5)
+        self.outcome.source_errors = {r.spec.source_id: str(r.error) for r in self.readers if r.error}
+        return self.outcome
+
+
+def describe(graph: Graph) -> str:
+    """One line per element, for ``--debug`` and docs: ``sources → streammux → stages → sinks``."""
+    parts = [f"{len(graph.readers)} source(s)", "streammux"] + [s.name for s in graph.stages]
+    sinks = ", ".join(s.name for s in graph.sinks) or "none"
+    return " → ".join(parts) + f" → sinks [{sinks}]"
+

@@ -1,0 +1,250 @@
+"""streammux (``[streammux]``): frames of every source → batches of ``batch-size`` frames.
+
+Sources hand decoded, already scaled RGB frames to :class:`MuxInput` (one small queue per source);
+:class:`StreamMux` collects them round-robin into a :class:`~runner.pipeline.batch.Batch` — frames in
+one ``(B, H, W, 3)`` array, per-frame source id, frame number, PTS and wall-clock columns — and pushes
+it when it is full or when ``batched-push-timeout`` (µs, counted from the batch's first frame)
+expires. End of stream travels in ``Batch.eos``; a batch may hold only an EOS (``len(batch) == 0``).
+
+Scaling follows nvstreammux: every frame is resized to ``width × height``; with ``enable-padding=1``
+the aspect ratio is kept and the picture is centred on black bands (even offsets and sizes).
+
+>>> spec = MuxSpec(batch_size=2, width=64, height=48, enable_padding=True)
+>>> letterbox(320, 120, 64, 48)          # (x, y, w, h) of the picture inside the padded frame
+(0, 12, 64, 24)
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from runner.pipeline.batch import Batch
+from runner.pipeline.stats import RunStats
+
+_EOS = object()
+
+
+@dataclass(frozen=True, slots=True)
+class MuxSpec:
+    """``[streammux]`` as the runtime needs it (DeepStream's units: µs, pixels)."""
+
+    batch_size: int = 1
+    batched_push_timeout: int = -1  # µs from a batch's first frame; -1: wait until the batch is full
+    width: int = 0  # 0: keep each source's size (then frames of different sizes travel as a list)
+    height: int = 0
+    enable_padding: bool = False
+    live_source: bool = False
+    attach_sys_ts: bool = True  # ntp_ts is the system time when the frame entered streammux
+
+    @classmethod
+    def from_config(cls, mux, num_sources: int) -> "MuxSpec":
+        """From ``AppConfig.streammux``; batch-size 0/unset means one frame per source."""
+        get = lambda name, default: default if getattr(mux, name, None) is None else getattr(mux, name)
+        batch = int(get("batch_size", 0)) or max(1, num_sources)
+        width, height = int(get("width", 0)), int(get("height", 0))
+        if width and height:  # nvstreammux rounds its output up to multiples of 8 x 4
+            width, height = -(-width // 8) * 8, -(-height // 4) * 4
+        return cls(batch_size=batch, batched_push_timeout=int(get("batched_push_timeout", -1)),
+                   width=width, height=height, enable_padding=bool(get("enable_padding", 0)),
+                   live_source=bool(get("live_source", 0)),
+                   attach_sys_ts=bool(get("attach_sys_ts_as_ntp", 1)))
+
+
+def letterbox(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, int, int]:
+    """Where nvstreammux puts a ``src_w × src_h`` picture in a ``dst_w × dst_h`` padded frame."""
+    h = dst_w * src_h / src_w
+    w, h = (dst_w, h) if h <= dst_h else (dst_h * src_w / src_h, dst_h)
+    w, h = int(w) // 2 * 2, int(h) // 2 * 2
+    return (dst_w - w) // 2 // 2 * 2, (dst_h - h) // 2 // 2 * 2, w, h
+
+
+def rgb_converter(spec: MuxSpec) -> Callable:
+    """A function av.VideoFrame → (H, W, 3) uint8 RGB at the streammux size, run on the source's
+    thread (FFmpeg's swscale converts and scales in one pass)."""
+    W, H = spec.width, spec.height
+    if not (W and H):
+        return lambda frame: frame.to_ndarray(format="rgb24")
+    if not spec.enable_padding:
+        return lambda frame: frame.to_ndarray(format="rgb24", width=W, height=H)
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+
+    def convert(frame) -> np.ndarray:
+        key = (frame.width, frame.height)
+        if key not in boxes:
+            boxes[key] = letterbox(frame.width, frame.height, W, H)
+        x, y, w, h = boxes[key]
+        if (w, h) == (W, H):
+            return frame.to_ndarray(format="rgb24", width=W, height=H)
+        out = np.zeros((H, W, 3), np.uint8)
+        out[y:y + h, x:x + w] = frame.to_ndarray(format="rgb24", width=w, height=h)
+        return out
+
+    return convert
+
+
+class MuxInput:
+    """streammux's sink pads: one bounded queue per source, shared by the reader threads and the mux.
+
+    ``put`` blocks while a file source's queue is full (backpressure: files lose no frame) and, for a
+    live source, drops the oldest queued frame instead (the source keeps only the newest), counting
+    it in ``SourceStats.dropped``."""
+
+    def __init__(self, stats: RunStats, live: dict[int, bool], capacity: int = 4) -> None:
+        self._cond = threading.Condition()
+        self._queues = {sid: collections.deque() for sid in live}
+        self._live = dict(live)
+        self._capacity = max(1, capacity)
+        self._stats = stats
+        self._closed = False
+
+    @property
+    def source_ids(self) -> list[int]:
+        return list(self._queues)
+
+    def put(self, source_id: int, image: np.ndarray, pts_ns: int, size: tuple[int, int]) -> bool:
+        """Queue one frame; ``False`` when the run is stopping (the reader should return)."""
+        q = self._queues[source_id]
+        with self._cond:
+            if self._live[source_id]:
+                while len(q) >= self._capacity:
+                    q.popleft()
+                    self._stats.sources[source_id].dropped += 1
+            else:
+                while len(q) >= self._capacity and not self._closed:
+                    self._cond.wait(0.1)
+            if self._closed:
+                return False
+            q.append((image, pts_ns, size))
+            self._cond.notify_all()
+            return True
+
+    def finish(self, source_id: int) -> None:
+        """End of stream for ``source_id`` (after its last frame, also after an error)."""
+        with self._cond:
+            self._queues[source_id].append(_EOS)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop accepting frames: blocked readers return, queued frames are discarded."""
+        with self._cond:
+            self._closed = True
+            for q in self._queues.values():
+                q.clear()
+            self._cond.notify_all()
+
+    def depth(self) -> int:
+        return sum(len(q) for q in self._queues.values())
+
+
+class StreamMux:
+    """Forms batches from a :class:`MuxInput`; iterate :meth:`batches` on one thread."""
+
+    name = "streammux"
+
+    def __init__(self, spec: MuxSpec, inputs: MuxInput, stats: RunStats) -> None:
+        self.spec, self.inputs, self.stats = spec, inputs, stats
+        self._frame_num = {sid: 0 for sid in inputs.source_ids}
+        self._ended: set[int] = set()
+        self._draining = threading.Event()
+        self.paused = threading.Event()  # set: no batch is formed (files wait, live sources drop)
+        self._next = 0  # round-robin start
+        self._stage = stats.add_stage(self.name, queue_depth=inputs.depth)
+
+    def drain(self) -> None:
+        """Ctrl-C: emit the frames already queued, then end every source (no new decoding)."""
+        self._draining.set()
+        with self.inputs._cond:
+            self.inputs._cond.notify_all()
+
+    def batches(self) -> Iterator[Batch]:
+        """Batches until every source has ended (or :meth:`drain` was called and queues are empty)."""
+        while True:
+            batch = self._collect()
+            if batch is None:
+                return
+            yield batch
+
+    def _collect(self) -> Batch | None:
+        spec, inputs = self.spec, self.inputs
+        cond, queues = inputs._cond, inputs._queues
+        timeout = spec.batched_push_timeout / 1e6 if spec.batched_push_timeout >= 0 else None
+        frames, eos, deadline = [], [], None
+        taken = collections.Counter()
+        with cond:
+            while True:
+                active = [sid for sid in queues if sid not in self._ended]
+                quota = -(-spec.batch_size // max(1, len(active)))  # fair share per source
+                order = active[self._next % len(active):] + active[:self._next % len(active)] if active else []
+                for sid in order if not self.paused.is_set() else ():
+                    q = queues[sid]
+                    while q and len(frames) < spec.batch_size and (taken[sid] < quota or q[0] is _EOS):
+                        item = q.popleft()
+                        if item is _EOS:
+                            self._ended.add(sid)
+                            eos.append(sid)
+                            break
+                        frames.append((sid, self._frame_num[sid], item))
+                        self._frame_num[sid] += 1
+                        taken[sid] += 1
+                    if q and q[0] is _EOS and len(frames) == spec.batch_size:
+                        q.popleft()  # EOS right behind the last frame rides in the same batch
+                        self._ended.add(sid)
+                        eos.append(sid)
+                cond.notify_all()  # room freed for blocked readers
+                if self.paused.is_set() and not self._draining.is_set():
+                    cond.wait(0.1)
+                    continue
+                if (frames or eos) and deadline is None:
+                    deadline = time.monotonic() + timeout if timeout is not None else None
+                all_ended = len(self._ended) == len(queues)
+                draining = self._draining.is_set() and not any(
+                    q and q[0] is not _EOS for q in queues.values())
+                if len(frames) == spec.batch_size or all_ended or draining:
+                    break
+                if (frames or eos) and all(taken[s] >= quota for s in active if s not in self._ended):
+                    break  # every source gave its share
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    break
+                cond.wait(0.1 if deadline is None else min(0.1, deadline - now))
+            if draining and not all_ended:
+                for sid in queues:
+                    if sid not in self._ended:
+                        self._ended.add(sid)
+                        eos.append(sid)
+        self._next += 1
+        if not frames and not eos:
+            return None
+        return self._assemble(frames, tuple(eos))
+
+    def _assemble(self, frames: list, eos: tuple[int, ...]) -> Batch:
+        t0 = time.perf_counter()
+        n = len(frames)
+        images = [f[2][0] for f in frames]
+        if n and all(img.shape == images[0].shape for img in images):
+            pixels = np.stack(images) if n > 1 else images[0][None]
+        elif n:
+            pixels = images
+        else:
+            h, w = (self.spec.height or 0), (self.spec.width or 0)
+            pixels = np.zeros((0, h, w, 3), np.uint8)
+        now_ns = time.time_ns()
+        batch = Batch(
+            frames=pixels,
+            source_id=np.fromiter((f[0] for f in frames), np.int32, n),
+            frame_num=np.fromiter((f[1] for f in frames), np.int64, n),
+            pts=np.fromiter((f[2][1] for f in frames), np.int64, n),
+            ntp_ts=np.full(n, now_ns, np.int64),
+            source_size=np.array([f[2][2] for f in frames], np.int32).reshape(n, 2),
+            eos=eos,
+        )
+        self._stage.batches += 1
+        self._stage.frames += n
+        self._stage.busy_s += time.perf_counter() - t0
+        return batch

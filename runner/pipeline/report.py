@@ -1,0 +1,88 @@
+"""``--report run.json``: what a run did, per source and in total, and how it ended.
+
+Exit status (also in the report): 0 every source ended normally, 1 some source or a stage failed (the
+other sources still ran to the end), 2 config error, 130 Ctrl-C.
+
+>>> from runner.pipeline.stats import RunStats
+>>> stats = RunStats(); s = stats.add_source(0, "file:///v.mp4"); s.state = "ended"
+>>> exit_status(stats, interrupted=False, stage_error=None)
+0
+>>> s.state = "failed"; exit_status(stats, interrupted=False, stage_error=None)
+1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from runner.pipeline.source import redact
+from runner.pipeline.stats import RunStats
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def exit_status(stats: RunStats, interrupted: bool, stage_error) -> int:
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if stage_error is not None or any(s.state == "failed" for s in stats.sources.values()):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _fps(frames: int, start: float | None, end: float | None) -> float:
+    if not frames or start is None or end is None or end <= start:
+        return 0.0
+    return round(frames / (end - start), 2)
+
+
+def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
+                 errors: list[str] = (), interrupted: bool = False) -> dict:
+    """The report as a JSON-ready dict (every string already redacted)."""
+    now = stats.clock()
+    sources = []
+    for sid, s in sorted(stats.sources.items()):
+        end = s.last_output_at or s.ended_at or now
+        sources.append({
+            "source_id": sid, "uri": redact(s.uri), "state": s.state,
+            "frames_decoded": s.frames_decoded, "frames_processed": s.frames_processed,
+            "dropped": s.dropped, "reconnects": s.reconnects,
+            "errors": [redact(e) for e in s.errors],
+            "fps": _fps(s.frames_processed, s.first_output_at or s.started_at, end),
+        })
+    elapsed = now - stats.started_at
+    total = lambda key: sum(src[key] for src in sources)
+    stages = {name: {"batches": st.batches, "frames": st.frames, "busy_s": round(st.busy_s, 4),
+                     "ms_per_frame": round(st.ms_per_frame, 3)} for name, st in stats.stages.items()}
+    return {
+        "config": str(config) if config else None,
+        "exit_code": exit_code,
+        "status": {0: "ok", 1: "failed", 2: "config_error", 130: "interrupted"}.get(exit_code, "error"),
+        "interrupted": interrupted,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "elapsed_s": round(elapsed, 3),
+        "errors": [redact(e) for e in errors],
+        "sources": sources,
+        "totals": {
+            "sources": len(sources),
+            "sources_failed": sum(1 for s in sources if s["state"] == "failed"),
+            "frames_decoded": total("frames_decoded"), "frames_processed": total("frames_processed"),
+            "dropped": total("dropped"), "reconnects": total("reconnects"),
+            "fps": round(total("frames_processed") / elapsed, 2) if elapsed > 0 else 0.0,
+        },
+        "stages": stages,
+    }
+
+
+def write_report(path: str | Path, report: dict) -> None:
+    """Write atomically (a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,134 @@
+"""``[sinkN] type=3``: encode to a file with PyAV (``container`` 1=mp4 2=mkv, ``codec`` 1=H.264
+2=H.265 3=MPEG-4, ``bitrate`` bit/s, ``profile``, ``iframeinterval``, ``output-file``, ``sync``).
+
+The file stays playable whatever happens to the process: MP4 is written fragmented
+(``movflags=frag_keyframe+empty_moov``, a fragment per keyframe interval) and Matroska writes
+clusters as it goes, so a run killed with SIGKILL leaves a file that plays up to its last fragment.
+
+Which frames: the tiler's composite (``Batch.tiled``) when there is one, else the frames of the
+sink's ``source-id`` (deepstream-app feeds per-source sinks through nvstreamdemux when
+``[tiled-display]`` is off).
+
+>>> FileSink.codec_name(1), FileSink.codec_name(2)
+('libx264', 'libx265')
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from runner.errors import DsrunError
+from runner.pipeline.batch import Batch
+from runner.pipeline.sinks import Pacer, register_sink
+
+_CODECS = {1: "libx264", 2: "libx265", 3: "mpeg4"}
+# nvv4l2h264enc / nvv4l2h265enc profile numbers -> x264 / x265 profile names
+_PROFILES = {1: {0: "baseline", 1: "baseline", 2: "main", 4: "high"}, 2: {0: "main", 1: "main10"}}
+_TIME_BASE = Fraction(1, 90000)
+
+
+class SinkError(DsrunError):
+    exit_code = 1
+
+
+class FileSink:
+    """Encodes the frames it receives into ``path``; opened on the first frame (size known then)."""
+
+    def __init__(self, name: str, path: Path, container: int = 1, codec: int = 1, bitrate: int = 4_000_000,
+                 profile: int = 0, iframeinterval: int = 30, source_id: int = 0, sync: bool = False) -> None:
+        self.name, self.path, self.container, self.codec = name, Path(path), int(container), int(codec)
+        self.bitrate, self.profile, self.gop = int(bitrate), int(profile), max(1, int(iframeinterval))
+        self.source_id, self.pacer = int(source_id), Pacer() if sync else None
+        self._out = None
+        self._stream = None
+        self._last_pts = -1
+        self.frames_written = 0
+
+    @staticmethod
+    def codec_name(codec: int) -> str:
+        return _CODECS.get(int(codec), "libx264")
+
+    def _open(self, width: int, height: int) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.container == 2:
+                self._out = av.open(str(self.path), "w", format="matroska")
+            else:
+                self._out = av.open(str(self.path), "w", format="mp4", options={
+                    "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        except (OSError, av.error.FFmpegError) as exc:
+            raise SinkError(f"{self.name}: cannot write output-file {self.path}: {exc} — check the directory "
+                            "exists and is writable") from None
+        stream = self._out.add_stream(self.codec_name(self.codec), rate=30)
+        stream.width, stream.height = width - width % 2, height - height % 2
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = _TIME_BASE
+        ctx = stream.codec_context
+        ctx.time_base = _TIME_BASE
+        ctx.bit_rate = self.bitrate
+        ctx.gop_size = self.gop
+        opts = {}
+        if self.codec == 1:
+            opts = {"preset": "veryfast", "bf": "0", "profile": _PROFILES[1].get(self.profile, "high")}
+        elif self.codec == 2:
+            opts = {"preset": "veryfast", "x265-params": f"log-level=error:keyint={self.gop}:bframes=0"}
+        ctx.options = opts
+        self._stream = stream
+
+    def _frames(self, batch: Batch) -> tuple[list[np.ndarray], list[int]]:
+        if batch.tiled is not None:
+            return [np.asarray(batch.tiled)], [int(batch.pts.min())]
+        rows = np.flatnonzero(batch.source_id == self.source_id)
+        host = batch.host_frames()
+        return [host[i] for i in rows], [int(batch.pts[i]) for i in rows]
+
+    def process(self, batch: Batch) -> Batch:
+        images, pts = self._frames(batch)
+        for image, t in zip(images, pts):
+            if self.pacer is not None:
+                self.pacer.wait(t)
+            self.write(image, t)
+        return batch
+
+    def write(self, image: np.ndarray, pts_ns: int) -> None:
+        if self._out is None:
+            self._open(image.shape[1], image.shape[0])
+        w, h = self._stream.width, self._stream.height
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
+        pts = int(pts_ns * _TIME_BASE.denominator // 1_000_000_000)
+        pts = max(pts, self._last_pts + 1)  # strictly increasing (loops, reconnects, equal PTS)
+        self._last_pts = pts
+        frame.pts, frame.time_base = pts, _TIME_BASE
+        self._out.mux(self._stream.encode(frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.mux(self._stream.encode(None))
+        finally:
+            self._out.close()
+            self._out = None
+
+
+def make_file_sink(cfg, app, options) -> FileSink:
+    index = getattr(cfg, "index", 0)
+    get = lambda name, default: default if getattr(cfg, name, None) is None else getattr(cfg, name)
+    path = get("output_file", None)
+    if not path:
+        raise SinkError(f"[sink{index}] type=3 needs output-file — add output-file=out.mp4")
+    path = Path(path)
+    if not path.is_absolute() and getattr(app, "path", None):
+        path = Path(app.path).parent / path
+    return FileSink(f"sink{index}", path, container=get("container", 1), codec=get("codec", 1),
+                    bitrate=get("bitrate", 4_000_000) or 4_000_000, profile=get("profile", 0),
+                    iframeinterval=get("iframeinterval", 30) or 30, source_id=get("source_id", 0),
+                    sync=bool(get("sync", 0)))
+
+
+register_sink(3, make_file_sink)
