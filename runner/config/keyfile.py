@@ -81,7 +81,7 @@ def parse_keyfile(data: bytes, path: str) -> Document:
                 doc.add("error", "syntax", number, guess or None, None,
                         f"'{stripped}' is not a valid group header",
                         f"write it as [{guess or 'group-name'}] on a line of its own")
-                current = None
+                current = Group(guess, number)  # detached: its keys are not reported again
                 continue
             if name in doc.groups:
                 current = doc.groups[name]
