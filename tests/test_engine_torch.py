@@ -58,20 +58,21 @@ def test_unsupported_operator_is_named_before_anything_runs():
 
 
 @pytest.mark.slow
-def test_compiled_package_has_a_dynamic_batch_and_matches_onnxruntime(assets, tmp_path):
+def test_torch_engine_is_built_once_cached_and_serves_every_batch_size(assets, tmp_path):
+    from runner.engine import EngineSpec, load_engine
+
     path = _model_path(assets, "mtcnn_onet")
-    inputs = (TensorSpec("input_3", (48, 48, 3), np.dtype("float32")),)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outputs = tuple(TensorSpec(o.name, tuple(o.shape[1:]), np.dtype("float32")) for o in session.get_outputs())
-    package = tmp_path / "onet.pt2"
-    phases = []
-    torch_backend.compile_package(onnx.load(path), inputs, max_batch=16, precision="fp32", gpu_id=0,
-                        out_path=package, phase=phases.append)
-    assert phases[0] == "parse" and package.stat().st_size > 0
-    engine = torch_backend.TorchEngine(package, inputs, outputs, max_batch=16, precision="fp32")
+    spec = EngineSpec(onnx_file=path, batch_size=16, backend="torch")
+    first = load_engine(spec, engine_dir=tmp_path)
+    second = load_engine(spec, engine_dir=tmp_path)
+    assert (first.origin, second.origin) == ("built", "cache")
+    assert second.backend == "torch" and second.path.suffix == ".pt2"
+    assert [o.name for o in second.outputs] == [o.name for o in session.get_outputs()]
+    name = second.inputs[0].name
     for n in (1, 5, 16):  # one package serves every batch size up to the maximum
         x = np.random.default_rng(n).random((n, 48, 48, 3), dtype=np.float32)
-        expected = session.run(None, {session.get_inputs()[0].name: x})
-        got = engine.infer({"input_3": x})
-        for spec, e in zip(outputs, expected):
-            np.testing.assert_allclose(got[spec.name], e, atol=1e-4, rtol=1e-3)
+        expected = session.run(None, {name: x})
+        got = second.infer({name: x})
+        for spec_out, e in zip(second.outputs, expected):
+            np.testing.assert_allclose(got[spec_out.name], e, atol=1e-4, rtol=1e-3)

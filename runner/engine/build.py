@@ -27,7 +27,8 @@ from runner.engine.onnxinfo import GraphTensor, check_infer_dims, graph_inputs, 
 from runner.engine.progress import Progress, auto_progress
 from runner.engine.spec import EngineSpec
 
-BACKEND_MODULES = {"onnxruntime": "runner.engine.onnxruntime", "tensorrt": "runner.engine.tensorrt"}
+BACKEND_MODULES = {"onnxruntime": "runner.engine.onnxruntime", "tensorrt": "runner.engine.tensorrt",
+                   "torch": "runner.engine.torch_backend"}
 
 
 def backend_module(name: str):
@@ -80,11 +81,7 @@ class Plan:
 
 def plan_engine(spec: EngineSpec) -> Plan:
     """Resolve ``spec`` on this machine and compute its cache key (reads no model but hashes it)."""
-    backend = spec.backend
-    if backend == "auto":
-        from runner.engine import tensorrt
-
-        backend = "tensorrt" if spec.provider != "cpu" and tensorrt.available() else "onnxruntime"
+    backend = spec.backend if spec.backend != "auto" else auto_backend(spec)
     module = backend_module(backend)
     prov = module.provider(spec.provider)
     device = module.device(prov, spec.gpu_id)
@@ -115,6 +112,22 @@ def plan_engine(spec: EngineSpec) -> Plan:
         "recipe": RECIPE,
     }
     return Plan(spec, backend, prov, precision, fields, cache_key(fields), calib)
+
+
+def auto_backend(spec: EngineSpec) -> str:
+    """``dsrun-backend=auto``: TensorRT where installed; on a GPU without it, the torch backend
+    (AOTInductor, FP16 channels_last — the faster one on the H100, see scripts/bench_streams.py) for
+    FP32/FP16 models whose operators it runs; ONNX Runtime otherwise (CPU, INT8 QDQ models)."""
+    from runner.engine import tensorrt, torch_backend
+
+    if spec.provider == "cpu":
+        return "onnxruntime"
+    if tensorrt.available():
+        return "tensorrt"
+    if spec.precision in ("fp32", "fp16") and torch_backend.cuda_available() \
+            and torch_backend.runs(spec.onnx_file):
+        return "torch"
+    return "onnxruntime"
 
 
 def _calib(spec: EngineSpec) -> Calib | None:

@@ -32,6 +32,28 @@ def available() -> bool:
     return True
 
 
+def cuda_available() -> bool:
+    """torch is installed with CUDA and sees a GPU."""
+    if not available():
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def runs(onnx_file: Path) -> bool:
+    """Every operator of the model is one :class:`OnnxModule` runs (False for a missing file)."""
+    import onnx
+
+    from runner.engine.onnx_torch import SUPPORTED_OPS
+
+    try:
+        model = onnx.load(str(onnx_file), load_external_data=False)
+    except Exception:
+        return False
+    return {n.op_type for n in model.graph.node} <= SUPPORTED_OPS
+
+
 def version() -> str:
     import torch
 
