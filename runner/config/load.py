@@ -64,15 +64,16 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         return [s for s in sections.values() if s.kind and s.kind.name == kind_name]
 
     sources, source_list, attr_all = expand_sources(sections, base, file, diags, APP_SPEC)
-    primary = _gie(sections.get("primary-gie"), base, file, diags, secondary=False)
+    read: list = [(path, s) for s in sections.values()]  # every group read, for the unsupported list
+    primary = _gie(sections.get("primary-gie"), base, file, diags, read, secondary=False)
     secondaries = tuple(g for s in numbered("secondary-gieN")
-                        if (g := _gie(s, base, file, diags, secondary=True)) is not None)
+                        if (g := _gie(s, base, file, diags, read, secondary=True)) is not None)
     tracker = one("tracker", TrackerConfig)
     if tracker is not None and tracker.enable and tracker.ll_config_file is not None \
             and tracker.ll_config_file.is_file():
         section = sections["tracker"]
         ll = read_tracker(tracker.ll_config_file, diags,
-                          (file, section.line_of("ll_config_file"), "tracker", "ll-config-file"))
+                          (file, section.line_of("ll_config_file"), "tracker", "ll-config-file"), read)
         tracker = dataclasses.replace(tracker, ll_config=ll)
     sinks = tuple(build(SinkConfig, s, base, file, diags, group=s.name,
                         index=_number(s.name)) for s in numbered("sinkN"))
@@ -93,7 +94,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         tiled_display=one("tiled-display", TiledDisplayConfig, TiledDisplayConfig()),
         sinks=sinks, message_converter=one("message-converter", MessageConverterConfig),
         message_consumers=consumers, img_save=one("img-save", ImageSaveConfig), path=path,
-        unsupported=tuple(_unsupported(sections)),
+        unsupported=tuple(_unsupported(read, path)),
         warnings=tuple(d for d in diags if not d.is_error))
     return config, diags
 
@@ -142,7 +143,7 @@ def _number(name: str) -> int:
     return int(digits) if digits else 0
 
 
-def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic],
+def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic], read: list,
          secondary: bool) -> GieConfig | None:
     if section is None:
         return None
@@ -159,7 +160,7 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
                                 "use plugin-type=0 (Gst-nvinfer) for dsrun to run this model"))
         return gie
     ref = (file, section.line_of("config_file"), section.name, "config-file")
-    nvinfer = read_nvinfer(gie.config_file, diags, ref)
+    nvinfer = read_nvinfer(gie.config_file, diags, ref, read)
     if nvinfer is None:
         return gie
     names = OVERRIDES + (SECONDARY_OVERRIDES if secondary else ())
@@ -168,11 +169,16 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
     return dataclasses.replace(gie, nvinfer=dataclasses.replace(nvinfer, **changes))
 
 
-def _unsupported(sections: dict[str, Section]) -> list[str]:
+def _unsupported(read: list, app_path: Path) -> list[str]:
+    """'[group] key' (prefixed by the file name when not the app config) for every key set in an
+    enabled group that is not in the SUPPORTED table."""
     out = []
-    for name, section in sections.items():
+    for path, section in read:
+        if section.values.get("enable", True) is False:
+            continue
         kind = section.kind.name if section.kind else None
+        where = "" if path == app_path else f"{path.name} "
         for key, _line in section.raw_keys:
             if kind is None or not is_supported(kind, key):
-                out.append(f"[{name}] {key}")
+                out.append(f"{where}[{section.name}] {key}")
     return out

@@ -20,8 +20,10 @@ NVINFER_SPEC = Spec("nvinfer", nvinfer_group, known_group_names(NVINFER_GROUPS))
 TRACKER_SPEC = Spec("tracker", tracker_group, known_group_names(TRACKER_GROUPS))
 
 
-def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None) -> NvInferConfig | None:
-    """Read one nvinfer file; problems go to ``diags``; None when it cannot be used at all."""
+def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
+                 keys: list | None = None) -> NvInferConfig | None:
+    """Read one nvinfer file; problems go to ``diags``; None when it cannot be used at all.
+    ``keys`` (when given) receives ``(file, Section)`` for every group read, for the unsupported list."""
     doc = read_document(path, diags, ref, "Gst-nvinfer config")
     if doc is None:
         return None
@@ -37,6 +39,8 @@ def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None) ->
     before = len(diags)
     sections = validate(doc, NVINFER_SPEC)
     diags.extend(doc.diagnostics)
+    if keys is not None:
+        keys.extend((path, section) for section in sections.values())
     base = path.parent
     prop = sections["property"]
     values = prop.values
@@ -74,14 +78,16 @@ def _class_attrs(attrs: ClassAttrs, section) -> ClassAttrs:
     return attrs
 
 
-def read_tracker(path: Path, diags: list[Diagnostic],
-                 ref: Ref | None = None) -> NvMultiObjectTrackerConfig | None:
+def read_tracker(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
+                 keys: list | None = None) -> NvMultiObjectTrackerConfig | None:
     doc = read_document(path, diags, ref, "NvMultiObjectTracker config")
     if doc is None:
         return None
     before = len(diags)
     sections = validate(doc, TRACKER_SPEC)
     diags.extend(doc.diagnostics)
+    if keys is not None:
+        keys.extend((path, section) for section in sections.values())
     parts = {name: build(TRACKER_SECTIONS[name], sections[name], path.parent, str(path), diags)
              for name in sections if name in TRACKER_SECTIONS}
     if any(d.is_error for d in diags[before:]):
