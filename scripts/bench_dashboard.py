@@ -11,13 +11,13 @@ real RunStats exactly as the pipeline does: per frame a stage's counters, per ba
               process, as a terminal emulator would be), keys not active
   dash+metr   dashboard + --metrics-port, scraped once a second by another process
 
-Prints a table and writes JSON (default bench_dashboard.json): median frames/s; throughput loss
+Prints a table and writes JSON (default out/bench_dashboard.json): median frames/s; throughput loss
 against the `none` run of the same round (noisy on a shared machine); and the figure that load does
 not blur: CPU used in this process by everything but the workload thread (the UI's threads), as % of
 one core — with a GIL-bound pipeline that is the most the UI can take from it. Also times one
 dashboard refresh (sample + render + draw).
 
-    python3 scripts/bench_dashboard.py [--seconds 3] [--rounds 3] [--json out.json]
+    python3 scripts/bench_dashboard.py [--seconds 3] [--rounds 3] [--json out/bench_dashboard.json]
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", default="bench_dashboard.json")
+    parser.add_argument("--json", default="out/bench_dashboard.json")
     args = parser.parse_args()
 
     modes = ("none", "perf", "dashboard", "dash+metr")
@@ -173,6 +173,7 @@ def main() -> int:
     doc = {"benchmark": "dashboard_overhead", "seconds": args.seconds, "rounds": args.rounds,
            "sources": SOURCES, "stages": len(STAGES), "cpus": os.cpu_count(), "modes": rows,
            "refresh_ms": cost, "refresh_interval_s": 0.5}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.json}")
     return 0
