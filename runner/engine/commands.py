@@ -27,7 +27,12 @@ def specs_from_config(config_path: str | Path) -> list[tuple[str, EngineSpec | E
     if _is_nvinfer(path):
         nvinfer = config.load_nvinfer(path)
         return [(path.stem, _spec(nvinfer))]
-    app = config.load_app(path)
+    return app_specs(config.load_app(path))
+
+
+def app_specs(app: Any) -> list[tuple[str, EngineSpec | EngineError]]:
+    """(GIE name, spec or error) for every enabled GIE of a loaded ``AppConfig``, primary first;
+    names as the pipeline's stages carry them (``primary-gie``, ``secondary-gieN``)."""
     out = []
     if getattr(app, "primary_gie", None) is not None and _enabled(app.primary_gie):
         out.append(("primary-gie", _spec(app.primary_gie.nvinfer)))
