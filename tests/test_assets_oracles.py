@@ -43,3 +43,12 @@ def test_mtcnn_finds_the_one_face_in_carphone(assets):
     assert len(faces) == 1 and faces[0]["confidence"] > 0.99
     x, y, w, h = faces[0]["box"]
     assert 40 < x + w / 2 < 120 and 40 < y + h / 2 < 100
+
+
+def test_rapidocr_reads_every_plate_drawn_in_the_plates_video(assets):
+    from runner.assets.videos import PLATES
+
+    with av.open(str(assets.videos["plates"])) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    result, _ = rapidocr()(frame)
+    assert sorted(text.replace(" ", "") for _, text, _ in result) == sorted(p[0].replace(" ", "") for p in PLATES)

