@@ -11,7 +11,7 @@ from runner.config.schema import KINDS, SCHEMA_DIR, build_schema
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_schema_file_matches_the_dataclass_fields(name):
     on_disk = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
-    assert on_disk == build_schema(name), "run: python -m runner.config.schema"
+    assert on_disk == build_schema(name), "run: python3 scripts/gen_schemas.py"
 
 
 def test_schema_carries_deepstream_enums_ranges_and_defaults():

@@ -1,7 +1,7 @@
 """JSON Schemas for the three config kinds, generated from the dataclass field tables (the one
 source of truth), written to ``schemas/`` for tools and docs, and used to validate every file.
 
-    python -m runner.config.schema          # rewrite schemas/app.json, nvinfer.json, tracker.json
+    python3 scripts/gen_schemas.py          # rewrite schemas/app.json, nvinfer.json, tracker.json
 
 tests/test_config_schema.py fails when the files differ from what the dataclasses give.
 
