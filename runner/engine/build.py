@@ -46,11 +46,14 @@ class Calib:
     ranges: dict[str, float] | None = None
     header: str = ""
 
-    def write_table(self, ranges: dict[str, float], out_dir: Path) -> None:
-        text = calibration.format_table(ranges, self.header).encode()
-        atomic_write(out_dir / "calibration.table", text)
+    def write_table(self, ranges: dict[str, float], out_dir: Path) -> dict[str, float]:
+        """Write the table (into the entry, and to ``int8-calib-file``); returns the ranges as the
+        table stores them, so an engine built later from the table alone is the same engine."""
+        text = calibration.format_table(ranges, self.header)
+        atomic_write(out_dir / "calibration.table", text.encode())
         if self.table is not None:
-            atomic_write(self.table, text)
+            atomic_write(self.table, text.encode())
+        return calibration.parse_table(text, out_dir / "calibration.table")[1]
 
 
 @dataclass(slots=True)
@@ -168,17 +171,29 @@ def load_engine(spec: EngineSpec, engine_dir: str | Path | None = None,
     if target is not None and target.is_file():
         reasons = engine_file_mismatch(target, plan)
         if not reasons:
+            _restore_table(plan, cache.lookup(plan.spec.name, plan.key))
             engine = plan.module().load(target, plan)
             engine.origin = "engine-file"
             return engine
         (progress or auto_progress()).message(
             f"{target}: {'; '.join(reasons)} — rebuilding it to {target}")
     entry, built = ensure_built(plan, cache, progress)
+    _restore_table(plan, entry)
     if target is not None and (built or not target.is_file() or engine_file_mismatch(target, plan)):
         _install(entry.artefact, target, plan)
     engine = plan.module().load(entry.artefact, plan)
     engine.origin = "built" if built else "cache"
     return engine
+
+
+def _restore_table(plan: Plan, entry) -> None:
+    """A configured ``int8-calib-file`` that is missing gets the table this engine was calibrated
+    with (the engine itself came from the cache, keyed by the images)."""
+    table = plan.calib.table if plan.calib else None
+    if table is not None and not table.exists() and entry is not None:
+        kept = entry.dir / "calibration.table"
+        if kept.is_file():
+            atomic_copy(kept, table)
 
 
 def engine_file_mismatch(path: Path, plan: Plan) -> list[str]:

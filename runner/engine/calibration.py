@@ -8,7 +8,7 @@ came from (``dsrun-<images digest>-<method>``) so a table from other images is r
 >>> table = format_table({"input": 2.54, "conv1": 12.7}, "dsrun-abc-entropy")
 >>> print(table.splitlines()[1])
 conv1: 3dcccccd
->>> parse_table(table, Path("calib.table"))[1]["input"]
+>>> round(parse_table(table, Path("calib.table"))[1]["input"], 6)
 2.54
 """
 
@@ -96,7 +96,7 @@ def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], bat
             return {input_name: np.stack(arrays)}
 
     if spec.calib_method == "entropy":
-        method, extra = CalibrationMethod.Entropy, {"symmetric": True, "num_bins": 2048,
+        method, extra = CalibrationMethod.Entropy, {"symmetric": True, "num_bins": 512,
                                                     "num_quantized_bins": 128}
     else:
         method, extra = CalibrationMethod.Percentile, {"symmetric": True, "percentile": 99.99,
@@ -137,7 +137,7 @@ def parse_table(text: str, path: Path) -> tuple[str, dict[str, float]]:
         except (ValueError, struct.error):
             raise EngineError(f"{path}: bad line {ln!r} in the calibration table — delete the file "
                               "so dsrun calibrates again") from None
-        ranges[name.strip()] = round(scale * 127.0, 6)
+        ranges[name.strip()] = scale * 127.0
     return lines[0], ranges
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,8 +121,10 @@ def _to_fp16(src: Path, dst: Path) -> Path:
     model = onnx.load(str(src))
     io_fp16 = any(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
                   for v in list(model.graph.input) + list(model.graph.output))
-    converted = float16.convert_float_to_float16(model, keep_io_types=not io_fp16,
-                                                 disable_shape_infer=False)
+    with warnings.catch_warnings():  # "float32 number 1e-08 will be truncated": expected
+        warnings.simplefilter("ignore")
+        converted = float16.convert_float_to_float16(model, keep_io_types=not io_fp16,
+                                                     disable_shape_infer=False)
     onnx.save(converted, str(dst))
     return dst
 
@@ -145,18 +148,37 @@ def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path
             src, first.name, plan.input_dims, batch, plan.spec, plan.calib.images, out_dir,
             progress, providers_for(plan.provider, plan.spec.gpu_id))
         del model
-        plan.calib.write_table(ranges, out_dir)
+        ranges = plan.calib.write_table(ranges, out_dir)
     progress.phase("quantise")
+    src = _at_least_opset(src, 13, out_dir / "opset13.onnx")  # per-channel Q/DQ needs opset 13
     model = load_model_with_shape_infer(src)
     data = TensorsData(CalibrationMethod.MinMax, {
         name: (np.array(-amax, np.float32), np.array(amax, np.float32))
         for name, amax in ranges.items()})
     ops = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
-    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QInt8, data, [], [], ops,
+    # the nodes that produce the outputs stay float: parsers threshold those values directly
+    outputs = {o.name for o in model.graph.output}
+    keep_float = [n.name for n in model.graph.node if outputs & set(n.output)]
+    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QInt8, data, [], keep_float, ops,
                              {"ActivationSymmetric": True, "WeightSymmetric": True})
     quantizer.quantize_model()
     dst = out_dir / "int8.onnx"
     quantizer.model.save_model_to_file(str(dst), False)
+    return dst
+
+
+def _at_least_opset(src: Path, opset: int, dst: Path) -> Path:
+    model = onnx.load(str(src))
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return src
+    from onnx import version_converter
+
+    try:
+        onnx.save(version_converter.convert_version(model, opset), str(dst))
+    except Exception as exc:
+        raise EngineError(f"{src}: INT8 needs ONNX opset {opset} or later and this model (opset "
+                          f"{current}) does not convert ({exc}) — re-export it with opset {opset}+") from None
     return dst
 
 
