@@ -131,3 +131,20 @@ def test_jsonl_unwritable_path_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(JsonlError, match="--jsonl .*: cannot write"):
         JsonlStage(tmp_path / "file" / "meta.jsonl")
+
+
+def test_sinks_registry_builds_the_jsonl_and_kitti_outputs_a_run_asks_for(tmp_path):
+    from runner.pipeline.sinks import RunOptions, build_sink_stages
+
+    app = SimpleNamespace(sinks=(), primary_gie=None, secondary_gies=(),
+                          application=SimpleNamespace(gie_kitti_output_dir=tmp_path / "det",
+                                                      kitti_track_output_dir=tmp_path / "trk"))
+    stages = build_sink_stages(app, RunOptions(jsonl=tmp_path / "meta.jsonl"))
+    assert sorted(s.name for s in stages) == ["jsonl", "kitti"]
+    b = batches()[0]
+    for s in stages:
+        s.process(b)
+        s.close()
+    assert (tmp_path / "det" / "00_000_000000.txt").is_file() and (tmp_path / "trk" / "00_001_000000.txt").is_file()
+    assert len((tmp_path / "meta.jsonl").read_text().splitlines()) == 2
+    assert build_sink_stages(SimpleNamespace(sinks=(), application=SimpleNamespace()), RunOptions()) == []

@@ -38,7 +38,8 @@ from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import UNTRACKED_OBJECT_ID, app_labels, gie_id, object_labels
 
-__all__ = ["KittiStage", "KittiError", "build_kitti_stages", "kitti_file_name"]
+__all__ = ["KittiStage", "KittiDumps", "KittiError", "build_kitti_stages", "build_kitti_output",
+           "kitti_file_name"]
 
 
 class KittiError(DsrunError):
@@ -111,3 +112,31 @@ def build_kitti_stages(app) -> tuple[KittiStage | None, KittiStage | None]:
     det = KittiStage(det_dir, labels=labels, gie_id=primary) if det_dir else None
     trk = KittiStage(trk_dir, track=True, labels=labels) if trk_dir else None
     return det, trk
+
+
+class KittiDumps:
+    """Both dumps as one stage, for a graph that runs app-wide outputs together at the end."""
+
+    name = "kitti"
+
+    def __init__(self, stages: list[KittiStage]) -> None:
+        self.stages = stages
+
+    def process(self, batch: Batch) -> Batch:
+        for stage in self.stages:
+            stage.process(batch)
+        return batch
+
+    def close(self) -> None:
+        pass
+
+
+def build_kitti_output(app) -> KittiDumps | None:
+    """The KITTI dumps of an AppConfig as one stage (None when neither directory is set).
+
+    At the end of the graph the detector dump still holds only primary-GIE objects, but with the
+    tracker's boxes when a tracker moved them: place :func:`build_kitti_stages`' stages after the
+    primary GIE and after the tracker to get deepstream-app's exact numbers.
+    """
+    stages = [s for s in build_kitti_stages(app) if s is not None]
+    return KittiDumps(stages) if stages else None
