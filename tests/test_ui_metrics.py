@@ -37,18 +37,42 @@ def samples(text):
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+CONFIG = """\
+[application]
+enable-perf-measurement=1
+perf-measurement-interval-sec=5
+
+[source-list]
+num-source-bins=2
+list=file://a.mp4;file://b.mp4
+sensor-id-list=cam-a;cam-b
+sensor-name-list=Gate;Dock
+
+[streammux]
+batch-size=2
+width=640
+height=480
+
+[sink0]
+enable=1
+type=1
+"""
+
+
 @pytest.fixture
-def run():
+def run(tmp_path):
+    from runner.config import load_app
+
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "app.txt").write_text(CONFIG)
+    config = load_app(tmp_path / "app.txt")  # sensor ids/names come from [source-list]
     clock = Clock()
     stats = RunStats(clock=clock)
     a = stats.add_source(0, "file:///videos/bikes.mp4")
     b = stats.add_source(1, "rtsp://camera-7/stream")
     stage = stats.add_stage("pgie", queue_depth=lambda: 3)
     stats.set_engine("detector.engine", "loaded")
-    config = SimpleNamespace(application=SimpleNamespace(enable_perf_measurement=1,
-                                                         perf_measurement_interval_sec=5),
-                             sources=(SimpleNamespace(index=0, sensor_id="cam-a", sensor_name="Gate"),
-                                      SimpleNamespace(index=1)))
     handle = start_ui(stats, config, dashboard=False, metrics_port=0, metrics_host="127.0.0.1",
                       stdout=io.StringIO(), stdin=io.StringIO())
     yield SimpleNamespace(stats=stats, clock=clock, a=a, b=b, stage=stage, handle=handle,
@@ -86,10 +110,10 @@ def test_metrics_use_deepstream_names_and_labels_with_fps_latency_and_frame_numb
                                           "sensor_name": sensor[1], "source_id": str(sid)}.items())))]
 
     assert ds("fps_metrics", "stream_fps", 0, ("cam-a", "Gate")) == pytest.approx(30.0)
-    assert ds("fps_metrics", "stream_fps", 1) == pytest.approx(10.0)
+    assert ds("fps_metrics", "stream_fps", 1, ("cam-b", "Dock")) == pytest.approx(10.0)
     assert ds("frame_number_metrics", "stream_frame_number", 0, ("cam-a", "Gate")) == 60
-    assert ds("frame_number_metrics", "stream_frame_number", 1) == 20
-    assert 40 <= ds("latency_metrics", "stream_latency_ms", 1) < 1000
+    assert ds("frame_number_metrics", "stream_frame_number", 1, ("cam-b", "Dock")) == 20
+    assert 40 <= ds("latency_metrics", "stream_latency_ms", 1, ("cam-b", "Dock")) < 1000
     assert got[("stream_count", (("app_name", "ds"), ("metric_name", "stream_count")))] == 2
     assert got[("dsrun_frames_dropped_total", (("source_id", "0"),))] == 4
     assert got[("dsrun_frames_decoded_total", (("source_id", "1"),))] == 20
@@ -110,7 +134,7 @@ def test_api_v1_metrics_answers_deepstreams_json_or_prometheus_text_by_accept_he
     info = doc["metrics-info"]
     assert info["stream-count"] == 2
     assert [(s["source_id"], s["sensor_id"], s["frame_number"]) for s in info["stream-stats"]] == \
-        [(0, "cam-a", 20), (1, "", 10)]
+        [(0, "cam-a", 20), (1, "cam-b", 10)]
     assert info["stream-stats"][0]["fps"] == pytest.approx(20.0)
     assert set(info["system-stats"]) == {"GPU_gb", "RAM_gb", "cpu_util", "gpu_util"}
     assert info["system-stats"]["RAM_gb"] > 0

@@ -124,11 +124,24 @@ def test_every_line_parses_with_the_regex_deepstream_app_users_grep_with():
     assert [f for f, _ in (map(float, p) for p in PAIR.findall(values[-1]))] == [30.0, 20.0, 10.0, 0.0]
 
 
-def test_settings_come_from_the_application_group_and_zero_interval_means_5_s():
-    app = SimpleNamespace(enable_perf_measurement=0, perf_measurement_interval_sec=2)
-    assert PerfSettings.from_config(SimpleNamespace(application=app)) == PerfSettings(False, 2.0)
-    assert PerfSettings.from_config(SimpleNamespace(enable_perf_measurement=1,
-                                                    perf_measurement_interval_sec=0)).interval_s == 5.0
+def write_config(folder, application):
+    (folder / "a.mp4").write_bytes(b"")
+    path = folder / "app.txt"
+    path.write_text(f"[application]\n{application}\n[source0]\nenable=1\ntype=3\nuri=file://a.mp4\n"
+                    "[streammux]\nbatch-size=1\nwidth=640\nheight=480\n[sink0]\nenable=1\ntype=1\n")
+    return path
+
+
+def test_settings_come_from_the_config_file_and_default_like_deepstream_app(tmp_path):
+    from runner.config import load_app
+
+    on = load_app(write_config(tmp_path, "enable-perf-measurement=1\nperf-measurement-interval-sec=2"))
+    assert PerfSettings.from_config(on) == PerfSettings(True, 2.0)
+    # deepstream-app prints no **PERF without enable-perf-measurement=1; an interval of 0 means 5 s
+    off = load_app(write_config(tmp_path, "gie-kitti-output-dir=out"))
+    assert PerfSettings.from_config(off).enabled is False
+    zero = load_app(write_config(tmp_path, "enable-perf-measurement=1\nperf-measurement-interval-sec=0"))
+    assert PerfSettings.from_config(zero) == PerfSettings(True, 5.0)
 
 
 def test_start_ui_prints_perf_lines_on_a_pipe_at_the_configured_interval_and_none_when_disabled():
