@@ -1,0 +1,369 @@
+"""The GIE stages: Gst-nvinfer on batches — primary and secondary, any network type, any depth.
+
+Entry point for the graph::
+
+    stages = build_gie_stages(app_config, engine_loader, stats=run_stats)
+    # primary first, then secondaries in config order; put the tracker (tracker.stage) after stages[0]
+
+``engine_loader(gie_config, name)`` returns a :class:`runner.engine.Engine` or an engine handle
+(anything with ``.current``; ``maybe_swap()`` is called between batches when present).
+
+What a :class:`GieStage` does per batch, as nvinfer does:
+
+* ``process-mode=1``: frames of each source are inferred once every ``interval + 1`` frames of that
+  source (``Batch.inferred[gie-unique-id]`` says which); frames are batched up to the engine's batch.
+* ``process-mode=2``: objects of ``operate-on-gie-id`` (all GIEs when -1) whose class is in
+  ``operate-on-class-ids`` and whose size is within ``input-object-min/max-width/height`` are cropped
+  from every frame of the batch and inferred together, ``batch-size`` crops at a time. Tracked
+  objects are re-inferred only as ``secondary-reinfer-interval`` (and the 20 % growth rule for
+  classifiers) allows; in between, classifiers re-attach their cached result.
+  ``classifier-async-mode=1`` infers in a background thread and attaches the latest cached result
+  (untracked objects are skipped, as in nvinfer).
+* ``network-type`` 0: parser → clustering per class-attrs → frame filter → ``Batch.objects`` (SGIE
+  detections get ``parent`` = the object they were found in); 1: ``Batch.classifications``
+  (``obj=-1`` for a full-frame classifier); 2: ``Batch.masks[gie-unique-id]`` (B, h, w) int32 (-1 where
+  no class passed or the frame was skipped); 100, or ``output-tensor-meta=1``: raw outputs in
+  ``Batch.tensors[gie-unique-id]`` (rows = batch frames for process-mode 1, with ``object_row`` giving
+  the object of each row for process-mode 2).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+import numpy as np
+
+from runner.errors import DsrunError
+from runner.pipeline.batch import Batch, Classifications, Objects
+from runner.pipeline.cluster import ClassParams, cluster, frame_filter
+from runner.pipeline.infer_history import REINFER_AREA_THRESHOLD, TrackHistory
+from runner.pipeline.infer_stats import InferCounters
+from runner.pipeline.parsers import NetworkInfo, resolve_bbox_parser, resolve_classifier_parser
+from runner.pipeline.parsers.classifier import ClassifierContext, read_labels
+from runner.pipeline.parsers.segmentation import class_map
+from runner.pipeline.preprocess import PreprocessSpec, preprocess
+
+__all__ = ["GieStage", "InferError", "build_gie_stages"]
+
+REINFER_NEVER = 2**31 - 1  # nvinfer's DEFAULT_REINFER_INTERVAL (G_MAXINT)
+
+
+class InferError(DsrunError):
+    """A GIE that cannot run as configured, with the config file, key and fix."""
+
+    exit_code = 2
+
+
+def _int(value, default=0) -> int:
+    value = default if value is None else value
+    return int(getattr(value, "value", value))
+
+
+class GieStage:
+    """One nvinfer instance. ``timings`` accumulates seconds per phase for benchmarks."""
+
+    def __init__(self, nvinfer, engine, *, name: str = "gie", counters: InferCounters | None = None) -> None:
+        self.cfg = cfg = nvinfer
+        self.name = name
+        self.where = f"{cfg.path}: " if getattr(cfg, "path", None) else ""
+        self._engine = engine
+        self.gie_id = _int(cfg.gie_unique_id, 15)
+        self.process_mode = _int(cfg.process_mode, 1)
+        self.network_type = _int(cfg.network_type, 0)
+        if getattr(cfg, "is_classifier", None) and self.network_type == 0:
+            self.network_type = 1
+        self.interval = _int(cfg.interval, 0)
+        eng = self.engine
+        self.input = eng.inputs[0]
+        self.pre = PreprocessSpec.from_nvinfer(cfg, self.input.shape, self.input.dtype, where=self.where)
+        self.net = NetworkInfo(self.pre.width, self.pre.height, self.pre.channels)
+        self.max_batch = max(1, min(_int(getattr(cfg, "batch_size", 1), 1), int(eng.max_batch)))
+        labels_path = getattr(cfg, "labelfile_path", None)
+        self.label_table = read_labels(labels_path) if labels_path else []
+        self.labels = [row[0] for row in self.label_table]  # detector class labels (first of each line)
+        self.output_tensor_meta = bool(getattr(cfg, "output_tensor_meta", False)) or self.network_type == 100
+        self.counters = counters or InferCounters()
+        self.timings = {"preprocess": 0.0, "infer": 0.0, "parse": 0.0, "cluster": 0.0}
+        self._frames_seen: dict[int, int] = {}
+        self.history = TrackHistory()
+        self._lock = threading.Lock()
+        self._async: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+        if self.network_type == 0:
+            n_cls = _int(getattr(cfg, "num_detected_classes", 0), 0)
+            if n_cls <= 0:
+                raise InferError(f"{self.where}[property] num-detected-classes: not set for a detector — "
+                                 "set it to the number of classes the model outputs")
+            attrs = [cfg.class_attrs(c) for c in range(n_cls)]
+            self.class_params = ClassParams.from_class_attrs([_legacy_threshold(a) for a in attrs])
+            self.cluster_mode = _int(getattr(cfg, "cluster_mode", 0), 0)
+            self.bbox_parser = resolve_bbox_parser(cfg, self.where)
+        elif self.network_type == 1:
+            self.cls_parser = resolve_classifier_parser(cfg, self.where)
+            self.cls_ctx = ClassifierContext(threshold=float(getattr(cfg, "classifier_threshold", 0) or 0),
+                                             labels=self.label_table, model_path=cfg.model_path,
+                                             network=self.net)
+            if bool(getattr(cfg, "classifier_async_mode", False)) and self.process_mode == 2:
+                self._async = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-async")
+        elif self.network_type == 2 and self.process_mode == 2:
+            raise InferError(f"{self.where}[property] process-mode: segmentation on objects is not "
+                             "supported by dsrun — use process-mode=1")
+        elif self.network_type not in (2, 100):
+            raise InferError(f"{self.where}[property] network-type={self.network_type}: dsrun runs "
+                             "0 (detector), 1 (classifier), 2 (segmentation) and 100 (other) — change it")
+
+    @property
+    def engine(self):
+        return getattr(self._engine, "current", self._engine)
+
+    # -- the Stage protocol --------------------------------------------------------------------
+
+    def process(self, batch: Batch) -> Batch:
+        swap = getattr(self._engine, "maybe_swap", None)
+        if swap is not None:
+            swap()
+        if self.process_mode == 2:
+            self._process_objects(batch)
+        else:
+            self._process_frames(batch)
+        for sid in batch.eos:
+            self._frames_seen.pop(int(sid), None)
+        return batch
+
+    def close(self) -> None:
+        if self._async is not None:
+            self._async.shutdown(wait=True)
+            self._async = None
+
+    # -- process-mode 1 ------------------------------------------------------------------------
+
+    def interval_mask(self, batch: Batch) -> np.ndarray:
+        """Which frames this GIE infers: each source's 1st, (interval+2)th, ... frame it sees."""
+        mask = np.zeros(len(batch), bool)
+        for i, sid in enumerate(batch.source_id.tolist()):  # O(frames)
+            seen = self._frames_seen.get(sid, 0)
+            mask[i] = seen % (self.interval + 1) == 0
+            self._frames_seen[sid] = seen + 1
+        return mask
+
+    def _process_frames(self, batch: Batch) -> None:
+        mask = self.interval_mask(batch)
+        batch.inferred[self.gie_id] = mask
+        frames = batch.host_frames()
+        rows = np.flatnonzero(mask)
+        if self.network_type == 2:
+            batch.masks.setdefault(self.gie_id, None)
+        for start in range(0, len(rows), self.max_batch):
+            chunk = rows[start:start + self.max_batch]
+            sub = frames[chunk] if isinstance(frames, np.ndarray) else [frames[i] for i in chunk]
+            outputs, mapping = self._infer(sub)
+            mapping.frame = chunk.astype(np.int32)
+            self._consume(batch, outputs, mapping, parent_rows=None)
+        if self.network_type == 2 and batch.masks.get(self.gie_id) is None:
+            out = self.engine.outputs[0].shape
+            h, w = (out[0], out[1]) if _int(getattr(self.cfg, "segmentation_output_order", 0)) == 1 else out[-2:]
+            batch.masks[self.gie_id] = np.full((len(batch), max(h, 1), max(w, 1)), -1, np.int32)
+
+    # -- process-mode 2 ------------------------------------------------------------------------
+
+    def select_objects(self, batch: Batch) -> np.ndarray:
+        """nvinfer's ``should_infer_object`` filters that do not depend on history (bool per row)."""
+        objs, cfg = batch.objects, self.cfg
+        op = _int(getattr(cfg, "operate_on_gie_id", -1), -1)
+        sel = np.ones(len(objs), bool) if op < 0 else objs.gie_id == op
+        w, h = objs.width, objs.height
+        sel &= (w >= max(1, _int(cfg.input_object_min_width))) & (h >= max(1, _int(cfg.input_object_min_height)))
+        max_w, max_h = _int(cfg.input_object_max_width), _int(cfg.input_object_max_height)
+        if max_w > 0:
+            sel &= w <= max_w
+        if max_h > 0:
+            sel &= h <= max_h
+        ids = tuple(getattr(cfg, "operate_on_class_ids", ()) or ())
+        if ids:
+            sel &= np.isin(objs.class_id, np.asarray(ids, np.int64))
+        return sel
+
+    def _process_objects(self, batch: Batch) -> None:
+        objs = batch.objects
+        sel = self.select_objects(batch)
+        tracked = sel & (objs.track_id >= 0)
+        is_cls = self.network_type == 1
+        if self._async is not None:
+            sel &= objs.track_id >= 0  # nvinfer cannot infer untracked objects asynchronously
+        rows = np.flatnonzero(sel)
+        frame_num = batch.frame_num[objs.frame[rows]]
+        area = (objs.width * objs.height)[rows].astype(np.float64)
+        tracks = objs.track_id[rows]
+        has_track = tracks >= 0
+        with self._lock:
+            idx, found = self.history.lookup(tracks)
+            found &= has_track
+            needs = ~found
+            reinfer = _int(getattr(self.cfg, "secondary_reinfer_interval", REINFER_NEVER), REINFER_NEVER)
+            if found.any():
+                since = frame_num - self.history.last_inferred[idx]
+                if is_cls:
+                    grown = self.history.area[idx] * (1 + REINFER_AREA_THRESHOLD) < area
+                    needs |= found & (grown | (since > reinfer))
+                else:
+                    needs |= found & ((since > reinfer) | (reinfer == REINFER_NEVER))
+            if is_cls and tracked.any():  # attach cached results for tracked objects not (yet) re-inferred
+                attach = found & (~needs | (self._async is not None))
+                cached, obj_rows = self.history.cached_for(tracks[attach], rows[attach])
+                if len(cached):
+                    cached.obj = obj_rows.astype(np.int32)
+                    cached.frame = objs.frame[obj_rows]
+                    self._append_classifications(batch, cached)
+            self.history.touch(tracks[has_track & ~needs], frame_num[has_track & ~needs])
+            self.history.touch(tracks[has_track & needs], frame_num[has_track & needs], area[has_track & needs],
+                               inferred=True)
+            if len(batch):
+                self.history.cleanup(int(batch.frame_num.max()))
+        todo = rows[needs]
+        if not len(todo):
+            return
+        frames = batch.host_frames()
+        if self._async is not None:
+            crops = objs.xyxy[todo].copy(), objs.frame[todo].copy(), objs.track_id[todo].copy()
+            frame_copy = np.array(frames) if isinstance(frames, np.ndarray) else [np.array(f) for f in frames]
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._async.submit(self._infer_async, frame_copy, *crops))
+            return
+        for start in range(0, len(todo), self.max_batch):
+            chunk = todo[start:start + self.max_batch]
+            outputs, mapping = self._infer(frames, objs.xyxy[chunk], objs.frame[chunk])
+            self._consume(batch, outputs, mapping, parent_rows=chunk)
+
+    def _infer_async(self, frames, xyxy, frame_idx, tracks) -> None:
+        for start in range(0, len(tracks), self.max_batch):
+            sl = slice(start, start + self.max_batch)
+            outputs, _ = self._infer(frames, xyxy[sl], frame_idx[sl])
+            res = self._timed("parse", self.cls_parser, outputs, self.cls_ctx)
+            res.obj = tracks[sl][res.obj].astype(np.int32)
+            res.gie_id = np.full(len(res), self.gie_id, np.int32)
+            with self._lock:
+                self.history.store_results(tracks[sl], res)
+
+    # -- shared --------------------------------------------------------------------------------
+
+    def _timed(self, phase: str, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[phase] += time.perf_counter() - t0
+
+    def _infer(self, frames, rects=None, frame_index=None):
+        tensor, mapping = self._timed("preprocess", preprocess, frames, self.pre, rects, frame_index)
+        outputs = self._timed("infer", self.engine.infer, {self.input.name: tensor})
+        return outputs, mapping
+
+    def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
+        if self.output_tensor_meta:
+            self._attach_tensors(batch, outputs, mapping, parent_rows)
+        if self.network_type == 0:
+            self._attach_detections(batch, outputs, mapping, parent_rows)
+        elif self.network_type == 1:
+            res = self._timed("parse", self.cls_parser, outputs, self.cls_ctx)
+            item = res.obj.astype(np.int64)
+            res.frame = mapping.frame[item]
+            res.obj = (np.full(len(res), -1, np.int32) if parent_rows is None
+                       else parent_rows[item].astype(np.int32))
+            if parent_rows is not None:
+                tracks = batch.objects.track_id[parent_rows]
+                done = tracks[tracks >= 0]
+                mine = res[np.isin(res.obj, parent_rows[tracks >= 0])]
+                mine.obj = batch.objects.track_id[mine.obj].astype(np.int32)
+                mine.gie_id = np.full(len(mine), self.gie_id, np.int32)
+                with self._lock:
+                    self.history.store_results(done, mine)
+            self._append_classifications(batch, res)
+        elif self.network_type == 2:
+            probs = next(iter(outputs.values()))
+            order = _int(getattr(self.cfg, "segmentation_output_order", 0))
+            cmap = self._timed("parse", class_map, probs, float(self.cfg.segmentation_threshold or 0), order)
+            masks = batch.masks.get(self.gie_id)
+            if masks is None:
+                masks = np.full((len(batch), *cmap.shape[1:]), -1, np.int32)
+                batch.masks[self.gie_id] = masks
+            masks[mapping.frame] = cmap
+
+    def _append_classifications(self, batch: Batch, res: Classifications) -> None:
+        res.gie_id = np.full(len(res), self.gie_id, np.int32)
+        batch.classifications = batch.classifications.concat(res)
+        self.counters.count_labels(self.gie_id, res.label)
+
+    def _attach_detections(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
+        raw = self._timed("parse", self.bbox_parser, outputs, self.net, self.class_params)
+        t0 = time.perf_counter()
+        objs = cluster(raw, self.cluster_mode, self.class_params)
+        item = objs.frame.astype(np.int64)
+        boxes = mapping.to_frame(objs.xyxy, item)
+        keep, boxes = frame_filter(
+            boxes, objs.class_id, self.class_params, mapping.frame_height[item], mapping.frame_width[item],
+            filter_out_class_ids=tuple(getattr(self.cfg, "filter_out_class_ids", ()) or ()),
+            crop_to_roi=bool(getattr(self.cfg, "crop_objects_to_roi_boundary", False)))
+        item, boxes = item[keep], boxes[keep]
+        if parent_rows is not None:
+            boxes[:, [0, 2]] += mapping.origin_x[item, None]
+            boxes[:, [1, 3]] += mapping.origin_y[item, None]
+        new = Objects.from_columns(
+            frame=mapping.frame[item], gie_id=self.gie_id, class_id=objs.class_id[keep],
+            confidence=objs.confidence[keep], xyxy=boxes,
+            parent=-1 if parent_rows is None else parent_rows[item])
+        self.timings["cluster"] += time.perf_counter() - t0
+        batch.objects = batch.objects.concat(new)
+        self.counters.count_objects(self.gie_id, new.class_id)
+
+    def _attach_tensors(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
+        store = batch.tensors.setdefault(self.gie_id, {})
+        if parent_rows is None:
+            for name, arr in outputs.items():
+                full = store.get(name)
+                if full is None:
+                    full = store[name] = np.zeros((len(batch), *arr.shape[1:]), arr.dtype)
+                full[mapping.frame] = arr
+        else:
+            for name, arr in outputs.items():
+                store[name] = np.concatenate([store[name], arr]) if name in store else arr
+            rows = parent_rows.astype(np.int32)
+            store["object_row"] = np.concatenate([store["object_row"], rows]) if "object_row" in store else rows
+
+
+def _legacy_threshold(attrs):
+    """``threshold`` (the legacy key) stands for pre-cluster-threshold when that is left at default."""
+    legacy = getattr(attrs, "threshold", None)
+    if legacy is None or getattr(attrs, "pre_cluster_threshold", 0.2) != 0.2:
+        return attrs
+    return _Override(attrs, pre_cluster_threshold=legacy)
+
+
+class _Override:
+    def __init__(self, base, **changes):
+        self._base, self._changes = base, changes
+
+    def __getattr__(self, name):
+        return self._changes[name] if name in self._changes else getattr(self._base, name)
+
+
+def build_gie_stages(app_config, engine_loader, *, counters: InferCounters | None = None) -> list[GieStage]:
+    """One :class:`GieStage` per enabled GIE: the primary first, then ``[secondary-gieN]`` in order.
+
+    ``engine_loader(gie_config, name)`` returns the GIE's engine (or an engine handle).
+    Secondary GIEs run with process-mode 2, as deepstream-app sets them.
+    """
+    counters = counters or InferCounters()
+    stages = []
+    gies = []
+    if app_config.primary_gie is not None and getattr(app_config.primary_gie, "enable", True):
+        gies.append(("primary-gie", app_config.primary_gie, 1))
+    for i, gie in enumerate(app_config.secondary_gies):
+        if getattr(gie, "enable", True):
+            gies.append((f"secondary-gie{getattr(gie, 'index', i)}", gie, 2))
+    for name, gie, mode in gies:
+        cfg = gie.nvinfer
+        if _int(cfg.process_mode, 1) != mode:
+            cfg = _Override(cfg, process_mode=mode)
+        stages.append(GieStage(cfg, engine_loader(gie, name), name=name, counters=counters))
+    return stages

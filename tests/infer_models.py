@@ -1,0 +1,80 @@
+"""Small real ONNX models with hand-computable outputs for the inference tests, and engine loading.
+
+``detectnet_model``: a DetectNet_v2-shaped detector (input (N, 3, 64, 64); outputs
+``output_cov/Sigmoid`` (N, 2, 4, 4) and ``output_bbox/BiasAdd`` (N, 8, 4, 4)) whose outputs are fixed
+grids multiplied by the mean of the (normalised) input: a white frame gives the grids, a black
+frame gives zeros. ``classifier_model``: softmax over constant logits scaled by the input mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+NET = 64
+GRID = 4
+STRIDE = NET // GRID
+
+
+def cell_bbox(row: int, col: int, box) -> list[float]:
+    """The 4 bbox-channel values that make cell (row, col) decode to ``box`` (network pixels)."""
+    cx = (col * STRIDE + 0.5) / 35.0
+    cy = (row * STRIDE + 0.5) / 35.0
+    x1, y1, x2, y2 = box
+    return [cx - x1 / 35.0, cy - y1 / 35.0, x2 / 35.0 - cx, y2 / 35.0 - cy]
+
+
+def _save(graph, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def _scaled_constant_graph(name, outputs: dict[str, np.ndarray], in_shape=(3, NET, NET)):
+    """outputs[k] = constant[k] * mean(input) (per item)."""
+    x = helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["N", *in_shape])
+    nodes = [helper.make_node("ReduceMean", ["input_1"], ["m"], axes=list(range(1, len(in_shape) + 1)),
+                              keepdims=1)]
+    inits, outs = [], []
+    for out_name, const in outputs.items():
+        cname = out_name.replace("/", "_") + "_const"
+        inits.append(numpy_helper.from_array(const.astype(np.float32)[None], cname))
+        m = "m" if const.ndim == len(in_shape) else f"m_{cname}"
+        if const.ndim != len(in_shape):
+            nodes.append(helper.make_node("Reshape", ["m", f"shape_{cname}"], [m]))
+            inits.append(numpy_helper.from_array(np.array([-1] + [1] * const.ndim, np.int64), f"shape_{cname}"))
+        nodes.append(helper.make_node("Mul", [m, cname], [out_name]))
+        outs.append(helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *const.shape]))
+    return helper.make_graph(nodes, name, [x], outs, inits)
+
+
+def detectnet_model(path: Path, cells: list[tuple[int, int, int, float, tuple]]) -> Path:
+    """``cells``: (class, row, col, coverage, box-in-network-pixels) for every lit grid cell."""
+    cov = np.zeros((2, GRID, GRID), np.float32)
+    bbox = np.zeros((8, GRID, GRID), np.float32)
+    for cls, row, col, conf, box in cells:
+        cov[cls, row, col] = conf
+        bbox[4 * cls:4 * cls + 4, row, col] = cell_bbox(row, col, box)
+    return _save(_scaled_constant_graph("detectnet", {"output_cov/Sigmoid": cov, "output_bbox/BiasAdd": bbox}),
+                 path)
+
+
+def classifier_model(path: Path, logits: list[float], in_shape=(3, 32, 32)) -> Path:
+    """Softmax(logits * mean(input)): white crops give softmax(logits), black ones a uniform split."""
+    g = _scaled_constant_graph("cls", {"scaled": np.asarray(logits, np.float32)}, in_shape)
+    g.node.append(helper.make_node("Softmax", ["scaled"], ["predictions/Softmax"], axis=1))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("predictions/Softmax", TensorProto.FLOAT, ["N", len(logits)]))
+    return _save(g, path)
+
+
+def load(nvinfer, engine_dir: Path):
+    """The real engine layer's engine for an nvinfer config."""
+    from runner.engine import EngineSpec, load_engine
+
+    return load_engine(EngineSpec.from_nvinfer(nvinfer), engine_dir)
