@@ -83,7 +83,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         application=one("application", ApplicationConfig, ApplicationConfig()),
         tests=one("tests", TestsConfig, TestsConfig()),
         source_list=source_list, source_attr_all=attr_all, sources=sources,
-        streammux=one("streammux", MuxConfig, MuxConfig()),
+        streammux=_mux(one("streammux", MuxConfig, MuxConfig())),
         pre_process=one("pre-process", PreProcessConfig),
         primary_gie=primary,
         secondary_pre_process=tuple(build(PreProcessConfig, s, base, file, diags)
@@ -136,6 +136,13 @@ def load_tracker(path: str | Path) -> NvMultiObjectTrackerConfig:
     if config is None:
         raise ConfigError(diags)
     return config
+
+
+def _mux(mux: MuxConfig) -> MuxConfig:
+    """The YAML spelling attach-sys-ts sets attach-sys-ts-as-ntp (deepstream_streammux_yaml.cpp)."""
+    if mux.attach_sys_ts is None:
+        return mux
+    return dataclasses.replace(mux, attach_sys_ts_as_ntp=mux.attach_sys_ts, attach_sys_ts=None)
 
 
 def _number(name: str) -> int:

@@ -23,10 +23,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from runner.config.enums import (Backend, CalibMethod, ContainerType, EncoderCodec, EncoderType,
-                                 OsdMode, PluginType, SinkType, SourceType)
+from runner.config.enums import Backend, CalibMethod, OsdMode, PluginType, SourceType
 from runner.config.fields import derived, key
 from runner.config.model_nvinfer import ClassAttrs, NvInferConfig  # noqa: F401  (re-exported)
+from runner.config.model_output import (ImageSaveConfig, MessageConsumerConfig,  # noqa: F401
+                                        MessageConverterConfig, SinkConfig)
 from runner.config.model_tracker import NvMultiObjectTrackerConfig
 
 Color = tuple[float, ...]
@@ -158,6 +159,8 @@ class MuxConfig:
     cache_buffer_timeout: int = key(-1, lo=-1)
     sync_inputs_ntp: bool = key(False)
     attach_sys_ts_as_ntp: bool = key(True)
+    attach_sys_ts: bool | None = key(None, doc="YAML spelling of attach-sys-ts-as-ntp")
+    interpolation_method: int = key(0, lo=0, doc="read by the YAML parser only")
     frame_num_reset_on_stream_reset: bool = key(False)
     frame_num_reset_on_eos: bool = key(False)
     config_file_path: Path | None = key(None, path="config")
@@ -296,104 +299,6 @@ class TiledDisplayConfig:
     compute_hw: int = key(0, lo=0)
     buffer_pool_size: int = key(0, lo=0)
     square_seq_grid: bool = key(False)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageConverterConfig:
-    enable: bool = key(False)
-    msg_conv_config: Path | None = key(None, path="config")
-    msg_conv_payload_type: int = key(0, lo=0)
-    msg_conv_msg2p_lib: Path | None = key(None, path="asset")
-    msg_conv_comp_id: int = key(0, lo=0)
-    debug_payload_dir: Path | None = key(None, path="output")
-    multiple_payloads: bool = key(False)
-    msg_conv_msg2p_new_api: bool = key(False)
-    msg_conv_frame_interval: int = key(30, lo=1)
-    msg_conv_dummy_payload: bool = key(False)
-    msg_conv_embedding_filter: str | None = key(None)
-
-
-@dataclass(frozen=True, slots=True)
-class SinkConfig:
-    enable: bool = key(False)
-    type: SinkType = key(SinkType.FAKE)
-    sync: int = key(0, lo=0)
-    qos: bool = key(False)
-    source_id: int = key(0, lo=0)
-    gpu_id: int = key(0, lo=0)
-    nvbuf_memory_type: int = key(0, lo=0)
-    link_to_demux: bool = key(False)
-    nvdslogger: bool = key(False)
-    show_fps: bool = key(False)
-    show_latency: bool = key(False)
-    width: int = key(0, lo=0)
-    height: int = key(0, lo=0)
-    container: ContainerType = key(ContainerType.MP4)
-    codec: EncoderCodec = key(EncoderCodec.H264)
-    enc_type: EncoderType = key(EncoderType.HW)
-    copy_meta: bool = key(False)
-    output_io_mode: int = key(0, lo=0)
-    sw_preset: int = key(0, lo=0)
-    bitrate: int = key(0, lo=0)
-    profile: int = key(0, lo=0)
-    iframeinterval: int = key(0, lo=0)
-    output_file: Path | None = key(None, path="output")
-    rtsp_port: int = key(8554, lo=0, hi=65535)
-    udp_port: int = key(5000, lo=0, hi=65535)
-    udp_buffer_size: int = key(0, lo=0)
-    color_range: int = key(-1, lo=-1)
-    conn_id: int = key(0, lo=0)
-    plane_id: int = key(0, lo=0)
-    set_mode: int = key(-1, lo=-1)
-    compute_hw: int = key(0, lo=0)
-    msg_conv_config: Path | None = key(None, path="config")
-    msg_conv_payload_type: int = key(0, lo=0)
-    msg_conv_msg2p_lib: Path | None = key(None, path="asset")
-    msg_conv_comp_id: int = key(0, lo=0)
-    debug_payload_dir: Path | None = key(None, path="output")
-    multiple_payloads: bool = key(False)
-    msg_conv_msg2p_new_api: bool = key(False)
-    msg_conv_frame_interval: int = key(30, lo=1)
-    msg_conv_dummy_payload: bool = key(False)
-    msg_conv_embedding_filter: str | None = key(None)
-    msg_broker_proto_lib: Path | None = key(None, path="asset")
-    msg_broker_conn_str: str | None = key(None)
-    topic: str | None = key(None)
-    msg_broker_config: Path | None = key(None, path="config")
-    msg_broker_comp_id: int = key(0, lo=0)
-    disable_msgconv: bool = key(False)
-    new_api: bool = key(False)
-    sleep_time: int = key(0, lo=0)
-
-    index: int = derived(0, doc="N of [sinkN]")
-    group: str = derived("")
-
-
-@dataclass(frozen=True, slots=True)
-class MessageConsumerConfig:
-    enable: bool = key(False)
-    config_file: Path | None = key(None, path="config")
-    proto_lib: Path | None = key(None, path="asset")
-    conn_str: str | None = key(None)
-    sensor_list_file: Path | None = key(None, path="config")
-    subscribe_topic_list: tuple[str, ...] = key(())
-
-    index: int = derived(0)
-
-
-@dataclass(frozen=True, slots=True)
-class ImageSaveConfig:
-    enable: bool = key(False)
-    gpu_id: int = key(0, lo=0)
-    output_folder_path: Path | None = key(None, path="output")
-    frame_to_skip_rules_path: Path | None = key(None, path="config")
-    min_confidence: float = key(0.0, lo=0, hi=1)
-    max_confidence: float = key(1.0, lo=0, hi=1)
-    min_box_width: int = key(1, lo=0)
-    min_box_height: int = key(1, lo=0)
-    save_img_full_frame: bool = key(True)
-    save_img_cropped_obj: bool = key(False)
-    second_to_skip_interval: int = key(600, lo=0)
 
 
 @dataclass(frozen=True, slots=True)
