@@ -125,3 +125,10 @@ def test_keys_outside_the_supported_table_are_listed_as_unsupported():
     assert ("[streammux] width" in config.unsupported) == (not is_supported("streammux", "width"))
     assert not any(e.endswith("[primary-gie] config-file") for e in config.unsupported)  # acted on
     assert not any(e.startswith("[message-consumer0]") for e in config.unsupported)  # enable=0
+
+
+def test_enabled_gie_without_config_file_is_an_error_at_its_group(tmp_path):
+    (tmp_path / "app.txt").write_text("[streammux]\nwidth=64\n\n[primary-gie]\nenable=1\nbatch-size=1\n")
+    _, diags = inspect_app(tmp_path / "app.txt")
+    assert [(d.code, d.line, d.group) for d in diags if d.is_error] == [
+        ("inconsistent", 4, "primary-gie")]

@@ -157,6 +157,10 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
     foreign = section.values.get("plugin_type", PluginType.NVINFER) != PluginType.NVINFER
     gie = build(GieConfig, section, base, file, diags, group=section.name,
                 path_kinds={"config_file": "asset"} if foreign else None)
+    if gie.enable and gie.config_file is None and "cfg-file-path" not in dict(section.raw_keys):
+        diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
+                                "enabled GIE without a config-file",
+                                "add config-file=<its Gst-nvinfer config>, or set enable=0"))
     if not gie.enable or gie.config_file is None or not gie.config_file.is_file():
         return gie
     if gie.plugin_type != PluginType.NVINFER:
