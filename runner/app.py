@@ -26,9 +26,21 @@ class _Redacting(logging.Formatter):
         return redact(super().format(record))
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and the dashboard swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging(debug: bool) -> None:
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_Redacting("dsrun: %(levelname)s: %(message)s"))
         log.addHandler(handler)
         log.propagate = False

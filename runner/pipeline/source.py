@@ -299,8 +299,10 @@ class SourceReader(threading.Thread):
                     return  # file, camera or HTTP stream ended normally
                 if not spec.network:
                     continue  # file-loop: play it again
+                if spec.rtsp_reconnect_interval_sec <= 0:
+                    return  # the server ended the stream and reconnection is off: a normal end
                 raise SourceTimeout(spec.source_id, spec.uri, "the stream ended",
-                                    "the server closed it; set rtsp-reconnect-interval-sec to reconnect")
+                                    "the server closed it; check the camera or server")
             except SourceError as error:
                 if self.stop_event.is_set():
                     return

@@ -2,8 +2,10 @@
 2=H.265 3=MPEG-4, ``bitrate`` bit/s, ``profile``, ``iframeinterval``, ``output-file``, ``sync``).
 
 The file stays playable whatever happens to the process: MP4 is written fragmented
-(``movflags=frag_keyframe+empty_moov``, a fragment per keyframe interval) and Matroska writes
-clusters as it goes, so a run killed with SIGKILL leaves a file that plays up to its last fragment.
+(``movflags=frag_keyframe+empty_moov``, a fragment per ``iframeinterval`` frames), Matroska as a
+stream, and bytes reach the file only in whole units (:class:`_WholeUnits`: one ``write`` per muxed
+packet, after FFmpeg flushed it), so a run killed with SIGKILL leaves a file that plays, without a
+decode error, up to its last complete fragment.
 
 Which frames: the tiler's composite (``Batch.tiled``) when there is one, else the frames of the
 sink's ``source-id`` (deepstream-app feeds per-source sinks through nvstreamdemux when
@@ -15,6 +17,8 @@ sink's ``source-id`` (deepstream-app feeds per-source sinks through nvstreamdemu
 
 from __future__ import annotations
 
+import io
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,6 +39,38 @@ class SinkError(DsrunError):
     exit_code = 1
 
 
+class _WholeUnits(io.RawIOBase):
+    """Non-seekable output that holds FFmpeg's bytes until :meth:`commit` (after each muxed packet)
+    and then writes them with one system call: the file never ends inside a fragment or block."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._pending = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data) -> int:
+        self._pending += data
+        return len(data)
+
+    def commit(self) -> None:
+        with memoryview(self._pending) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+        self._pending.clear()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.commit()
+            os.close(self._fd)
+        super().close()
+
+
 class FileSink:
     """Encodes the frames it receives into ``path``; opened on the first frame (size known then)."""
 
@@ -44,6 +80,7 @@ class FileSink:
         self.bitrate, self.profile, self.gop = int(bitrate), int(profile), max(1, int(iframeinterval))
         self.source_id, self.pacer = int(source_id), Pacer() if sync else None
         self._out = None
+        self._file: _WholeUnits | None = None
         self._stream = None
         self._last_pts = -1
         self.frames_written = 0
@@ -55,11 +92,12 @@ class FileSink:
     def _open(self, width: int, height: int) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = _WholeUnits(self.path)
             if self.container == 2:
-                self._out = av.open(str(self.path), "w", format="matroska")
+                self._out = av.open(self._file, "w", format="matroska", options={"flush_packets": "1"})
             else:
-                self._out = av.open(str(self.path), "w", format="mp4", options={
-                    "movflags": "frag_keyframe+empty_moov+default_base_moof"})
+                self._out = av.open(self._file, "w", format="mp4", options={
+                    "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
         except (OSError, av.error.FFmpegError) as exc:
             raise SinkError(f"{self.name}: cannot write output-file {self.path}: {exc} — check the directory "
                             "exists and is writable") from None
@@ -104,6 +142,7 @@ class FileSink:
         self._last_pts = pts
         frame.pts, frame.time_base = pts, _TIME_BASE
         self._out.mux(self._stream.encode(frame))
+        self._file.commit()
         self.frames_written += 1
 
     def close(self) -> None:
@@ -113,7 +152,8 @@ class FileSink:
             self._out.mux(self._stream.encode(None))
         finally:
             self._out.close()
-            self._out = None
+            self._file.close()
+            self._out = self._file = None
 
 
 def make_file_sink(cfg, app, options) -> FileSink:
