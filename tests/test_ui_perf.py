@@ -22,6 +22,16 @@ class Clock:
         return self.t
 
 
+def reporter(sources, interval_s):
+    """A PerfReporter on a real RunStats with ``sources`` registered, under a scripted clock."""
+    clock = Clock()
+    stats = RunStats(clock=clock)
+    for sid in range(sources):
+        stats.add_source(sid, f"file:///{sid}.mp4")
+    out = io.StringIO()
+    return stats, PerfReporter(stats, interval_s=interval_s, stream=out), clock, out
+
+
 def drive(stats, perf, clock, until, rates, events=None):
     """Steps of 0.1 s up to ``until`` (exclusive). At each step: apply the scheduled event, tick the
     reporter, then let each source in ``rates`` ({source id: (first step time, frames per step)})
@@ -42,12 +52,7 @@ def drive(stats, perf, clock, until, rates, events=None):
 
 
 def test_two_sources_print_deepstream_apps_header_and_exact_interval_and_average_fps():
-    clock = Clock()
-    stats = RunStats(clock=clock)
-    stats.add_source(0, "file:///a.mp4")
-    stats.add_source(1, "file:///b.mp4")
-    out = io.StringIO()
-    perf = PerfReporter(stats, interval_s=5, stream=out)
+    stats, perf, clock, out = reporter(2, interval_s=5)
     # source 0: 3 frames every 0.1 s from t=1.0; source 1: 1 frame every 0.1 s from t=2.0
     drive(stats, perf, clock, 10.1, {0: (1.0, 3), 1: (2.0, 1)})
     # t=5: source 0 output 40 steps x 3 = 120 frames, the first only starts its clock (at t=1.0):
@@ -62,11 +67,7 @@ def test_two_sources_print_deepstream_apps_header_and_exact_interval_and_average
 
 
 def test_pause_prints_nothing_and_average_excludes_the_paused_time():
-    clock = Clock()
-    stats = RunStats(clock=clock)
-    stats.add_source(0, "file:///a.mp4")
-    out = io.StringIO()
-    perf = PerfReporter(stats, interval_s=5, stream=out)
+    stats, perf, clock, out = reporter(1, interval_s=5)
 
     def pause(s):
         s.paused = True
@@ -86,11 +87,7 @@ def test_pause_prints_nothing_and_average_excludes_the_paused_time():
 
 
 def test_header_repeats_every_20_lines_and_when_a_source_is_added():
-    clock = Clock()
-    stats = RunStats(clock=clock)
-    stats.add_source(0, "file:///a.mp4")
-    out = io.StringIO()
-    perf = PerfReporter(stats, interval_s=1, stream=out)
+    stats, perf, clock, out = reporter(1, interval_s=1)
     drive(stats, perf, clock, 21.1, {0: (0.0, 1)})  # 21 lines
     stats.add_source(1, "rtsp://cam/1")  # registers late, never outputs a frame
     drive(stats, perf, clock, 22.1, {0: (0.0, 1)})
@@ -107,12 +104,7 @@ def test_header_repeats_every_20_lines_and_when_a_source_is_added():
 
 
 def test_every_line_parses_with_the_regex_deepstream_app_users_grep_with():
-    clock = Clock()
-    stats = RunStats(clock=clock)
-    for sid in range(4):
-        stats.add_source(sid, f"file:///{sid}.mp4")
-    out = io.StringIO()
-    perf = PerfReporter(stats, interval_s=5, stream=out)
+    stats, perf, clock, out = reporter(4, interval_s=5)
     drive(stats, perf, clock, 15.1, {0: (0.0, 3), 1: (0.0, 2), 2: (1.0, 1)})
     values = [line for line in out.getvalue().splitlines() if line.startswith("**PERF:  ") and "FPS" not in line]
     assert len(values) == 3
