@@ -88,14 +88,18 @@ def test_dashboard_shows_stage_ms_per_frame_over_the_window_queue_depths_and_eng
     assert "q quit  p pause  r resume" in text
 
 
-def test_paused_run_is_marked_and_gpu_panel_is_hidden_without_nvml():
+def test_paused_run_is_marked_and_the_gpu_line_shows_only_where_nvml_finds_a_gpu():
     stats, sampler = known_run()
     stats.paused = True
+    monitor = GpuMonitor()  # a CPU-only machine: no driver (or no nvidia-ml-py), no error
+    sampler.gpu = monitor
     view = sampler.sample()
     text = text_of(view)
     assert "PAUSED" in text.splitlines()[0]
-    assert not GpuMonitor().available  # this machine has no GPU: nvidia-ml-py finds no driver
-    assert view.gpus == () and "GPU" not in text
+    if monitor.available:
+        assert len(view.gpus) >= 1 and "GPU 0 " in text and "GiB" in text
+    else:
+        assert view.gpus == () and "GPU" not in text
 
 
 def test_no_dashboard_on_a_pipe_even_when_asked_for():
@@ -104,3 +108,13 @@ def test_no_dashboard_on_a_pipe_even_when_asked_for():
     handle = start_ui(stats, None, dashboard=True, stdout=out, stdin=io.StringIO())
     handle.stop()
     assert handle.dashboard is None and "dsrun" not in out.getvalue()
+
+
+def test_gpu_line_shows_utilisation_and_memory_when_nvml_reports_a_gpu():
+    from runner.ui.gpu import GpuReading
+
+    stats, sampler = known_run()
+    view = sampler.sample()
+    h100 = GpuReading(0, "NVIDIA H100 80GB HBM3", 45.0, 3.25, 79.6)
+    text = text_of(type(view)(view.elapsed_s, view.paused, view.sources, view.stages, view.engines, (h100,)))
+    assert "GPU 0 NVIDIA H100 80GB HBM3: 45 % busy  3.2 / 79.6 GiB" in text
