@@ -89,6 +89,22 @@ def providers_for(prov: str, gpu_id: int) -> list:
 
 def build(plan: "Plan", out_dir: Path, progress: Progress) -> str:
     """Write ``out_dir/engine.onnx`` for ``plan``; returns the artefact's file name."""
+    model_path = prepare(plan, out_dir, progress)
+    progress.phase("serialise")
+    model = onnx.load(str(model_path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = MANIFEST_KEY, json.dumps(plan.manifest(), sort_keys=True)
+    onnx.save(model, str(out_dir / ARTEFACT))
+    for scratch in out_dir.iterdir():
+        if scratch.name != ARTEFACT and scratch.suffix in (".onnx", ".data"):
+            scratch.unlink()
+    return ARTEFACT
+
+
+def prepare(plan: "Plan", out_dir: Path, progress: Progress) -> Path:
+    """The model in the plan's precision: optimised, FP16-converted or INT8 QDQ (also the input of
+    TensorRT's strongly-typed networks, whose precision comes from the graph)."""
     ort = _ort()
     src = plan.spec.onnx_file
     progress.phase("optimise")
@@ -103,16 +119,7 @@ def build(plan: "Plan", out_dir: Path, progress: Progress) -> str:
         model_path = _to_fp16(optimised, out_dir / "fp16.onnx")
     elif plan.precision == "int8":
         model_path = _to_int8(plan, optimised, out_dir, progress)
-    progress.phase("serialise")
-    model = onnx.load(str(model_path))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = MANIFEST_KEY, json.dumps(plan.manifest(), sort_keys=True)
-    onnx.save(model, str(out_dir / ARTEFACT))
-    for scratch in out_dir.iterdir():
-        if scratch.name != ARTEFACT and scratch.suffix in (".onnx", ".data"):
-            scratch.unlink()
-    return ARTEFACT
+    return model_path
 
 
 def _to_fp16(src: Path, dst: Path) -> Path:
@@ -146,7 +153,7 @@ def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path
         progress.phase("calibrate", total=len(plan.calib.images))
         ranges = calibration.collect_ranges(
             src, first.name, plan.input_dims, batch, plan.spec, plan.calib.images, out_dir,
-            progress, providers_for(plan.provider, plan.spec.gpu_id))
+            progress, providers_for(_calibration_provider(plan.provider), plan.spec.gpu_id))
         del model
         ranges = plan.calib.write_table(ranges, out_dir)
     progress.phase("quantise")
@@ -165,6 +172,12 @@ def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path
     dst = out_dir / "int8.onnx"
     quantizer.model.save_model_to_file(str(dst), False)
     return dst
+
+
+def _calibration_provider(prov: str) -> str:
+    """Calibrate on the GPU when this onnxruntime can (a TensorRT plan asks for cuda)."""
+    return "cuda" if prov == "cuda" and "CUDAExecutionProvider" in _ort().get_available_providers() \
+        else "cpu"
 
 
 def _at_least_opset(src: Path, opset: int, dst: Path) -> Path:
@@ -230,6 +243,19 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(dou
            "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
+class _TorchDtypes(dict):
+    def __missing__(self, name):
+        import torch
+
+        self.update({"float32": torch.float32, "float16": torch.float16, "int64": torch.int64,
+                     "int32": torch.int32, "uint8": torch.uint8, "int8": torch.int8, "bool": torch.bool,
+                     "float64": torch.float64})
+        return self[name]
+
+
+_TORCH_DTYPES = _TorchDtypes()
+
+
 class OrtEngine(Engine):
     """An engine running in an ONNX Runtime session.
 
@@ -283,8 +309,12 @@ class OrtEngine(Engine):
         return dict(zip(self._names, binding.copy_outputs_to_cpu()))
 
     def infer_device(self, feeds: dict[str, Any]) -> dict[str, Any]:
-        """Run with inputs already on the GPU (``onnxruntime.OrtValue`` on cuda) and leave the
-        outputs there (OrtValues); no host copies. CUDA provider only."""
+        """Run with inputs already on the GPU and leave the outputs there; no host copies. CUDA
+        provider only. Inputs are ``onnxruntime.OrtValue``s (outputs: OrtValues) or torch CUDA tensors
+        (outputs: torch tensors, bound in place by pointer)."""
+        first = next(iter(feeds.values()))
+        if hasattr(first, "data_ptr"):
+            return self._infer_torch(feeds)
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_ortvalue_input(name, value)
@@ -292,6 +322,36 @@ class OrtEngine(Engine):
             binding.bind_output(name, "cuda", self.gpu_id)
         self.session.run_with_iobinding(binding)
         return dict(zip(self._names, binding.get_outputs()))
+
+    def _infer_torch(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        if self.device == "cpu":  # torch CPU tensors share memory with numpy
+            out = self.infer({k: v.detach().numpy() for k, v in feeds.items()})
+            return {k: torch.from_numpy(v) for k, v in out.items()}
+        binding = self.session.io_binding()
+        n = None
+        for spec in self.inputs:
+            x = feeds[spec.name].to(dtype=_TORCH_DTYPES[np.dtype(spec.dtype).name]).contiguous()
+            feeds[spec.name] = x  # keep it alive until the run returns
+            n = x.shape[0]
+            binding.bind_input(spec.name, "cuda", self.gpu_id, np.dtype(spec.dtype), tuple(x.shape), x.data_ptr())
+        outputs = {}
+        for spec in self.outputs:
+            if any(d < 0 for d in spec.shape):  # size known only after the run: let ORT allocate it
+                binding.bind_output(spec.name, "cuda", self.gpu_id)
+                continue
+            out = torch.empty((n, *spec.shape), dtype=_TORCH_DTYPES[np.dtype(spec.dtype).name],
+                              device=f"cuda:{self.gpu_id}")
+            binding.bind_output(spec.name, "cuda", self.gpu_id, np.dtype(spec.dtype), tuple(out.shape),
+                                out.data_ptr())
+            outputs[spec.name] = out
+        self.session.run_with_iobinding(binding)
+        if len(outputs) < len(self.outputs):  # dynamic outputs come back through the host
+            for spec, value in zip(self.outputs, binding.get_outputs()):
+                if spec.name not in outputs:
+                    outputs[spec.name] = torch.from_numpy(value.numpy()).to(f"cuda:{self.gpu_id}")
+        return {spec.name: outputs[spec.name] for spec in self.outputs}
 
     def close(self) -> None:
         self.session = None

@@ -30,6 +30,7 @@ from typing import Any
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
+from runner.pipeline.nvdec import NvdecReader, nvdec_usable
 from runner.pipeline.sinks import RunOptions, build_sink_stages
 from runner.pipeline.source import SourceReader, redact, source_specs
 from runner.pipeline.stage import Stage
@@ -90,7 +91,9 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     mux_spec = MuxSpec.from_config(app.streammux, len(specs))
     inputs = MuxInput(stats, {s.source_id: s.live for s in specs})
     to_rgb = rgb_converter(mux_spec)
-    readers = [SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb) for s in specs]
+    readers = [NvdecReader(s, inputs, stats.add_source(s.source_id, s.name), (mux_spec.width, mux_spec.height))
+               if nvdec_usable(s) else SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb)
+               for s in specs]
     mux = StreamMux(mux_spec, inputs, stats)
     stages = build_stages(app, engines) if stages is None else stages
     sinks = build_sink_stages(app, options) if sinks is None else sinks

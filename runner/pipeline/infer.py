@@ -43,6 +43,7 @@ from runner.pipeline.parsers import NetworkInfo, resolve_bbox_parser, resolve_cl
 from runner.pipeline.parsers.classifier import ClassifierContext, read_labels
 from runner.pipeline.parsers.segmentation import class_map
 from runner.pipeline.preprocess import PreprocessSpec, preprocess
+from runner.pipeline.preprocess_gpu import is_device_tensor, preprocess_device
 
 __all__ = ["GieStage", "InferError", "build_gie_stages"]
 
@@ -150,13 +151,16 @@ class GieStage:
     def _process_frames(self, batch: Batch) -> None:
         mask = self.interval_mask(batch)
         batch.inferred[self.gie_id] = mask
-        frames = batch.host_frames()
+        frames = self._frames(batch)
         rows = np.flatnonzero(mask)
         if self.network_type == 2:
             batch.masks.setdefault(self.gie_id, None)
         for start in range(0, len(rows), self.max_batch):
             chunk = rows[start:start + self.max_batch]
-            sub = frames[chunk] if isinstance(frames, np.ndarray) else [frames[i] for i in chunk]
+            if isinstance(frames, np.ndarray) or is_device_tensor(frames):
+                sub = frames[chunk]
+            else:
+                sub = [frames[i] for i in chunk]
             outputs, mapping = self._infer(sub)
             mapping.frame = chunk.astype(np.int32)
             self._consume(batch, outputs, mapping, parent_rows=None)
@@ -223,10 +227,13 @@ class GieStage:
         todo = rows[needs]
         if not len(todo):
             return
-        frames = batch.host_frames()
+        frames = self._frames(batch)
         if self._async is not None:
             crops = objs.xyxy[todo].copy(), objs.frame[todo].copy(), objs.track_id[todo].copy()
-            frame_copy = np.array(frames) if isinstance(frames, np.ndarray) else [np.array(f) for f in frames]
+            if is_device_tensor(frames):
+                frame_copy = frames.clone()
+            else:
+                frame_copy = np.array(frames) if isinstance(frames, np.ndarray) else [np.array(f) for f in frames]
             self._pending = [f for f in self._pending if not f.done()]
             self._pending.append(self._async.submit(self._infer_async, frame_copy, *crops))
             return
@@ -254,10 +261,31 @@ class GieStage:
         finally:
             self.timings[phase] += time.perf_counter() - t0
 
+    def _frames(self, batch: Batch):
+        """The batch's frames where this GIE can use them: on the GPU when they were decoded there
+        and the engine takes device tensors (pre-processing and inference without a host copy)."""
+        if is_device_tensor(batch.frames) and hasattr(self.engine, "infer_device") \
+                and str(getattr(self.engine, "device", "cpu")) == str(batch.frames.device):
+            return batch.frames
+        return batch.host_frames()
+
     def _infer(self, frames, rects=None, frame_index=None):
+        if is_device_tensor(frames):
+            tensor, mapping = self._timed("preprocess", preprocess_device, frames, self.pre, rects, frame_index)
+            outputs = self._timed("infer", self._infer_device, tensor)
+            return outputs, mapping
         tensor, mapping = self._timed("preprocess", preprocess, frames, self.pre, rects, frame_index)
         outputs = self._timed("infer", self.engine.infer, {self.input.name: tensor})
         return outputs, mapping
+
+    def _infer_device(self, tensor) -> dict:
+        """Device tensor in, outputs back on the host for the parsers (outputs are small)."""
+        outputs = {}
+        for start in range(0, tensor.shape[0], self.engine.max_batch):
+            part = self.engine.infer_device({self.input.name: tensor[start:start + self.engine.max_batch]})
+            for name, value in part.items():
+                outputs.setdefault(name, []).append(value.float().cpu().numpy())
+        return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
     def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
         if self.output_tensor_meta:

@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from runner.pipeline.batch import Batch
+from runner.pipeline.preprocess_gpu import is_device_tensor
 from runner.pipeline.stats import RunStats
 
 _EOS = object()
@@ -227,7 +228,11 @@ class StreamMux:
         t0 = time.perf_counter()
         n = len(frames)
         images = [f[2][0] for f in frames]
-        if n and all(img.shape == images[0].shape for img in images):
+        if n and is_device_tensor(images[0]):  # NVDEC frames: one (B, H, W, 3) tensor on the GPU
+            import torch
+
+            pixels = torch.stack(images)
+        elif n and all(img.shape == images[0].shape for img in images):
             pixels = np.stack(images) if n > 1 else images[0][None]
         elif n:
             pixels = images

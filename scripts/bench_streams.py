@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""How many 1080p30 streams does dsrun keep at >= 30 fps, and what bounds it?
+
+One run measures, side by side on the same clip (assets' bench_1080p, real footage, H.264):
+
+1. the decode ceiling: N decoders with nothing after them (NVDEC on a GPU, FFmpeg threads otherwise);
+2. the PGIE engine alone at the pipeline's batch size (img/s);
+3. the full pipeline — PGIE DetectNet_v2/ResNet-34 960x544 + IOU tracker + two ResNet-18 SGIE
+   classifiers on the detected objects, fakesink, no OSD — from an app config generated in
+   DeepStream's own INI format, for PGIE ``interval=1`` and ``interval=0``, ramping the number of
+   sources; the largest N whose every source keeps >= 30 fps;
+4. single-stream latency (streammux entry → metadata out), p50/p95;
+5. a naive per-frame loop (PyAV decode → ONNX Runtime → DetectNet parse + NMS in Python) against
+   dsrun on the same model and video, on this machine's CPU.
+
+    python3 scripts/bench_streams.py                 # GPU machine: the full figures
+    python3 scripts/bench_streams.py --small         # any machine: small models, a short ramp
+
+Prints a table and writes JSON (``--out``, default bench_streams.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from runner.assets import ensure_assets  # noqa: E402
+
+TRACKER_YAML = """%YAML:1.0
+BaseConfig:
+  minDetectorConfidence: 0.0
+TargetManagement:
+  maxTargetsPerStream: 150
+  minIouDiff4NewTarget: 0.5
+  probationAge: 1
+  maxShadowTrackingAge: 3
+  earlyTerminationAge: 1
+DataAssociator:
+  associationMatcherType: 0
+  checkClassMatch: 1
+  minMatchingScore4Overall: 0.0
+  minMatchingScore4SizeSimilarity: 0.0
+  minMatchingScore4Iou: 0.1
+"""
+
+
+def write_config(folder: Path, *, clip: Path, sources: int, pgie: Path, sgie: Path, interval: int,
+                 batch: int, size: tuple[int, int], net: tuple[int, int], classes: int,
+                 sgie_classes: int, frames_dir: Path | None = None) -> Path:
+    """A deepstream-app config (DeepStream's INI) for ``sources`` copies of ``clip``."""
+    width, height = size
+    net_w, net_h = net
+    (folder / "labels_pgie.txt").write_text("\n".join(f"class{i}" for i in range(classes)) + "\n")
+    (folder / "labels_sgie.txt").write_text(";".join(f"attr{i}" for i in range(sgie_classes)) + "\n")
+    (folder / "tracker_iou.yml").write_text(TRACKER_YAML)
+    (folder / "pgie.txt").write_text(f"""[property]
+gpu-id=0
+net-scale-factor=0.00392156862745098
+onnx-file={pgie}
+labelfile-path=labels_pgie.txt
+batch-size={batch}
+network-mode=2
+num-detected-classes={classes}
+infer-dims=3;{net_h};{net_w}
+interval={interval}
+gie-unique-id=1
+output-blob-names=output_cov/Sigmoid:0;output_bbox/BiasAdd:0
+cluster-mode=2
+
+[class-attrs-all]
+pre-cluster-threshold=0.3
+nms-iou-threshold=0.5
+topk=8
+""")
+    for i in (2, 3):
+        (folder / f"sgie{i}.txt").write_text(f"""[property]
+gpu-id=0
+net-scale-factor=0.00392156862745098
+onnx-file={sgie}
+labelfile-path=labels_sgie.txt
+batch-size={batch * 2}
+network-mode=2
+network-type=1
+process-mode=2
+gie-unique-id={i}
+operate-on-gie-id=1
+classifier-threshold=0.2
+""")
+    (folder / "app.txt").write_text(f"""[application]
+enable-perf-measurement=0
+
+[source0]
+enable=1
+type=3
+uri=file://{clip}
+num-sources={sources}
+
+[streammux]
+batch-size={batch}
+batched-push-timeout=40000
+width={width}
+height={height}
+live-source=0
+
+[primary-gie]
+enable=1
+config-file=pgie.txt
+batch-size={batch}
+interval={interval}
+gie-unique-id=1
+
+[tracker]
+enable=1
+tracker-width=640
+tracker-height=384
+ll-lib-file=/opt/nvidia/deepstream/deepstream/lib/libnvds_nvmultiobjecttracker.so
+ll-config-file=tracker_iou.yml
+
+[secondary-gie0]
+enable=1
+config-file=sgie2.txt
+gie-unique-id=2
+operate-on-gie-id=1
+
+[secondary-gie1]
+enable=1
+config-file=sgie3.txt
+gie-unique-id=3
+operate-on-gie-id=1
+
+[osd]
+enable=0
+
+[tiled-display]
+enable=0
+
+[sink0]
+enable=1
+type=1
+sync=0
+""")
+    return folder / "app.txt"
+
+
+# -- 1. decode ceiling -----------------------------------------------------------------------------
+
+class _Counter:
+    """A streammux stand-in that counts frames (the decode ceiling has nothing after the decoder)."""
+
+    def __init__(self):
+        self.frames = 0
+        self.lock = threading.Lock()
+
+    def put(self, source_id, image, pts_ns, size) -> bool:
+        with self.lock:
+            self.frames += 1
+        return True
+
+    def finish(self, source_id) -> None:
+        pass
+
+
+def decode_ceiling(clip: Path, n: int, gpu: bool) -> dict:
+    from runner.pipeline.source import SourceReader, SourceSpec, URI
+    from runner.pipeline.stats import SourceStats
+
+    sink = _Counter()
+    readers = []
+    for i in range(n):
+        spec = SourceSpec(source_id=i, type=URI, uri=f"file://{clip}")
+        if gpu:
+            from runner.pipeline.nvdec import NvdecReader
+
+            readers.append(NvdecReader(spec, sink, SourceStats(i, spec.name)))
+        else:
+            readers.append(SourceReader(spec, sink, SourceStats(i, spec.name),
+                                        lambda f: f.to_ndarray(format="rgb24")))
+    t0 = time.perf_counter()
+    for r in readers:
+        r.start()
+    for r in readers:
+        r.join()
+    dt = time.perf_counter() - t0
+    errors = [str(r.error) for r in readers if r.error]
+    return {"decoder": "nvdec" if gpu else "ffmpeg", "sources": n, "frames": sink.frames,
+            "seconds": round(dt, 3), "fps": round(sink.frames / dt, 1), "errors": errors}
+
+
+# -- 2. engine alone -------------------------------------------------------------------------------
+
+def engine_alone(config: Path, batch: int, seconds: float = 5.0) -> dict:
+    from runner.config import load_app
+    from runner.engine import EngineSpec, load_engine
+
+    app = load_app(config)
+    spec = EngineSpec.from_nvinfer(app.primary_gie.nvinfer)
+    engine = load_engine(spec)
+    shape = (batch, *engine.inputs[0].shape)
+    name = engine.inputs[0].name
+    device = getattr(engine, "device", "cpu")
+    if device.startswith("cuda") and hasattr(engine, "infer_device"):
+        import torch
+
+        x = torch.rand(shape, device=device)
+        run = lambda: engine.infer_device({name: x})  # noqa: E731
+        sync = torch.cuda.synchronize
+    else:
+        x = np.random.default_rng(0).random(shape, dtype=np.float32)
+        run = lambda: engine.infer({name: x})  # noqa: E731
+        sync = lambda: None  # noqa: E731
+    for _ in range(3):
+        run()
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        run()
+        n += 1
+    sync()
+    dt = time.perf_counter() - t0
+    return {"backend": engine.backend, "precision": engine.precision, "device": device, "batch": batch,
+            "img_per_s": round(n * batch / dt, 1), "ms_per_batch": round(1000 * dt / n, 3)}
+
+
+# -- 3. the pipeline -------------------------------------------------------------------------------
+
+def run_pipeline(config: Path) -> dict:
+    from runner.app import run_app
+
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        report_path = Path(f.name)
+    args = SimpleNamespace(config=str(config), report=str(report_path), no_dashboard=True,
+                           metrics_port=None, jsonl=None, engine_dir=None, debug=False)
+    code = run_app(args)
+    report = json.loads(report_path.read_text())
+    report_path.unlink()
+    sources = report["sources"]
+    fps = [s["fps"] for s in sources]
+    processed = sum(s["frames_processed"] for s in sources)
+    busiest = max(report["stages"].items(), key=lambda kv: kv[1]["busy_s"], default=("", {}))
+    return {"exit_code": code, "sources": len(sources), "frames": processed,
+            "min_source_fps": round(min(fps), 1) if fps else 0.0,
+            "aggregate_fps": round(sum(fps), 1),
+            "stages_ms_per_frame": {k: v["ms_per_frame"] for k, v in report["stages"].items()},
+            "stages_busy_s": {k: v["busy_s"] for k, v in report["stages"].items()},
+            "elapsed_s": report["elapsed_s"], "busiest_stage": busiest[0]}
+
+
+def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
+    """Run each source count; the largest one whose every source kept >= 30 fps."""
+    rows, best = [], 0
+    for n in counts:
+        row = run_pipeline(make(n))
+        rows.append(row)
+        print(f"  {n:4d} sources: min {row['min_source_fps']:7.1f} fps/source, aggregate "
+              f"{row['aggregate_fps']:8.1f} fps, busiest stage {row['busiest_stage']}", flush=True)
+        if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
+            best = max(best, n)
+        elif n > best:
+            break
+    return rows, best
+
+
+# -- 5. naive loop ---------------------------------------------------------------------------------
+
+def naive_loop(clip: Path, model: Path, net: tuple[int, int], classes: int, frames: int) -> dict:
+    """What a first script does: one frame at a time, Python loops over grid cells and boxes."""
+    import av
+    import cv2
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    w, h = net
+    n, objects, t0 = 0, 0, time.perf_counter()
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            if n >= frames:
+                break
+            img = cv2.resize(frame.to_ndarray(format="rgb24"), (w, h))
+            x = (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+            cov, bbox = session.run(None, {name: x})
+            boxes = []
+            for c in range(classes):
+                for gy in range(cov.shape[2]):
+                    for gx in range(cov.shape[3]):
+                        score = cov[0, c, gy, gx]
+                        if score < 0.3:
+                            continue
+                        cx, cy = gx * 16 + 0.5, gy * 16 + 0.5
+                        o = bbox[0, 4 * c:4 * c + 4, gy, gx] * 35.0
+                        boxes.append((c, score, cx - o[0], cy - o[1], cx + o[2], cy + o[3]))
+            boxes.sort(key=lambda b: -b[1])
+            kept = []
+            for b in boxes:  # greedy NMS in Python
+                if all(b[0] != k[0] or _iou(b, k) < 0.5 for k in kept):
+                    kept.append(b)
+            objects += len(kept)
+            n += 1
+    dt = time.perf_counter() - t0
+    return {"frames": n, "fps": round(n / dt, 2), "objects": objects}
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[4], b[4]) - max(a[2], b[2]))
+    iy = max(0.0, min(a[5], b[5]) - max(a[3], b[3]))
+    inter = ix * iy
+    union = (a[4] - a[2]) * (a[5] - a[3]) + (b[4] - b[2]) * (b[5] - b[3]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+def gpu_name() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--small", action="store_true", help="small models and a short ramp (CPU)")
+    ap.add_argument("--streams", default=None, help="source counts to try, e.g. 8,32,64,96,110,128")
+    ap.add_argument("--intervals", default="1,0")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--naive-frames", type=int, default=60)
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: decode,engine,pipeline,latency,naive")
+    ap.add_argument("--out", default="bench_streams.json")
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    assets = ensure_assets(full=not args.small)
+    gpu = gpu_name()
+    if args.small:
+        clip, pgie, sgie = assets.videos["short"], assets.models["detectnet_small"], assets.models["classifier_small"]
+        net, size, counts, batch = (480, 272), (640, 360), [1, 2, 4], args.batch or 4
+    else:
+        clip, pgie, sgie = assets.videos["bench_1080p"], assets.models["detectnet_r34"], assets.models["classifier"]
+        net, size, batch = (960, 544), (1920, 1080), args.batch or 32
+        counts = [1, 16, 32, 64, 96, 110, 128]
+    if args.streams:
+        counts = [int(s) for s in args.streams.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="bench_streams_"))
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": gpu or None, "cpu_cores": os.cpu_count(),
+              "python": platform.python_version(), "clip": clip.name, "pgie": pgie.name, "sgie": sgie.name,
+              "batch": batch, "decode": [], "pipeline": {}}
+
+    def make(n, interval):
+        folder = work / f"i{interval}_n{n}"
+        folder.mkdir(exist_ok=True)
+        return write_config(folder, clip=clip, sources=n, pgie=pgie, sgie=sgie, interval=interval,
+                            batch=min(batch, max(n, 1)), size=size, net=net, classes=4, sgie_classes=6)
+
+    if "decode" not in skip:
+        n_dec = max(counts)
+        print(f"decode ceiling, {n_dec} sources:", flush=True)
+        for use_gpu in ([True, False] if gpu else [False]):
+            row = decode_ceiling(clip, n_dec if use_gpu else min(n_dec, os.cpu_count() or 2), use_gpu)
+            result["decode"].append(row)
+            print(f"  {row['decoder']:7s} {row['sources']:4d} sources: {row['fps']:8.1f} fps", flush=True)
+    if "engine" not in skip:
+        result["engine"] = engine_alone(make(batch, 0), batch)
+        e = result["engine"]
+        print(f"PGIE engine alone: {e['backend']} {e['precision']} batch {batch}: {e['img_per_s']} img/s",
+              flush=True)
+    if "pipeline" not in skip:
+        for interval in (int(i) for i in args.intervals.split(",")):
+            print(f"pipeline, PGIE interval={interval}:", flush=True)
+            rows, best = ramp(lambda n: make(n, interval), counts)
+            result["pipeline"][f"interval{interval}"] = {"rows": rows, "max_streams_at_30fps": best}
+    if "latency" not in skip:
+        result["latency"] = latency(make(1, 0))
+        print(f"latency, 1 source: p50 {result['latency']['p50_ms']} ms, p95 {result['latency']['p95_ms']} ms")
+    if "naive" not in skip:
+        small = assets.models["detectnet_small"] if args.small else pgie
+        naive = naive_loop(clip, small, net, 4, args.naive_frames)
+        result["naive"] = naive
+        print(f"naive per-frame loop (CPU): {naive['fps']} fps", flush=True)
+
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def latency(config: Path) -> dict:
+    """Per-frame time from streammux entry to leaving the last stage, one source, batch 1."""
+    from runner.config import load_app
+    from runner.engine.prepare import prepare_engines
+    from runner.pipeline.graph import build_graph
+    from runner.pipeline.stats import RunStats
+
+    class Latency:
+        name = "latency"
+
+        def __init__(self):
+            self.ms = []
+
+        def process(self, batch):
+            now = time.time_ns()
+            self.ms.extend(((now - batch.ntp_ts) / 1e6).tolist())
+            return batch
+
+        def close(self):
+            pass
+
+    app = load_app(config)
+    stats = RunStats()
+    sink = Latency()
+    graph = build_graph(app, stats, engines=prepare_engines(app, stats=stats), sinks=[sink])
+    graph.run()
+    ms = sorted(sink.ms[10:]) or [0.0]  # after warm-up
+    return {"frames": len(ms), "p50_ms": round(statistics.median(ms), 2),
+            "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2)}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

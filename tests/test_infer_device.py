@@ -1,0 +1,95 @@
+"""Frames decoded on the GPU stay there through the GIEs, and give the objects the host path gives.
+
+The device path (torch tensors from NVDEC → device pre-processing → ``engine.infer_device``) is the
+same code on a CPU tensor, so it is checked here against the host path on real frames and real
+models: a DetectNet_v2-shaped PGIE and a ResNet-18-class SGIE classifier on its objects."""
+
+import av
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the device path needs PyTorch (.ci/run installs it)")
+
+from runner.config import load_app  # noqa: E402
+from runner.engine.prepare import prepare_engines  # noqa: E402
+from runner.pipeline.batch import Batch  # noqa: E402
+from runner.pipeline.infer import build_gie_stages  # noqa: E402
+
+
+def _config(folder, assets):
+    (folder / "labels.txt").write_text("car\nbicycle\nperson\nroadsign\n")
+    (folder / "pgie.txt").write_text(f"""[property]
+onnx-file={assets.models['detectnet_small']}
+net-scale-factor=0.00392156862745098
+batch-size=4
+num-detected-classes=4
+gie-unique-id=1
+labelfile-path=labels.txt
+cluster-mode=2
+[class-attrs-all]
+pre-cluster-threshold=0.3
+nms-iou-threshold=0.5
+topk=8
+""")
+    (folder / "sgie.txt").write_text(f"""[property]
+onnx-file={assets.models['classifier_small']}
+net-scale-factor=0.00392156862745098
+batch-size=16
+network-type=1
+process-mode=2
+gie-unique-id=2
+operate-on-gie-id=1
+classifier-threshold=0.0
+""")
+    (folder / "app.txt").write_text(f"""[source0]
+enable=1
+type=2
+uri=file://{assets.videos['bikes']}
+[streammux]
+batch-size=4
+width=640
+height=272
+[primary-gie]
+enable=1
+config-file=pgie.txt
+[secondary-gie0]
+enable=1
+config-file=sgie.txt
+gie-unique-id=2
+operate-on-gie-id=1
+[sink0]
+enable=1
+type=1
+""")
+    return folder / "app.txt"
+
+
+def _batch(frames):
+    n = len(frames)
+    return Batch(frames=frames, source_id=np.zeros(n, np.int32), frame_num=np.arange(n, dtype=np.int64),
+                 pts=np.zeros(n, np.int64), ntp_ts=np.zeros(n, np.int64),
+                 source_size=np.tile([640, 272], (n, 1)).astype(np.int32))
+
+
+def _run(stages, frames):
+    batch = _batch(frames)
+    for stage in stages:
+        batch = stage.process(batch)
+    return batch
+
+
+def test_device_frames_give_the_host_paths_objects_and_labels(assets, tmp_path):
+    app = load_app(_config(tmp_path, assets))
+    with av.open(str(assets.videos["bikes"])) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(4), container.decode(video=0))])
+    stages = build_gie_stages(app, prepare_engines(app, engine_dir=tmp_path / "engines"))
+    host = _run(stages, frames)
+    device = _run(stages, torch.from_numpy(frames))
+    assert len(host.objects) > 0, "the test needs detections to compare"
+    assert len(device.objects) == len(host.objects)
+    np.testing.assert_array_equal(device.objects.class_id, host.objects.class_id)
+    np.testing.assert_allclose(device.objects.xyxy, host.objects.xyxy, atol=1e-3)
+    np.testing.assert_allclose(device.objects.confidence, host.objects.confidence, atol=1e-5)
+    assert len(host.classifications) == len(host.objects)  # one label per object (threshold 0)
+    np.testing.assert_array_equal(device.classifications.obj, host.classifications.obj)
+    np.testing.assert_array_equal(device.classifications.class_id, host.classifications.class_id)
