@@ -69,6 +69,7 @@ class Plan:
     calib: Calib | None = None
     graph_input: GraphTensor | None = None  # filled by the parse phase
     input_dims: tuple[int, ...] = ()
+    engine_dir: Path | None = None  # the cache root (TensorRT keeps its timing caches there)
 
     @property
     def title(self) -> str:
@@ -107,7 +108,7 @@ def plan_engine(spec: EngineSpec) -> Plan:
         "batch": spec.batch_size,
         "profile": f"min {lo} opt {opt}",
         "precision": precision,
-        "backend": backend,
+        "backend": backend + ("+version-compatible" if spec.version_compatible else ""),
         "backend_version": module.version(),
         "device": device,
         "calib_sha256": calib.digest if calib else None,
@@ -167,6 +168,7 @@ def load_engine(spec: EngineSpec, engine_dir: str | Path | None = None,
     """
     plan = plan_engine(spec)
     cache = EngineCache(default_engine_dir(engine_dir))
+    plan.engine_dir = cache.root
     target = spec.model_engine_file
     if target is not None and target.is_file():
         reasons = engine_file_mismatch(target, plan)

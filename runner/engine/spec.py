@@ -14,6 +14,7 @@ directly by scripts and tests.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ class EngineSpec:
     written after calibrating otherwise. ``calib_images`` + ``calib_method``: the images to calibrate
     on. ``net_scale_factor``/``offsets``/``model_color_format``/``network_input_order``: the
     pre-processing calibration applies (nvinfer's). ``custom_lib_path``/``parse_func``: a custom
-    parser (part of the cache key). ``backend``: auto/onnxruntime/tensorrt; ``provider``: the ONNX
+    parser (part of the cache key). ``version_compatible``: a TensorRT engine later TensorRT versions
+    can run. ``backend``: auto/onnxruntime/tensorrt/torch; ``provider``: the ONNX
     Runtime execution provider (auto/cpu/cuda). ``source``: the config file, for messages.
     """
 
@@ -72,6 +74,7 @@ class EngineSpec:
     custom_lib_path: Path | None = None
     parse_func: str | None = None
     gpu_id: int = 0
+    version_compatible: bool = False
     backend: str = "auto"
     provider: str = "auto"
     source: Path | None = None
@@ -155,9 +158,16 @@ class EngineSpec:
             parse_func=parse,
             gpu_id=int(_get(cfg, "gpu_id", 0) or 0),
             backend=backend or str(_get(cfg, "dsrun_backend", None) or "auto"),
-            provider=provider or "auto",
+            provider=provider or device_preference(),
             source=_path(source),
         )
+
+
+def device_preference() -> str:
+    """``DSRUN_DEVICE``: ``cpu`` keeps decode and inference off the GPU, ``gpu`` requires it, anything
+    else (the default) uses the GPU when there is one. Returned as an execution provider name."""
+    value = os.environ.get("DSRUN_DEVICE", "auto").strip().lower()
+    return {"cpu": "cpu", "gpu": "cuda", "cuda": "cuda"}.get(value, "auto")
 
 
 def _get(cfg: Any, name: str, default: Any = None) -> Any:
