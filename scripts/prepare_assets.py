@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except AssetError as error:
         print(f"prepare_assets: {error}", file=sys.stderr)
         return error.exit_code
-    total = sum(len(getattr(assets, k)) for k in ("models", "videos", "labels"))
+    total = sum(len(getattr(assets, k)) for k in ("models", "videos", "labels", "images"))
     print(f"{total} assets in {assets.root} ({len(built)} built, {total - len(built)} already intact) "
           f"in {time.perf_counter() - started:.1f} s")
     return 0

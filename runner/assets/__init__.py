@@ -12,7 +12,7 @@ Layout under the root (``$DSRUN_ASSETS``, else ``<repo>/assets``)::
 
     manifest.json        one entry per file: kind, name, source (package/version/member or recipe),
                          sha256, bytes
-    models/*.onnx        labels/*.txt        videos/*.mp4|*.h264
+    models/*.onnx        labels/*.txt        videos/*.mp4|*.h264        calib/bikes/*.png
 
 A file that is missing, fails its checksum or was made by an older recipe is rebuilt; the others are
 left alone. Building takes a lock (``.lock``) so concurrent test sessions do not race.
@@ -43,13 +43,19 @@ _hashed: dict[Path, tuple[int, int, str]] = {}
 
 @dataclass(frozen=True, slots=True)
 class Assets:
-    """Absolute paths of the verified assets, by name: ``models``, ``videos``, ``labels``."""
+    """Absolute paths of the verified assets, by name: ``models``, ``videos``, ``labels``, ``images``
+    (``images`` holds the INT8 calibration frames, ``calib/bikes/*.png``; ``calib_dir`` is their folder)."""
 
     root: Path
     manifest: Path
     models: Mapping[str, Path]
     videos: Mapping[str, Path]
     labels: Mapping[str, Path]
+    images: Mapping[str, Path]
+
+    @property
+    def calib_dir(self) -> Path:
+        return self.root / "calib" / "bikes"
 
 
 def default_root() -> Path:

