@@ -1,0 +1,153 @@
+"""The tracker stage (``[tracker]``): one tracker per source, track ids unique across sources.
+
+Which tracker runs is read from the NvMultiObjectTracker YAML (``ll-config-file``):
+
+* ``ReID`` with ``reidType`` > 0 (NvDeepSORT) or ``VisualTracker.visualTrackerType`` > 0 / an ``NvDCF``
+  section (NvDCF): the SORT-class tracker, with a warning that visual / re-identification features are
+  not used;
+* ``StateEstimator.stateEstimatorType`` > 0 (NvSORT): the SORT-class tracker;
+* otherwise (IOU, or no ll-config-file): the IOU tracker;
+* ``ll-lib-file`` whose file name contains ``bytetrack`` (e.g. ``ll-lib-file=dsrun-bytetrack``):
+  dsrun's ByteTrack, with the YAML's ages.
+
+Top-level objects (``parent == -1``) are tracked; on frames where the tracked GIE ran
+(``Batch.inferred``), detections get ``track_id`` (objects of targets still on probation, and
+detections the tracker does not consider, are removed, as DeepStream's tracker reports only confirmed
+targets); on frames it skipped, confirmed targets are added at their predicted place
+(``confidence`` -0.1, as DeepStream marks tracker-only objects). ``tracker-width/height`` only size
+visual features in DeepStream and are not needed here.
+
+>>> stage = TrackerStage(None)
+>>> stage.kind
+'iou'
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from runner.pipeline.batch import Batch, Classifications, Objects, _remap_rows
+from runner.pipeline.tracker.bytetrack import ByteTracker, bytetrack_params
+from runner.pipeline.tracker.common import IdSource, TrackerParams
+from runner.pipeline.tracker.iou import IouTracker
+from runner.pipeline.tracker.sort import SortTracker
+
+log = logging.getLogger("dsrun.tracker")
+
+TRACKER_ONLY_CONFIDENCE = -0.1
+
+
+def tracker_kind(tracker_config) -> tuple[str, str | None]:
+    """(kind, warning) for a ``[tracker]`` config: kind is "iou", "sort" or "bytetrack"."""
+    if tracker_config is None:
+        return "iou", None
+    lib = getattr(tracker_config, "ll_lib_file", None)
+    if lib is not None and "bytetrack" in Path(lib).name.lower():
+        return "bytetrack", None
+    ll = getattr(tracker_config, "ll_config", None)
+    if ll is None:
+        return "iou", None
+    src = getattr(ll, "path", None) or getattr(tracker_config, "ll_config_file", "")
+    reid = getattr(ll, "ReID", None)
+    visual = getattr(ll, "VisualTracker", None)
+    if reid is not None and getattr(reid, "reidType", 0) > 0:
+        return "sort", (f"{src}: NvDeepSORT config — dsrun runs its SORT-class tracker (Kalman + IoU) "
+                        "without re-identification features; ids may switch more often on occlusions")
+    if (visual is not None and getattr(visual, "visualTrackerType", 0) > 0) or getattr(ll, "NvDCF", None):
+        return "sort", (f"{src}: NvDCF config — dsrun runs its SORT-class tracker (Kalman + IoU) "
+                        "without the correlation-filter visual tracker")
+    if getattr(ll.StateEstimator, "stateEstimatorType", 0) > 0:
+        return "sort", None
+    return "iou", None
+
+
+class TrackerStage:
+    name = "tracker"
+
+    def __init__(self, tracker_config, *, operate_on_gie_id: int | None = None) -> None:
+        self.kind, warning = tracker_kind(tracker_config)
+        if warning:
+            log.warning(warning)
+        self.warning = warning
+        params = TrackerParams.from_ll_config(getattr(tracker_config, "ll_config", None))
+        if self.kind == "bytetrack":
+            params = bytetrack_params(params)
+        self.params = params
+        self._cls = {"iou": IouTracker, "sort": SortTracker, "bytetrack": ByteTracker}[self.kind]
+        self.ids = IdSource()
+        self.streams: dict[int, IouTracker] = {}
+        self.gie_id = operate_on_gie_id  # whose Batch.inferred marks detection frames (None: any)
+        ids = tuple(getattr(tracker_config, "operate_on_class_ids", ()) or ())
+        self.class_ids = np.asarray(ids, np.int64) if ids else None
+
+    def _detected(self, batch: Batch) -> np.ndarray:
+        if self.gie_id is not None and self.gie_id in batch.inferred:
+            return batch.inferred[self.gie_id]
+        if batch.inferred:
+            return np.logical_or.reduce(list(batch.inferred.values()))
+        return np.ones(len(batch), bool)
+
+    def process(self, batch: Batch) -> Batch:
+        objs = batch.objects
+        detected = self._detected(batch)
+        trackable = objs.parent < 0
+        if self.class_ids is not None:
+            trackable &= np.isin(objs.class_id, self.class_ids)
+        keep = np.ones(len(objs), bool)
+        track_id = objs.track_id.copy()
+        tconf = objs.tracker_confidence.copy()
+        extra = []
+        for f in range(len(batch)):  # O(frames): one tracker update per frame
+            sid = int(batch.source_id[f])
+            tracker = self.streams.get(sid)
+            if tracker is None:
+                tracker = self.streams[sid] = self._cls(self.params, self.ids)
+            rows = np.flatnonzero(trackable & (objs.frame == f))
+            out = tracker.update(objs.xyxy[rows].astype(np.float64), objs.class_id[rows], objs.confidence[rows],
+                                 bool(detected[f]))
+            if detected[f]:
+                track_id[rows] = out.det_track_id
+                tconf[rows] = out.det_tracker_conf
+                keep[rows[out.det_track_id < 0]] = False
+            elif len(out.pred_id):
+                gie = self.gie_id if self.gie_id is not None else (int(objs.gie_id[rows[0]]) if len(rows) else 1)
+                extra.append(Objects.from_columns(
+                    frame=np.full(len(out.pred_id), f), gie_id=gie, class_id=out.pred_cls,
+                    confidence=TRACKER_ONLY_CONFIDENCE, xyxy=out.pred_box, track_id=out.pred_id,
+                    tracker_confidence=1.0))
+        objs.track_id, objs.tracker_confidence = track_id, tconf
+        if not keep.all():
+            _drop_objects(batch, keep)
+        for e in extra:
+            batch.objects = batch.objects.concat(e)
+        for sid in batch.eos:
+            self.streams.pop(int(sid), None)
+        return batch
+
+    def close(self) -> None:
+        self.streams.clear()
+
+
+def _drop_objects(batch: Batch, keep: np.ndarray) -> None:
+    """Remove objects, remapping parents and classification rows; results of removed objects go too."""
+    rows = np.flatnonzero(keep)
+    n = len(batch.objects)
+    batch.objects = batch.objects[rows]
+    cls = batch.classifications
+    if len(cls):
+        new_obj = np.where(cls.obj < 0, -1, _remap_rows(cls.obj, rows, n))
+        alive = (cls.obj < 0) | (new_obj >= 0)
+        cls = cls[alive]
+        cls.obj = new_obj[alive]
+        batch.classifications = cls
+
+
+def build_tracker_stage(app_config, primary_gie_id: int | None = None) -> TrackerStage | None:
+    """The ``[tracker]`` stage of an app, or None when it is absent or disabled."""
+    cfg = getattr(app_config, "tracker", None)
+    if cfg is None or not getattr(cfg, "enable", True):
+        return None
+    return TrackerStage(cfg, operate_on_gie_id=primary_gie_id)
