@@ -14,7 +14,7 @@ stage imports it. The app starts it once the pipeline is built and stops it when
 - stdout a terminal and ``dashboard=True``: the rich dashboard (refreshed twice a second);
   otherwise ``**PERF`` lines on stdout when ``[application] enable-perf-measurement`` is on
   (every ``perf-measurement-interval-sec``, default 5), exactly as deepstream-app prints them.
-- stdin a terminal: keys ``q`` ``p`` ``r`` ``h`` call ``on_quit`` / ``on_pause`` / ``on_resume`` (in
+- stdin a terminal (and dsrun in its foreground): keys ``q`` ``p`` ``r`` ``h`` call ``on_quit`` / ``on_pause`` / ``on_resume`` (in
   the key thread; they should return quickly). ``on_pause``/``on_resume`` must set ``stats.paused``,
   which the ``**PERF`` measurement and the dashboard follow.
 - ``metrics_port``: Prometheus ``/metrics`` and ``/api/v1/{live,ready,startup}`` (see metrics.py),
@@ -24,6 +24,7 @@ stage imports it. The app starts it once the pipeline is built and stops it when
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -129,7 +130,7 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
     stdin = stdin if stdin is not None else sys.stdin
     settings = PerfSettings.from_config(config)
     live_view = dashboard and _isatty(stdout)
-    keys_on = _isatty(stdin) and any((on_quit, on_pause, on_resume))
+    keys_on = _isatty(stdin) and _foreground(stdin) and any((on_quit, on_pause, on_resume))
 
     sampler = dash = metrics = keys = perf = None
     if live_view or metrics_port is not None:
@@ -163,6 +164,17 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
 def _isatty(stream) -> bool:
     try:
         return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _foreground(stream) -> bool:
+    """True unless we run in the background of that terminal (``dsrun cfg &``), where changing
+    its mode would stop the process (SIGTTOU)."""
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except OSError:  # a terminal that is not our controlling one: no job control applies
+        return True
     except (AttributeError, ValueError):
         return False
 
