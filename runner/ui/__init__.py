@@ -81,9 +81,10 @@ class UiHandle:
                     if self.dashboard:
                         self.dashboard.update(view)
             except Exception:  # a UI bug must not stop the run: report once, go on without the view
-                print("dsrun: the dashboard failed and is turned off:\n" + traceback.format_exc(),
-                      file=sys.__stderr__)
                 self._drop_dashboard()
+                self.perf = None
+                print("dsrun: the live view failed and is turned off (the run goes on):\n"
+                      + traceback.format_exc(), file=sys.__stderr__)
 
     def _drop_dashboard(self) -> None:
         if self.dashboard:
