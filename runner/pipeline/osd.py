@@ -58,10 +58,16 @@ class TextStyle:
         # points -> px at 96 dpi, cap height ~0.72 em; Hershey cap height is ~22 px at scale 1
         self.scale = max(float(size_pt), 1.0) * (96 / 72) * 0.72 / 22.0
         self.thickness = max(1, int(round(self.scale * 1.6)))
+        self._sizes: dict[str, tuple[int, int, int]] = {}
 
     def size(self, text: str) -> tuple[int, int, int]:
-        (w, h), base = cv2.getTextSize(text, self.face, self.scale, self.thickness)
-        return w, h, base
+        hit = self._sizes.get(text)
+        if hit is None:
+            (w, h), base = cv2.getTextSize(text, self.face, self.scale, self.thickness)
+            hit = self._sizes[text] = (w, h, base)
+            if len(self._sizes) > 4096:  # labels repeat; track ids make new ones forever
+                self._sizes.clear()
+        return hit
 
 
 def _get(cfg, name, default):
@@ -188,15 +194,19 @@ class OsdStage:
             x = min(max(x, 0), max(w - tw, 0))
             y = min(max(y, 0), max(h - th - base, 0))
             placed.append((x, y, tw, th, base, text))
-        if bg is not None and bg[3] > 0 and placed:
-            rects = np.array([[x, y, x + tw + 4, y + th + base + 4] for x, y, tw, th, base, _ in placed])
-            fill_rects(img, rects, np.tile(np.array(bg[:3]) * 255, (len(rects), 1)),
-                       np.full(len(rects), bg[3]))
-        if self.text_rgba[3] <= 0 and style is self.text:
-            return
-        for x, y, tw, th, base, text in placed:
-            cv2.putText(img, text, (x + 2, y + 2 + th), style.face, style.scale, rgb,
-                        style.thickness, cv2.LINE_AA)
+        fill = bg is not None and bg[3] > 0
+        bg_rgb = np.array(bg[:3], np.float32) * 255 if fill else None
+        draw_text = not (self.text_rgba[3] <= 0 and style is self.text)
+        for x, y, tw, th, base, text in placed:  # text is drawn label by label anyway
+            if fill:
+                region = img[y:y + th + base + 4, x:x + tw + 4]
+                if bg[3] >= 1:
+                    region[:] = bg_rgb.astype(np.uint8)
+                else:
+                    region[:] = (region * (1 - bg[3]) + bg_rgb * bg[3] + 0.5).astype(np.uint8)
+            if draw_text:
+                cv2.putText(img, text, (x + 2, y + 2 + th), style.face, style.scale, rgb,
+                            style.thickness, cv2.LINE_AA)
 
     def _draw_clock(self, img) -> None:
         x, y = self.clock_xy

@@ -17,6 +17,7 @@ the frame size and not to a per-object interpreter overhead.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["parse_rgba", "fill_rects", "border_rects", "clip_boxes", "overlay_class_map", "PALETTE"]
@@ -66,35 +67,43 @@ def border_rects(boxes: np.ndarray, width: int) -> np.ndarray:
 def fill_rects(img: np.ndarray, rects: np.ndarray, colors: np.ndarray, alpha: np.ndarray) -> None:
     """Fill int rectangles ``[x1, y1, x2, y2)`` with RGB ``colors`` (0..255) blended by ``alpha``.
 
-    One fancy-indexed write for all rectangles; where rectangles overlap the later one wins.
+    One fancy-indexed write per distinct colour (not per rectangle); where rectangles overlap, the
+    later one of the same colour wins.
     """
     rects = np.asarray(rects, np.int64).reshape(-1, 4)
     h_img, w_img = img.shape[:2]
     x1 = np.clip(rects[:, 0], 0, w_img)
     y1 = np.clip(rects[:, 1], 0, h_img)
-    x2 = np.clip(rects[:, 2], 0, w_img)
-    y2 = np.clip(rects[:, 3], 0, h_img)
-    w = np.maximum(x2 - x1, 0)
-    h = np.maximum(y2 - y1, 0)
-    area = w * h
-    keep = area > 0
+    w = np.maximum(np.clip(rects[:, 2], 0, w_img) - x1, 0)
+    h = np.maximum(np.clip(rects[:, 3], 0, h_img) - y1, 0)
+    keep = w * h > 0
     if not keep.any():
         return
-    x1, y1, w, area = x1[keep], y1[keep], w[keep], area[keep]
-    colors = np.asarray(colors, np.float32).reshape(-1, 3)[keep]
+    colors = np.rint(np.asarray(colors, np.float32).reshape(-1, 3)[keep]).astype(np.int32)
     alpha = np.broadcast_to(np.asarray(alpha, np.float32).reshape(-1), keep.shape)[keep]
-    rect_of = np.repeat(np.arange(len(area)), area)
+    # group rectangles of one colour and opacity together: one scatter per group
+    key = (colors[:, 0] << 16 | colors[:, 1] << 8 | colors[:, 2]).astype(np.int64) * 1024 + \
+        np.rint(np.clip(alpha, 0, 1) * 1000).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    x1, y1, w, h, key = x1[keep][order], y1[keep][order], w[keep][order], h[keep][order], key[order]
+    colors, alpha = colors[order], alpha[order]
+    area = w * h
+    rect_of = np.repeat(np.arange(len(area), dtype=np.int32), area)
     local = np.arange(rect_of.size, dtype=np.int64) - np.repeat(np.cumsum(area) - area, area)
-    yy = y1[rect_of] + local // w[rect_of]
-    xx = x1[rect_of] + local % w[rect_of]
+    wr = w[rect_of]
+    index = (y1[rect_of] + local // wr) * w_img + x1[rect_of] + local % wr
     flat = img.reshape(-1, 3)
-    index = yy * w_img + xx
-    if np.all(alpha >= 1.0):
-        flat[index] = colors.astype(np.uint8)[rect_of]
-        return
-    a = alpha[rect_of, None]
-    mixed = flat[index].astype(np.float32) * (1.0 - a) + colors[rect_of] * a
-    flat[index] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    bounds = np.concatenate([[0], np.cumsum(area)])
+    groups = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    ends = np.concatenate([groups[1:], [len(key)]])
+    for g, e in zip(groups.tolist(), ends.tolist()):  # one iteration per distinct colour
+        idx = index[bounds[g]:bounds[e]]
+        color, a = colors[g], float(alpha[g])
+        if a >= 1.0:
+            flat[idx] = color.astype(np.uint8)
+        elif a > 0.0:
+            mixed = flat[idx].astype(np.float32) * (1.0 - a) + color.astype(np.float32) * a
+            flat[idx] = (mixed + 0.5).astype(np.uint8)
 
 
 # 21 distinct colours for class maps (PASCAL-VOC-style bit interleaving), class k -> PALETTE[k % 21]
@@ -119,20 +128,26 @@ def overlay_class_map(img: np.ndarray, class_map: np.ndarray, rect: tuple[int, i
     """Blend a (h, w) class map (-1 = nothing) over ``img[y1:y2, x1:x2]``, nearest-neighbour scaled.
 
     Class k is painted ``palette[k % len(palette)]``; pixels of class -1 are left untouched.
+    Integer blending of the covered pixels only.
     """
-    x1, y1, x2, y2 = rect
-    x1, y1 = max(x1, 0), max(y1, 0)
-    x2, y2 = min(x2, img.shape[1]), min(y2, img.shape[0])
-    if x2 <= x1 or y2 <= y1:
+    x1, y1, x2, y2 = (int(v) for v in rect)
+    rw, rh = x2 - x1, y2 - y1
+    cx1, cy1 = max(x1, 0), max(y1, 0)
+    cx2, cy2 = min(x2, img.shape[1]), min(y2, img.shape[0])
+    if cx2 <= cx1 or cy2 <= cy1:
         return
-    h, w = class_map.shape
-    rows = (np.arange(y2 - y1) * h // (y2 - y1)).astype(np.intp)
-    cols = (np.arange(x2 - x1) * w // (x2 - x1)).astype(np.intp)
-    cm = class_map[rows[:, None], cols[None, :]]
+    cm = np.asarray(class_map)
+    if cm.shape != (rh, rw):
+        cm = cv2.resize(cm.astype(np.int16), (rw, rh), interpolation=cv2.INTER_NEAREST)
+    cm = cm[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
     valid = cm >= 0
     if not valid.any():
         return
-    region = img[y1:y2, x1:x2]
-    color = palette[np.where(valid, cm, 0) % len(palette)].astype(np.float32)
-    mixed = region.astype(np.float32) * (1.0 - alpha) + color * alpha
-    region[valid] = np.clip(mixed[valid] + 0.5, 0, 255).astype(np.uint8)
+    region = img[cy1:cy2, cx1:cx2]
+    lut = np.zeros((256, 1, 3), np.uint8)  # slot 0: no class; k + 1: class k's colour
+    lut[1:len(palette) + 1, 0] = palette[:255]
+    slot = np.where(valid, cm % min(len(palette), 255) + 1, 0).astype(np.uint8)
+    color = cv2.LUT(cv2.merge([slot, slot, slot]), lut)
+    a = float(np.clip(alpha, 0.0, 1.0))
+    blended = cv2.addWeighted(np.ascontiguousarray(region), 1.0 - a, color, a, 0.0)
+    np.copyto(region, blended, where=valid[..., None])
