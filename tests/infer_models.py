@@ -78,3 +78,8 @@ def load(nvinfer, engine_dir: Path):
     from runner.engine import EngineSpec, load_engine
 
     return load_engine(EngineSpec.from_nvinfer(nvinfer), engine_dir)
+
+
+def segmentation_model(path: Path, probs: np.ndarray) -> Path:
+    """Outputs ``probs`` (C, h, w) x mean(input): a white frame gives ``probs`` itself."""
+    return _save(_scaled_constant_graph("seg", {"softmax_1": np.asarray(probs, np.float32)}), path)
