@@ -167,3 +167,13 @@ def test_redaction_hides_user_password_and_secret_query_values():
     assert "10.1.1.1/live" in out and "a=1" in out
     err = SourceAuthFailed(2, "rtsp://admin:s3cret@cam/x", "denied rtsp://admin:s3cret@cam/x", "fix it")
     assert "s3cret" not in str(err) and err.uri == "rtsp://***:***@cam/x"
+
+
+def test_multi_uri_source_expands_to_num_sources_each_delivering_the_whole_file(tmp_path, clips):
+    cfg = write_config(tmp_path, [{"type": 3, "uri": clips["c"], "num-sources": 3}],
+                       streammux={"batch-size": 3})
+    rec = Recorder()
+    outcome, stats, _ = run_graph(cfg, rec)
+    assert sorted(stats.sources) == [0, 1, 2]
+    for sid in range(3):
+        assert rec.frames_of(sid) == list(range(30))

@@ -67,13 +67,22 @@ def feature(module: str) -> ModuleType | None:
 
 
 def build_stages(app, engines: Any) -> list[Stage]:
-    """The processing stages between streammux and the sinks, in deepstream-app's order.
+    """The processing stages between streammux and the sinks, in deepstream-app's order:
+    PGIE → tracker → SGIEs → tiler → OSD.
 
-    Each line is a hook owned by another part of dsrun; a feature that is not built yet is skipped."""
+    Each block is a hook owned by another part of dsrun; a feature that is not built yet is skipped.
+    ``engines`` is what ``runner.engine.prepare.prepare_engines`` returned: ``loader(gie, name)``."""
     stages: list[Stage] = []
-    infer = feature("runner.pipeline.infer")  # [primary-gie] → [tracker] → [secondary-gieN]
-    if infer is not None:
-        stages += infer.build_gie_stages(app, engines)
+    infer = feature("runner.pipeline.infer")  # [primary-gie], [secondary-gieN]
+    gies = infer.build_gie_stages(app, engines) if infer is not None else []
+    primary = [s for s in gies if s.name == "primary-gie"]
+    stages += primary
+    tracking = feature("runner.pipeline.tracker.stage")  # [tracker]
+    if tracking is not None:
+        pgie = getattr(app, "primary_gie", None)
+        pgie_id = getattr(getattr(pgie, "nvinfer", None), "gie_unique_id", None) if pgie is not None else None
+        stages += [s for s in [tracking.build_tracker_stage(app, pgie_id)] if s is not None]
+    stages += [s for s in gies if s.name != "primary-gie"]
     tiler = feature("runner.pipeline.tiler")  # [tiled-display]
     if tiler is not None:
         stages += [s for s in [tiler.build_tiler_stage(app)] if s is not None]
