@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+from runner.pipeline.infer_stats import InferCounters
+
 SOURCE_STATES = ("starting", "playing", "reconnecting", "paused", "ended", "failed")
 
 
@@ -64,6 +66,8 @@ class RunStats:
         self.stages: dict[str, StageStats] = {}
         self.engines: dict[str, str] = {}  # engine name -> "building" | "loaded" | "swapped" | "failed"
         self.paused = False
+        # objects per GIE and class, classifier labels per GIE (GIE stages write, --report reads)
+        self.inference = InferCounters()
         self._lock = threading.Lock()
 
     def add_source(self, source_id: int, uri: str) -> SourceStats:
@@ -106,4 +110,4 @@ class RunStats:
             now = self.clock()
             return {"time": now, "elapsed_s": now - self.started_at,
                     "paused": self.paused, "sources": sources, "stages": stages,
-                    "engines": dict(self.engines)}
+                    "engines": dict(self.engines), "inference": self.inference.snapshot()}
