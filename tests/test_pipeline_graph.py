@@ -135,3 +135,32 @@ def test_output_file_of_a_sigkilled_run_still_plays(tmp_path, clip, name, contai
             frames += 1
             assert frame.width == 320
     assert frames >= 10
+
+
+class Slow:
+    name = "slow"
+
+    def process(self, batch):
+        time.sleep(0.02)
+        return batch
+
+    def close(self):
+        pass
+
+
+def test_live_source_drops_to_the_newest_frame_when_the_pipeline_is_slower_and_counts_drops(tmp_path, clip):
+    cfg = write_config(tmp_path, [{"uri": clip}], streammux={"live-source": 1, "batch-size": 1})
+    stats = RunStats()
+    outcome = build_graph(load_config(cfg), stats, stages=[Slow()], sinks=[]).run()
+    src = stats.sources[0]
+    assert outcome.error is None and src.state == "ended"
+    assert src.dropped > 0 and src.frames_processed < 50
+    assert src.frames_decoded == 50 == src.frames_processed + src.dropped  # every frame accounted for
+
+
+def test_config_error_exits_2_and_the_report_says_so(tmp_path, clip):
+    cfg = write_config(tmp_path, [{"uri": clip}], streammux={"batch-size": "four"})
+    report = tmp_path / "run.json"
+    assert main([str(cfg), "--report", str(report), "--no-dashboard"]) == 2
+    doc = json.loads(report.read_text())
+    assert doc["exit_code"] == 2 and doc["status"] == "config_error" and "batch-size" in doc["errors"][0]
