@@ -198,3 +198,24 @@ def test_ctrl_c_during_a_build_stops_it_and_leaves_no_partial_entry(model, tmp_p
                       net_scale_factor=1 / 255, int8_calib_file=tmp_path / "t.table")
     assert load_engine(spec, tmp_path / "e", Lines()).origin == "built"
     assert (tmp_path / "t.table").read_text().startswith("dsrun-")
+
+
+def test_progress_is_a_live_bar_on_a_terminal_and_plain_lines_otherwise(model, tmp_path):
+    import io
+
+    from runner.engine.progress import RichProgress, auto_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    plain_stream, tty = io.StringIO(), Terminal()
+    assert isinstance(auto_progress(plain_stream), PlainProgress)
+    bar = auto_progress(tty)
+    assert isinstance(bar, RichProgress)
+    load_engine(EngineSpec(onnx_file=model, precision="fp16"), tmp_path / "e", bar)
+    assert "engine det.onnx fp16 b1: built in" in tty.getvalue()
+    plain = PlainProgress(plain_stream)
+    load_engine(EngineSpec(onnx_file=model), tmp_path / "e2", plain)
+    phases = [ln.split(": ", 1)[1].split(" (")[0] for ln in plain_stream.getvalue().splitlines()]
+    assert phases[:4] == ["parse", "optimise", "serialise", "validate"] and "built in" in phases[-1]

@@ -124,3 +124,17 @@ def test_nvinfer_config_maps_onto_the_engine_spec(tmp_path):
     assert (spec.int8_calib_file, spec.calib_images) == (tmp_path / "cal.table", tmp_path / "frames")
     assert (spec.calib_method, spec.workspace_size, spec.model_color_format) == ("percentile", 2048, 1)
     assert spec.source == cfg and spec.backend == "auto"
+
+
+def test_nhwc_model_infer_dims_are_read_and_suggested_as_chw(tmp_path, assets):
+    from runner.config import load_nvinfer
+
+    cfg = tmp_path / "sgie.txt"
+    cfg.write_text(f"[property]\nonnx-file={assets.models['mtcnn_rnet']}\nnetwork-input-order=1\n"
+                   "infer-dims=3;48;48\n")
+    spec = EngineSpec.from_nvinfer(load_nvinfer(cfg))
+    assert spec.infer_dims == (48, 48, 3)  # the model's own axis order
+    _fails(spec, tmp_path / "e", "3;48;48 disagrees with input 'input_2'", "which is 3;24;24",
+           "set infer-dims=3;24;24")
+    good = spec.replace(infer_dims=(24, 24, 3))
+    assert load_engine(good, tmp_path / "e", Progress()).inputs[0].shape == (24, 24, 3)

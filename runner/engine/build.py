@@ -246,7 +246,8 @@ def ensure_built(plan: Plan, cache: EngineCache, progress: Progress | None = Non
 def _build(plan: Plan, tmp: Path, progress: Progress) -> str:
     progress.phase("parse")
     model = load_onnx(plan.spec.onnx_file, source=plan.spec.source)
-    check_infer_dims(model, plan.spec.onnx_file, plan.spec.infer_dims, plan.spec.source)
+    check_infer_dims(model, plan.spec.onnx_file, plan.spec.infer_dims, plan.spec.source,
+                     nhwc=plan.spec.network_input_order == 1)
     plan.graph_input = graph_inputs(model)[0]
     plan.input_dims = resolved_dims(plan.graph_input, plan.spec.infer_dims)
     if any(d < 0 for d in plan.input_dims) and plan.precision == "int8" and plan.calib.ranges is None:

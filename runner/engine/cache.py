@@ -247,14 +247,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode() + b"\n")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (temp file beside it, fsync, rename)."""
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it when the block succeeds."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     except OSError as exc:
         raise disk_error(exc, path) from None
@@ -263,21 +261,22 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (temp file beside it, fsync, rename)."""
+    with _replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def atomic_copy(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` whole or not at all."""
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise disk_error(exc, dst.parent) from None
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with _replacing(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        raise disk_error(exc, dst) from None
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 def parse_age(text: str | None) -> float | None:

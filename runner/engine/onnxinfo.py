@@ -65,17 +65,19 @@ def graph_outputs(model: onnx.ModelProto) -> list[GraphTensor]:
 
 
 def check_infer_dims(model: onnx.ModelProto, path: Path, infer_dims: tuple[int, ...] | None,
-                     source: Path | None = None) -> None:
-    """``infer-dims`` must agree with every fixed axis of the first (image) input."""
+                     source: Path | None = None, nhwc: bool = False) -> None:
+    """``infer-dims`` must agree with every fixed axis of the first (image) input (``infer_dims`` in
+    the model's axis order; messages speak DeepStream's C;H;W also for ``nhwc`` models)."""
     if not infer_dims:
         return
     first = graph_inputs(model)[0]
     if len(first.dims) != len(infer_dims) or any(
             d >= 0 and d != want for d, want in zip(first.dims, infer_dims)):
         where = f"{source}: [property] infer-dims: " if source else "infer-dims: "
-        have = ";".join("?" if d < 0 else str(d) for d in first.dims)
-        want = ";".join(map(str, infer_dims))
-        fixed = ";".join(str(w if d < 0 else d) for d, w in zip(first.dims, infer_dims)) \
+        chw = (lambda t: (t[2], t[0], t[1]) if nhwc and len(t) == 3 else t)
+        have = ";".join("?" if d < 0 else str(d) for d in chw(first.dims))
+        want = ";".join(map(str, chw(infer_dims)))
+        fixed = ";".join(str(d) for d in chw(resolved_dims(first, infer_dims))) \
             if len(first.dims) == len(infer_dims) else have
         raise EngineError(f"{where}{want} disagrees with input {first.name!r} of {path}, which is "
                           f"{have} (without the batch axis) — set infer-dims={fixed} or use a model "

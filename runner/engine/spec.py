@@ -45,7 +45,8 @@ class EngineSpec:
     matching one is used, anything else is rebuilt there). ``precision``: fp32/fp16/int8/best.
     ``batch_size``: the maximum batch (DeepStream's ``batch-size``); ``min_batch``/``opt_batch``
     complete the optimisation profile of a dynamic batch axis. ``infer_dims``: per-sample input shape
-    (C;H;W) for models with dynamic spatial axes, also checked against fixed ones.
+    in the model's axis order (``from_nvinfer`` turns ``infer-dims`` C;H;W into H;W;C for
+    ``network-input-order=1``), filling dynamic axes and checked against fixed ones.
     ``workspace_size``: MiB (TensorRT). ``int8_calib_file``: calibration table, read if it exists,
     written after calibrating otherwise. ``calib_images`` + ``calib_method``: the images to calibrate
     on. ``net_scale_factor``/``offsets``/``model_color_format``/``network_input_order``: the
@@ -137,6 +138,10 @@ class EngineSpec:
                               "2 (FP16) or 3 (best)")
         dims = _get(cfg, "infer_dims") or _get(cfg, "input_dims")
         dims = tuple(int(d) for d in dims)[:3] if dims else None
+        order = _get(cfg, "network_input_order", 0)
+        order = int(getattr(order, "value", order) or 0)
+        if dims and order == 1:  # infer-dims is always C;H;W; an NHWC model's axes are H, W, C
+            dims = (dims[1], dims[2], dims[0])
         offsets = _get(cfg, "offsets") or ()
         parse = (_get(cfg, "parse_bbox_func_name") or _get(cfg, "parse_classifier_func_name")
                  or _get(cfg, "parse_segmentation_func_name"))
@@ -153,7 +158,7 @@ class EngineSpec:
             net_scale_factor=float(_get(cfg, "net_scale_factor", 1.0) or 1.0),
             offsets=tuple(float(o) for o in offsets),
             model_color_format=int(_get(cfg, "model_color_format", 0) or 0),
-            network_input_order=int(_get(cfg, "network_input_order", 0) or 0),
+            network_input_order=order,
             custom_lib_path=_path(_get(cfg, "custom_lib_path")),
             parse_func=parse,
             gpu_id=int(_get(cfg, "gpu_id", 0) or 0),
