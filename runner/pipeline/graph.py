@@ -293,8 +293,9 @@ class Graph:
                     force_deadline = time.monotonic() + 5.0
         for r in self.readers:
             r.stop()
+        deadline = time.monotonic() + 1.0  # a reader blocked in a network read is left behind (daemon)
         for r in self.readers:
-            r.join(0.5)
+            r.join(max(0.0, deadline - time.monotonic()))
         self.outcome.source_errors = {r.spec.source_id: str(r.error) for r in self.readers if r.error}
         return self.outcome
 

@@ -1,5 +1,6 @@
 """``[sinkN] type=3``: encode to a file with PyAV (``container`` 1=mp4 2=mkv, ``codec`` 1=H.264
-2=H.265 3=MPEG-4, ``bitrate`` bit/s, ``profile``, ``iframeinterval``, ``output-file``, ``sync``).
+2=H.265 3=MPEG-4, ``bitrate`` bit/s, ``profile``, ``iframeinterval``, ``sw-preset``, ``output-file``,
+``sync``).
 
 The file stays playable whatever happens to the process: MP4 is written fragmented
 (``movflags=frag_keyframe+empty_moov``, a fragment per ``iframeinterval`` frames), Matroska as a
@@ -33,6 +34,9 @@ _CODECS = {1: "libx264", 2: "libx265", 3: "mpeg4"}
 # nvv4l2h264enc / nvv4l2h265enc profile numbers -> x264 / x265 profile names
 _PROFILES = {1: {0: "baseline", 1: "baseline", 2: "main", 4: "high"}, 2: {0: "main", 1: "main10"}}
 _TIME_BASE = Fraction(1, 90000)
+# sw-preset (x264enc/x265enc speed-preset numbers); 0 = unset -> superfast (CPU time matters here)
+_PRESETS = ("superfast", "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+            "slower", "veryslow", "placebo")
 
 
 class SinkError(DsrunError):
@@ -75,10 +79,12 @@ class FileSink:
     """Encodes the frames it receives into ``path``; opened on the first frame (size known then)."""
 
     def __init__(self, name: str, path: Path, container: int = 1, codec: int = 1, bitrate: int = 4_000_000,
-                 profile: int = 0, iframeinterval: int = 30, source_id: int = 0, sync: bool = False) -> None:
+                 profile: int = 0, iframeinterval: int = 30, source_id: int = 0, sync: bool = False,
+                 sw_preset: int = 0) -> None:
         self.name, self.path, self.container, self.codec = name, Path(path), int(container), int(codec)
         self.bitrate, self.profile, self.gop = int(bitrate), int(profile), max(1, int(iframeinterval))
         self.source_id, self.pacer = int(source_id), Pacer() if sync else None
+        self.preset = _PRESETS[int(sw_preset)] if 0 <= int(sw_preset) < len(_PRESETS) else _PRESETS[0]
         self._out = None
         self._file: _WholeUnits | None = None
         self._stream = None
@@ -111,9 +117,9 @@ class FileSink:
         ctx.gop_size = self.gop
         opts = {}
         if self.codec == 1:
-            opts = {"preset": "veryfast", "bf": "0", "profile": _PROFILES[1].get(self.profile, "high")}
+            opts = {"preset": self.preset, "bf": "0", "profile": _PROFILES[1].get(self.profile, "high")}
         elif self.codec == 2:
-            opts = {"preset": "veryfast", "x265-params": f"log-level=error:keyint={self.gop}:bframes=0"}
+            opts = {"preset": self.preset, "x265-params": f"log-level=error:keyint={self.gop}:bframes=0"}
         ctx.options = opts
         self._stream = stream
 
@@ -168,7 +174,7 @@ def make_file_sink(cfg, app, options) -> FileSink:
     return FileSink(f"sink{index}", path, container=get("container", 1), codec=get("codec", 1),
                     bitrate=get("bitrate", 4_000_000) or 4_000_000, profile=get("profile", 0),
                     iframeinterval=get("iframeinterval", 30) or 30, source_id=get("source_id", 0),
-                    sync=bool(get("sync", 0)))
+                    sync=bool(get("sync", 0)), sw_preset=get("sw_preset", 0))
 
 
 register_sink(3, make_file_sink)
