@@ -83,3 +83,4 @@ def load(nvinfer, engine_dir: Path):
 def segmentation_model(path: Path, probs: np.ndarray) -> Path:
     """Outputs ``probs`` (C, h, w) x mean(input): a white frame gives ``probs`` itself."""
     return _save(_scaled_constant_graph("seg", {"softmax_1": np.asarray(probs, np.float32)}), path)
+
