@@ -219,3 +219,25 @@ def test_progress_is_a_live_bar_on_a_terminal_and_plain_lines_otherwise(model, t
     load_engine(EngineSpec(onnx_file=model), tmp_path / "e2", plain)
     phases = [ln.split(": ", 1)[1].split(" (")[0] for ln in plain_stream.getvalue().splitlines()]
     assert phases[:4] == ["parse", "optimise", "serialise", "validate"] and "built in" in phases[-1]
+
+
+def test_a_damaged_cache_entry_is_rebuilt_not_fatal(model, tmp_path):
+    spec = EngineSpec(onnx_file=model, batch_size=2)
+    first = load_engine(spec, tmp_path / "e", Lines())
+    first.path.write_bytes(first.path.read_bytes()[:300])  # e.g. a disk error after the build
+    progress = Lines()
+    again = load_engine(spec, tmp_path / "e", progress)
+    assert "the cached engine does not load" in progress.text and again.origin == "built"
+    assert again.infer(np.zeros((2, 3, 64, 64), np.float32))["cov"].shape == (2, 4, 16, 16)
+
+
+def test_an_engine_file_without_its_onnx_still_runs(model, tmp_path):
+    target = tmp_path / "det.engine"
+    spec = EngineSpec(onnx_file=model, model_engine_file=target, batch_size=2)
+    load_engine(spec, tmp_path / "e", Lines())
+    model.unlink()  # DeepStream users often ship only the engine
+    engine = load_engine(spec, tmp_path / "e", Lines())
+    assert engine.origin == "engine-file" and engine.max_batch == 2
+    with pytest.raises(EngineError) as err:  # but another batch needs the ONNX to rebuild
+        load_engine(spec.replace(batch_size=4), tmp_path / "e", Lines())
+    assert f"{model} does not exist" in str(err.value)

@@ -170,22 +170,43 @@ def load_engine(spec: EngineSpec, engine_dir: str | Path | None = None,
     cache = EngineCache(default_engine_dir(engine_dir))
     plan.engine_dir = cache.root
     target = spec.model_engine_file
+    say = (progress or auto_progress()).message
+    replace_target = target is not None
     if target is not None and target.is_file():
         reasons = engine_file_mismatch(target, plan)
         if not reasons:
-            _restore_table(plan, cache.lookup(plan.spec.name, plan.key))
-            engine = plan.module().load(target, plan)
-            engine.origin = "engine-file"
-            return engine
-        (progress or auto_progress()).message(
-            f"{target}: {'; '.join(reasons)} — rebuilding it to {target}")
+            try:
+                engine = plan.module().load(target, plan)
+            except EngineError as exc:  # the manifest matches but the engine is damaged
+                reasons = [f"it does not load ({exc})"]
+            else:
+                _restore_table(plan, cache.lookup(plan.spec.name, plan.key))
+                engine.origin = "engine-file"
+                return engine
+        say(f"{target}: {'; '.join(reasons)} — rebuilding it to {target}")
     entry, built = ensure_built(plan, cache, progress)
+    try:
+        engine = plan.module().load(entry.artefact, plan)
+    except EngineError as exc:
+        if built:
+            raise
+        say(f"{entry.dir}: the cached engine does not load ({exc}) — rebuilding it")
+        cache.remove(entry)
+        entry, built = ensure_built(plan, cache, progress)
+        engine = plan.module().load(entry.artefact, plan)
     _restore_table(plan, entry)
-    if target is not None and (built or not target.is_file() or engine_file_mismatch(target, plan)):
+    if replace_target and (built or not target.is_file() or engine_file_mismatch(target, plan)
+                           or _differs(target, entry.artefact)):
         _install(entry.artefact, target, plan)
-    engine = plan.module().load(entry.artefact, plan)
     engine.origin = "built" if built else "cache"
     return engine
+
+
+def _differs(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size != b.stat().st_size or file_sha256(a) != file_sha256(b)
+    except OSError:
+        return True
 
 
 def _restore_table(plan: Plan, entry) -> None:
