@@ -54,6 +54,7 @@ from runner.engine import EngineSpec, load_engine
 from runner.engine.progress import Progress
 kw = json.loads({json.dumps(json.dumps(spec_kwargs))})
 kw["onnx_file"] = Path(kw["onnx_file"]); kw["calib_images"] = Path(kw["calib_images"])
+kw["infer_dims"] = tuple(kw["infer_dims"]) if kw["infer_dims"] else None
 t = time.perf_counter(); e = load_engine(EngineSpec(**kw), {str(engine_dir)!r}, Progress())
 print(time.perf_counter() - t, e.origin)
 """

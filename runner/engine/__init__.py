@@ -10,6 +10,7 @@ The pipeline's inference stage needs three names::
 
 from runner.engine.base import Engine, EngineError, TensorSpec
 from runner.engine.build import load_engine
+from runner.engine.hotswap import EngineHandle
 from runner.engine.spec import EngineSpec
 
-__all__ = ["Engine", "EngineError", "EngineSpec", "TensorSpec", "load_engine"]
+__all__ = ["Engine", "EngineError", "EngineHandle", "EngineSpec", "TensorSpec", "load_engine"]

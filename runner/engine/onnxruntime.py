@@ -271,7 +271,15 @@ class OrtEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
-        self.session = session(self.path, options, providers_for(prov, gpu_id))
+        try:
+            self.session = session(self.path, options, providers_for(prov, gpu_id))
+        except EngineError:
+            if prov != "cuda":
+                raise
+            # an onnxruntime-gpu without NHWC kernels rejects prefer_nhwc: run NCHW instead
+            self.session = session(self.path, options, [("CUDAExecutionProvider",
+                                                         {"device_id": str(gpu_id)}),
+                                                        "CPUExecutionProvider"])
         self.device = "cpu" if prov == "cpu" else f"cuda:{gpu_id}"
         self.gpu_id = gpu_id
         self.precision = precision
