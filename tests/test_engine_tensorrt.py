@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -82,7 +81,9 @@ def test_tensorrt_10_only_names_are_really_gone_in_11_so_the_version_gate_matter
 
 
 def test_the_name_lists_cover_every_trt_attribute_in_the_source():
-    source = Path(tensorrt.__file__).read_text()
+    from runner.engine import tensorrt_run
+
+    source = Path(tensorrt.__file__).read_text() + Path(tensorrt_run.__file__).read_text()
     used = {re.sub(r"\.__init__$", "", u)
             for u in re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)", source)}
     listed = set(tensorrt.TRT_NAMES + tensorrt.TRT10_NAMES)
