@@ -241,3 +241,9 @@ def test_an_engine_file_without_its_onnx_still_runs(model, tmp_path):
     with pytest.raises(EngineError) as err:  # but another batch needs the ONNX to rebuild
         load_engine(spec.replace(batch_size=4), tmp_path / "e", Lines())
     assert f"{model} does not exist" in str(err.value)
+
+
+def test_network_mode_best_is_int8_with_calibration_data_else_fp32_on_the_cpu(model, calib_images):
+    assert plan_engine(EngineSpec(onnx_file=model, precision="best")).precision == "fp32"
+    with_images = plan_engine(EngineSpec(onnx_file=model, precision="best", calib_images=calib_images))
+    assert with_images.precision == "int8" and with_images.fields["calib_sha256"]
