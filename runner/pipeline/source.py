@@ -223,7 +223,7 @@ def open_container(spec: SourceSpec, read_timeout: float = 10.0):
                     options["rtsp_transport"] = "tcp"
                 options["max_delay"] = str(max(0, spec.latency_ms) * 1000)  # jitter buffer, µs
                 options["timeout"] = str(int(read_timeout * 1e6))  # socket I/O, µs
-            return av.open(spec.uri, options=options, timeout=(read_timeout, read_timeout))
+            return av.open(spec.uri, options=options, timeout=(max(read_timeout, 5.0), read_timeout))
         path = spec.path
         if not path.is_file():
             raise SourceNotFound(sid, uri, "file not found" if not path.exists() else "not a file",

@@ -1,0 +1,15 @@
+"""The examples in the pipeline runtime's docstrings run and hold."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["runner.pipeline.source", "runner.pipeline.mux", "runner.pipeline.report", "runner.pipeline.sinks",
+           "runner.pipeline.sinks.fake", "runner.pipeline.sinks.file"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_hold(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
