@@ -247,3 +247,29 @@ def test_network_mode_best_is_int8_with_calibration_data_else_fp32_on_the_cpu(mo
     assert plan_engine(EngineSpec(onnx_file=model, precision="best")).precision == "fp32"
     with_images = plan_engine(EngineSpec(onnx_file=model, precision="best", calib_images=calib_images))
     assert with_images.precision == "int8" and with_images.fields["calib_sha256"]
+
+
+def test_clean_leaves_an_engine_that_another_process_is_building(model, tmp_path, capsys):
+    from runner.engine.commands import clean_engines
+
+    spec = EngineSpec(onnx_file=model)
+    load_engine(spec, tmp_path / "e", Lines())
+    cache = EngineCache(tmp_path / "e")
+    holder = _child(f"""
+        import sys, time
+        from pathlib import Path
+        from runner.engine.cache import EngineCache
+        with EngineCache(Path("{tmp_path / 'e'}")).lock("det", "{plan_engine(spec).key}"):
+            print("locked", flush=True)
+            time.sleep(30)
+    """)
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        clean_engines(str(tmp_path / "e"))
+        assert "removed 0 engine(s)" in capsys.readouterr().out
+        assert len(cache.entries()) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    clean_engines(str(tmp_path / "e"))
+    assert cache.entries() == []

@@ -138,3 +138,19 @@ def test_nhwc_model_infer_dims_are_read_and_suggested_as_chw(tmp_path, assets):
            "set infer-dims=3;24;24")
     good = spec.replace(infer_dims=(24, 24, 3))
     assert load_engine(good, tmp_path / "e", Progress()).inputs[0].shape == (24, 24, 3)
+
+
+def test_unwritable_model_engine_file_warns_and_runs_the_cached_engine(tmp_path):
+    model = conv_net(tmp_path / "det.onnx")
+    messages = []
+
+    class Collect(Progress):
+        def message(self, text):
+            messages.append(text)
+
+    target = "/sys/dsrun-models/det_b1.engine"
+    engine = load_engine(EngineSpec(onnx_file=model, model_engine_file=Path(target)), tmp_path / "e",
+                         Collect())
+    assert engine.origin == "built" and engine.path.parent.parent == tmp_path / "e" / "det"
+    assert len(messages) == 1 and messages[0].startswith("model-engine-file not written: /sys/dsrun-models")
+    assert "running the cached engine" in messages[0]

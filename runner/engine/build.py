@@ -197,7 +197,10 @@ def load_engine(spec: EngineSpec, engine_dir: str | Path | None = None,
     _restore_table(plan, entry)
     if replace_target and (built or not target.is_file() or engine_file_mismatch(target, plan)
                            or _differs(target, entry.artefact)):
-        _install(entry.artefact, target, plan)
+        try:
+            _install(entry.artefact, target, plan)
+        except EngineError as exc:  # the engine runs from the cache; the user's copy is missing
+            say(f"model-engine-file not written: {exc}; running the cached engine {entry.artefact}")
     engine.origin = "built" if built else "cache"
     return engine
 

@@ -206,6 +206,19 @@ class EngineCache:
                         out.append(entry)
         return out
 
+    def busy(self, entry: Entry) -> bool:
+        """Another process holds this entry's build lock (it is being rebuilt right now)."""
+        lock = entry.dir.parent / f".{entry.dir.name}.lock"
+        if not lock.exists():
+            return False
+        with open(lock, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
     def remove(self, entry: Entry) -> None:
         shutil.rmtree(entry.dir, ignore_errors=True)
         with contextlib.suppress(OSError):

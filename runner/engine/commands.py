@@ -117,6 +117,8 @@ def clean_engines(engine_dir: str | None = None, older_than: str | None = None) 
     limit = parse_age(older_than)
     removed, freed = 0, 0
     for e in cache.entries():
+        if cache.busy(e):  # being built by another dsrun right now
+            continue
         if limit is None or time.time() - e.last_used > limit:
             freed += e.size
             cache.remove(e)
