@@ -135,3 +135,14 @@ def test_batched_push_timeout_keeps_a_fast_file_moving_beside_a_slow_live_source
     # without the timeout every file frame would wait for a live frame (200 ms apart)
     assert np.percentile(fast, 90) < 0.1, f"file frames stalled: 90th percentile gap {np.percentile(fast, 90):.3f}s"
     assert fast.max() < 0.5
+
+
+def test_select_rtp_protocol_0_plays_over_udp_like_4_over_tcp(tmp_path, media, rtsp_server):
+    server = rtsp_server({"cam": media["short"]})
+    cfg = write_config(tmp_path, [{"type": 4, "uri": server.url("cam"), "select-rtp-protocol": 0, "latency": 200},
+                                  rtsp_source(server.url("cam"))], streammux={"batch-size": 2})
+    graph, stats, thread, result = start_run(load_config(cfg))
+    thread.join(30)
+    assert not thread.is_alive() and result["outcome"].error is None
+    for sid in (0, 1):
+        assert stats.sources[sid].state == "ended" and stats.sources[sid].frames_processed >= 20
