@@ -135,3 +135,39 @@ def test_pnet_onet_cascade_finds_every_face_mtcnn_finds(assets, tmp_path):
     ious = np.array(ious)
     print(f"\nMTCNN oracle: {len(ious)} faces, IoU min {ious.min():.3f} median {np.median(ious):.3f}")
     assert len(ious) >= 10 and (ious >= 0.5).all()
+
+
+def test_text_direction_reading_cascade_reads_what_rapidocr_reads(assets, tmp_path):
+    """PGIE text detector → SGIE direction classifier → SGIE CTC recogniser (charset from the model)."""
+    from assets_oracles import rapidocr
+
+    common = ("net-scale-factor=0.00784313725490196\noffsets=127.5;127.5;127.5\nmodel-color-format=1\n"
+              "scaling-filter=1\n")
+    (tmp_path / "det.txt").write_text(
+        f"[property]\nonnx-file={assets.models['ppocr_det']}\ninfer-dims=3;736;1312\n{common}"
+        "num-detected-classes=1\ngie-unique-id=1\ncluster-mode=4\nparse-bbox-func-name=NvDsInferParseDBText\n"
+        "[class-attrs-all]\npre-cluster-threshold=0.5\n")
+    (tmp_path / "direction.txt").write_text("0;180\n")
+    (tmp_path / "cls.txt").write_text(
+        f"[property]\nonnx-file={assets.models['ppocr_cls']}\ninfer-dims=3;48;192\n{common}maintain-aspect-ratio=1\n"
+        "network-type=1\nprocess-mode=2\noperate-on-gie-id=1\ngie-unique-id=2\nbatch-size=6\n"
+        "labelfile-path=direction.txt\nclassifier-threshold=0.5\n")
+    (tmp_path / "rec.txt").write_text(
+        f"[property]\nonnx-file={assets.models['ppocr_rec']}\ninfer-dims=3;48;320\n{common}maintain-aspect-ratio=1\n"
+        "network-type=1\nprocess-mode=2\noperate-on-gie-id=1\ngie-unique-id=3\nbatch-size=6\n"
+        "parse-classifier-func-name=NvDsInferParseCTC\n")
+    stages = [_gie(tmp_path / f"{n}.txt", tmp_path / "engines") for n in ("det", "cls", "rec")]
+    same = total = 0
+    for frame in _frames(assets.videos["plates"], 30, 3):
+        ref, _ = rapidocr()(np.ascontiguousarray(frame[..., ::-1]))
+        b = _batch(frame)
+        for s in stages:
+            b = s.process(b)
+        c = b.classifications
+        assert set(c.label[c.gie_id == 2]) <= {"0", "180"}
+        mine = {t.replace(" ", "") for t in c.label[c.gie_id == 3]}
+        for _, text, _ in ref:
+            total += 1
+            same += text.replace(" ", "") in mine
+    print(f"\nOCR cascade: {same}/{total} rapidocr readings read identically (spaces ignored)")
+    assert total >= 6 and same / total >= 0.8
