@@ -77,3 +77,11 @@ def test_a_broken_python_file_names_the_file_and_the_error(tmp_path):
     bad.write_text("def f(:\n")
     with pytest.raises(ParserError, match="importing .*bad.py failed: SyntaxError"):
         resolve_bbox_parser(NS(custom_lib_path=bad, parse_bbox_func_name="f"))
+
+
+def test_an_exception_inside_a_user_parser_names_the_function_and_file(tmp_path):
+    lib = tmp_path / "oops.py"
+    lib.write_text("def Parse(outputs, network_info, detection_params):\n    return outputs['missing']\n")
+    parse = resolve_bbox_parser(NS(custom_lib_path=lib, parse_bbox_func_name="Parse"))
+    with pytest.raises(ParserError, match=r"Parse in .*oops.py raised KeyError"):
+        parse({"x": np.zeros((1, 2))}, NetworkInfo(8, 8), ClassParams.uniform(1))

@@ -62,7 +62,8 @@ def resolve(cfg, attr: str, builtins: dict, where: str = ""):
             funcs = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
             raise ParserError(f"{where}{key}: {lib} has no function {name!r} (it defines: "
                               f"{', '.join(funcs) or 'none'}) — fix the name or the file")
-        return _wrap_detector(fn) if attr == "parse_bbox_func_name" else _wrap_classifier(fn)
+        wrapped = _wrap_detector(fn) if attr == "parse_bbox_func_name" else _wrap_classifier(fn)
+        return _reporting(wrapped, f"{where}{key}: {name} in {lib}")
     if not name or name in builtins:
         return builtins[name or None]
     if lib is not None:
@@ -75,6 +76,20 @@ def resolve(cfg, attr: str, builtins: dict, where: str = ""):
     raise ParserError(f"{where}{key}: {name!r} is not a dsrun built-in parser (built in: "
                       f"{', '.join(k for k in builtins.keys() if k)}) — set custom-lib-path to a .py "
                       "file that defines it")
+
+
+def _reporting(parse, what: str):
+    """Errors raised inside a user's parser name the file and function (not a bare traceback)."""
+    def call(*args):
+        try:
+            return parse(*args)
+        except ParserError:
+            raise
+        except Exception as exc:
+            raise ParserError(f"{what} raised {type(exc).__name__}: {exc} — fix the parser "
+                              "(docs/inference.md describes what it receives and returns)") from exc
+    call.__name__ = parse.__name__
+    return call
 
 
 class DetectionParams:
