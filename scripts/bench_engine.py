@@ -99,7 +99,7 @@ def main() -> int:
     x_all = (np.stack(pics[args.calib_frames:]).astype(np.float32) * args.scale).transpose(0, 3, 1, 2)
     x_all = np.ascontiguousarray(x_all[:, :c])
 
-    rows, reference = [], None
+    engines, info, reference = {}, {}, None
     for precision in args.precisions.split(","):
         kw = dict(onnx_file=str(model), precision=precision, batch_size=max(batches),
                   infer_dims=infer_dims, calib_images=str(calib), calib_method=args.calib_method,
@@ -115,26 +115,32 @@ def main() -> int:
         cold_s = cold_load_seconds(kw, engine_dir)
         outs = engine.infer(x_all[: max(batches)])
         name = engine.outputs[0].name
-        if reference is None:
-            reference = outs
+        reference = reference or outs
         err = np.abs(outs[name] - reference[name])
-        for b in batches:
-            x = x_all[:b]
-            for _ in range(args.warmup):
-                engine.infer(x)
-            times = []
-            for _ in range(args.iters):
+        engines[precision] = engine
+        info[precision] = {"build_s": round(build_s, 3), "cold_load_s": round(cold_s, 4),
+                           "warm_load_s": round(warm_s, 4), "max_err_vs_fp32": float(err.max()),
+                           "mean_err_vs_fp32": float(err.mean())}
+
+    rows = []
+    for b in batches:  # precisions interleaved run by run: a busy host slows them all alike
+        x = x_all[:b]
+        times = {p: [] for p in engines}
+        for i in range(args.warmup + args.iters):
+            for p, engine in engines.items():
                 t = time.perf_counter()
                 engine.infer(x)
-                times.append(time.perf_counter() - t)
-            rows.append({"precision": precision, "batch": b, "build_s": round(build_s, 3),
-                         "cold_load_s": round(cold_s, 4), "warm_load_s": round(warm_s, 4),
-                         "latency_ms_p50": round(1000 * statistics.median(times), 3),
-                         "latency_ms_mean": round(1000 * statistics.mean(times), 3),
-                         "fps": round(b / statistics.mean(times), 1),
-                         "max_err_vs_fp32": float(err.max()), "mean_err_vs_fp32": float(err.mean()),
+                if i >= args.warmup:
+                    times[p].append(time.perf_counter() - t)
+        for p, engine in engines.items():
+            rows.append({"precision": p, "batch": b, **info[p],
+                         "latency_ms_p50": round(1000 * statistics.median(times[p]), 3),
+                         "latency_ms_mean": round(1000 * statistics.mean(times[p]), 3),
+                         "fps": round(b / statistics.median(times[p]), 1),
                          "device": engine.device, "backend": engine.backend})
+    for engine in engines.values():
         engine.close()
+    rows.sort(key=lambda r: (list(engines).index(r["precision"]), r["batch"]))
 
     head = f"{'precision':9} {'batch':>5} {'build s':>8} {'cold ld s':>9} {'warm ld s':>9} " \
            f"{'p50 ms':>8} {'fps':>8} {'max err':>9} {'mean err':>9}"
