@@ -63,6 +63,7 @@ class EngineHandle:
         self._last_check = 0.0
         self.swaps = 0
         self.messages: list[str] = []
+        self._retired: list[Engine] = []  # replaced engines, closed one swap later
         self._on_state(self.name, "building")
         try:
             self._current = load_engine(spec, engine_dir, progress)
@@ -105,7 +106,9 @@ class EngineHandle:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._current.close()
+        for engine in self._retired + [self._current]:
+            engine.close()
+        self._retired = []
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -169,7 +172,11 @@ class EngineHandle:
         self.messages.append(text)
         self._on_message(text)
         self._on_state(self.name, "swapped")
-        old.close()
+        # a call that began on the old engine (an async classifier, say) may still be running:
+        # release it at the next swap, not now
+        for engine in self._retired:
+            engine.close()
+        self._retired = [old]
 
 
 def _hash(path: Path | None) -> str | None:
