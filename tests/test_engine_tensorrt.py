@@ -119,9 +119,13 @@ def test_every_cuda_runtime_name_exists_in_cuda_python():
 def test_without_tensorrt_libraries_auto_picks_onnxruntime(tmp_path):
     from engine_support import conv_net
 
-    assert tensorrt.available() is False  # the bindings alone do not load without libnvinfer
-    plan = plan_engine(EngineSpec(onnx_file=conv_net(tmp_path / "m.onnx")))
-    assert plan.backend == "onnxruntime"
+    if tensorrt.available():
+        pytest.skip("TensorRT is installed on this machine")
+    # the bindings wheel is installed (the tests above use it) but does not load without libnvinfer
+    import importlib.util
+    assert importlib.util.find_spec("tensorrt_bindings") is not None
+    model = conv_net(tmp_path / "m.onnx")
+    assert plan_engine(EngineSpec(onnx_file=model)).backend == "onnxruntime"
     with pytest.raises(Exception) as err:
-        plan_engine(EngineSpec(onnx_file=tmp_path / "m.onnx", backend="tensorrt"))
+        plan_engine(EngineSpec(onnx_file=model, backend="tensorrt"))
     assert "TensorRT is not installed here" in str(err.value)
