@@ -177,7 +177,9 @@ def test_two_processes_building_the_same_engine_build_it_once(model, tmp_path, c
     assert len(entries) == 1 and entries[0].manifest["precision"] == "int8"
 
 
-def test_ctrl_c_during_a_build_stops_it_and_leaves_no_partial_entry(model, tmp_path, calib_images):
+def test_ctrl_c_during_a_build_stops_it_and_leaves_no_partial_entry(tmp_path, calib_images):
+    # a deeper net: its entropy search takes a few seconds, so Ctrl-C surely lands inside the build
+    model = conv_net(tmp_path / "det.onnx", channels=(16,) * 12)
     code = BUILD_INT8.format(model=model, images=calib_images, table=tmp_path / "t.table",
                              engines=tmp_path / "e")
     proc = _child(code)
