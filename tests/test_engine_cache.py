@@ -165,7 +165,8 @@ def calib_images(tmp_path, assets):
     return write_images(tmp_path / "calib", frames)
 
 
-def test_two_processes_building_the_same_engine_build_it_once(model, tmp_path, calib_images):
+def test_two_processes_building_the_same_engine_build_it_once(tmp_path, calib_images):
+    model = conv_net(tmp_path / "det.onnx", channels=(16,) * 12)  # a build of a few seconds
     code = BUILD_INT8.format(model=model, images=calib_images, table=tmp_path / "t.table",
                              engines=tmp_path / "e")
     procs = [_child(code), _child(code)]
@@ -173,6 +174,8 @@ def test_two_processes_building_the_same_engine_build_it_once(model, tmp_path, c
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     assert sorted(o[0].strip() for o in outs) == ["built", "cache"]
     assert sum("built in" in o[1] for o in outs) == 1
+    # the second really waited on the first's lock (they ran at the same time)
+    assert sum("another dsrun process is building this engine" in o[1] for o in outs) == 1
     entries = EngineCache(tmp_path / "e").entries()
     assert len(entries) == 1 and entries[0].manifest["precision"] == "int8"
 
