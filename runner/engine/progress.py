@@ -76,7 +76,8 @@ class PlainProgress(Progress):
 
 
 class RichProgress(Progress):
-    """A live bar: ``⠋ det.onnx fp16 b4  calibrate 37/100 ━━━━━╸   0:00:12``."""
+    """A live bar while building (``⠋ det.onnx fp16 b4  calibrate 37/100 ━━━━━╸   0:00:12``), then
+    one summary line."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         from rich.console import Console
@@ -86,7 +87,7 @@ class RichProgress(Progress):
         self.console = Console(file=stream or sys.stderr)
         self.bar = Bar(SpinnerColumn(), TextColumn("[bold]{task.fields[title]}"),
                        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), console=self.console, transient=False)
+                       TimeElapsedColumn(), console=self.console, transient=True)
         self.task = None
         self.title = ""
         self.t0 = 0.0
@@ -103,8 +104,8 @@ class RichProgress(Progress):
         self.bar.advance(self.task, n)
 
     def finish(self, outcome: str) -> None:
-        self.bar.update(self.task, description=outcome)
-        self.bar.stop()
+        self.bar.stop()  # the live bar goes; one summary line stays
+        self.bar.remove_task(self.task)
         self.console.print(f"engine {self.title}: {outcome} in {time.monotonic() - self.t0:.1f}s")
 
     def message(self, text: str) -> None:
