@@ -115,6 +115,7 @@ def test_replaced_onnx_is_rebuilt_in_the_background_and_swapped(setup):
     handle.maybe_swap()
     handle.wait(60)
     assert handle.swaps == 1 and handle.current.origin == "built"
+    assert any("built in" in m and "(hot swap)" in m for m in messages)  # no live bar mid-run
     want = load_engine(EngineSpec(onnx_file=new_model, batch_size=2), tmp_path / "e2",
                        Progress()).infer(x)["cov"]
     np.testing.assert_allclose(handle.current.infer(x)["cov"], want, rtol=1e-5, atol=1e-6)

@@ -145,8 +145,8 @@ class EngineHandle:
                 plan = plan_engine(self.spec)
                 engine = plan.module().load(path, plan)
                 engine.origin = "engine-file"
-            else:
-                engine = load_engine(self.spec, self.engine_dir, self.progress)
+            else:  # a rebuild while the dashboard's live view owns the terminal: messages only
+                engine = load_engine(self.spec, self.engine_dir, _Messages(self._on_message))
             problem = _incompatible(self._current, engine)
             if problem:
                 engine.close()
@@ -177,6 +177,22 @@ class EngineHandle:
         for engine in self._retired:
             engine.close()
         self._retired = [old]
+
+
+class _Messages(Progress):
+    """Build progress for a background rebuild: the outcome as one message, no live display."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.title, self.t0 = say, "", 0.0
+
+    def start(self, title: str) -> None:
+        self.title, self.t0 = title, time.monotonic()
+
+    def finish(self, outcome: str) -> None:
+        self.say(f"engine {self.title}: {outcome} in {time.monotonic() - self.t0:.1f}s (hot swap)")
+
+    def message(self, text: str) -> None:
+        self.say(text)
 
 
 def _hash(path: Path | None) -> str | None:
