@@ -61,8 +61,9 @@ DataAssociator:
 
 def write_config(folder: Path, *, clip: Path, sources: int, pgie: Path, sgie: Path, interval: int,
                  batch: int, size: tuple[int, int], net: tuple[int, int], classes: int,
-                 sgie_classes: int, frames_dir: Path | None = None) -> Path:
-    """A deepstream-app config (DeepStream's INI) for ``sources`` copies of ``clip``."""
+                 sgie_classes: int, cascade: bool = True, network_mode: int = 2) -> Path:
+    """A deepstream-app config (DeepStream's INI) for ``sources`` copies of ``clip``; without
+    ``cascade`` only the PGIE runs (no tracker, no SGIEs)."""
     width, height = size
     net_w, net_h = net
     (folder / "labels_pgie.txt").write_text("\n".join(f"class{i}" for i in range(classes)) + "\n")
@@ -74,7 +75,7 @@ net-scale-factor=0.00392156862745098
 onnx-file={pgie}
 labelfile-path=labels_pgie.txt
 batch-size={batch}
-network-mode=2
+network-mode={network_mode}
 num-detected-classes={classes}
 infer-dims=3;{net_h};{net_w}
 interval={interval}
@@ -125,20 +126,20 @@ interval={interval}
 gie-unique-id=1
 
 [tracker]
-enable=1
+enable={int(cascade)}
 tracker-width=640
 tracker-height=384
 ll-lib-file=/opt/nvidia/deepstream/deepstream/lib/libnvds_nvmultiobjecttracker.so
 ll-config-file=tracker_iou.yml
 
 [secondary-gie0]
-enable=1
+enable={int(cascade)}
 config-file=sgie2.txt
 gie-unique-id=2
 operate-on-gie-id=1
 
 [secondary-gie1]
-enable=1
+enable={int(cascade)}
 config-file=sgie3.txt
 gie-unique-id=3
 operate-on-gie-id=1
@@ -155,6 +156,22 @@ type=1
 sync=0
 """)
     return folder / "app.txt"
+
+
+def generated_models(names) -> dict[str, Path]:
+    """The asset catalog's generated models, built here from their recipes (seeded, no download)."""
+    from runner.assets.catalog import SPECS
+
+    root = Path(tempfile.gettempdir()) / "dsrun_bench_models"
+    out = {}
+    for spec in SPECS:
+        if spec.name in names:
+            path = root / spec.file
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                spec.build(root, path)
+            out[spec.name] = path
+    return out
 
 
 # -- 1. decode ceiling -----------------------------------------------------------------------------
@@ -239,24 +256,32 @@ def engine_alone(config: Path, batch: int, seconds: float = 5.0) -> dict:
 # -- 3. the pipeline -------------------------------------------------------------------------------
 
 def run_pipeline(config: Path) -> dict:
-    from runner.app import run_app
+    """Run ``config`` as ``dsrun CONFIG`` does (engines first, then the graph) and summarise it."""
+    from runner.config import load_app
+    from runner.engine.prepare import prepare_engines
+    from runner.pipeline.graph import build_graph
+    from runner.pipeline.report import build_report, exit_status
+    from runner.pipeline.stats import RunStats
 
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        report_path = Path(f.name)
-    args = SimpleNamespace(config=str(config), report=str(report_path), no_dashboard=True,
-                           metrics_port=None, jsonl=None, engine_dir=None, debug=False)
-    code = run_app(args)
-    report = json.loads(report_path.read_text())
-    report_path.unlink()
+    app = load_app(config)
+    stats = RunStats()
+    graph = build_graph(app, stats, engines=prepare_engines(app, stats=stats))
+    stats.started_at = stats.clock()  # engines are ready: time the pipeline only
+    outcome = graph.run()
+    code = exit_status(stats, outcome.interrupted, outcome.error)
+    report = build_report(stats, config=config, exit_code=code)
     sources = report["sources"]
     fps = [s["fps"] for s in sources]
     processed = sum(s["frames_processed"] for s in sources)
     busiest = max(report["stages"].items(), key=lambda kv: kv[1]["busy_s"], default=("", {}))
-    return {"exit_code": code, "sources": len(sources), "frames": processed,
+    phases = {st.name: {k: round(1000 * v / max(processed, 1), 3) for k, v in st.timings.items()}
+              for st in graph.stages if hasattr(st, "timings")}
+    return {"exit_code": code, "error": str(outcome.error) if outcome.error else None,
+            "sources": len(sources), "frames": processed,
             "min_source_fps": round(min(fps), 1) if fps else 0.0,
-            "aggregate_fps": round(sum(fps), 1),
+            "aggregate_fps": round(processed / report["elapsed_s"], 1) if report["elapsed_s"] else 0.0,
             "stages_ms_per_frame": {k: v["ms_per_frame"] for k, v in report["stages"].items()},
-            "stages_busy_s": {k: v["busy_s"] for k, v in report["stages"].items()},
+            "gie_phases_ms_per_frame": phases,
             "elapsed_s": report["elapsed_s"], "busiest_stage": busiest[0]}
 
 
@@ -267,7 +292,9 @@ def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
         row = run_pipeline(make(n))
         rows.append(row)
         print(f"  {n:4d} sources: min {row['min_source_fps']:7.1f} fps/source, aggregate "
-              f"{row['aggregate_fps']:8.1f} fps, busiest stage {row['busiest_stage']}", flush=True)
+              f"{row['aggregate_fps']:8.1f} fps, busiest stage {row['busiest_stage']}; ms/frame "
+              f"{row['stages_ms_per_frame']}; GIE phases {row['gie_phases_ms_per_frame']}"
+              + (f"; ERROR {row['error']}" if row["error"] else ""), flush=True)
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
             best = max(best, n)
         elif n > best:
@@ -315,6 +342,25 @@ def naive_loop(clip: Path, model: Path, net: tuple[int, int], classes: int, fram
     return {"frames": n, "fps": round(n / dt, 2), "objects": objects}
 
 
+def clip_head(clip: Path, frames: int, out: Path) -> Path:
+    """The first ``frames`` frames of ``clip``, remuxed (no re-encode) into ``out``."""
+    import av
+
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        stream = src.streams.video[0]
+        copy = dst.add_stream_from_template(stream)
+        n = 0
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue
+            if n >= frames and packet.is_keyframe:
+                break
+            packet.stream = copy
+            dst.mux(packet)
+            n += 1
+    return out
+
+
 def _iou(a, b) -> float:
     ix = max(0.0, min(a[4], b[4]) - max(a[2], b[2]))
     iy = max(0.0, min(a[5], b[5]) - max(a[3], b[3]))
@@ -342,17 +388,24 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--naive-frames", type=int, default=60)
     ap.add_argument("--skip", default="", help="comma list of sections to skip: decode,engine,pipeline,latency,naive")
+    ap.add_argument("--clip", help="use this clip and build the generated models from their recipes "
+                                   "(for a machine that cannot fetch the asset packages)")
     ap.add_argument("--out", default="bench_streams.json")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
-    assets = ensure_assets(full=not args.small)
     gpu = gpu_name()
+    names = ("detectnet_small", "classifier_small") if args.small else ("detectnet_r34", "classifier")
+    if args.clip:  # a machine without the network (the GPU machine): models from their recipes
+        clip, models = Path(args.clip).resolve(), generated_models(names)
+    else:
+        assets = ensure_assets(full=not args.small)
+        clip = assets.videos["short" if args.small else "bench_1080p"]
+        models = {n: assets.models[n] for n in names}
+    pgie, sgie = models[names[0]], models[names[1]]
     if args.small:
-        clip, pgie, sgie = assets.videos["short"], assets.models["detectnet_small"], assets.models["classifier_small"]
         net, size, counts, batch = (480, 272), (640, 360), [1, 2, 4], args.batch or 4
     else:
-        clip, pgie, sgie = assets.videos["bench_1080p"], assets.models["detectnet_r34"], assets.models["classifier"]
         net, size, batch = (960, 544), (1920, 1080), args.batch or 32
         counts = [1, 16, 32, 64, 96, 110, 128]
     if args.streams:
@@ -389,10 +442,22 @@ def main() -> int:
         result["latency"] = latency(make(1, 0))
         print(f"latency, 1 source: p50 {result['latency']['p50_ms']} ms, p95 {result['latency']['p95_ms']} ms")
     if "naive" not in skip:
-        small = assets.models["detectnet_small"] if args.small else pgie
-        naive = naive_loop(clip, small, net, 4, args.naive_frames)
-        result["naive"] = naive
-        print(f"naive per-frame loop (CPU): {naive['fps']} fps", flush=True)
+        head = clip_head(clip, args.naive_frames, work / "head.mp4")
+        naive = naive_loop(head, pgie, net, 4, args.naive_frames)
+        n_cpu = max(1, min(8, (os.cpu_count() or 2) // 2))
+        folder = work / "cpu"
+        folder.mkdir()
+        os.environ["DSRUN_DEVICE"] = "cpu"
+        try:
+            dsrun_cpu = run_pipeline(write_config(folder, clip=head, sources=n_cpu, pgie=pgie, sgie=sgie,
+                                                  interval=0, batch=n_cpu, size=size, net=net, classes=4,
+                                                  sgie_classes=6, cascade=False, network_mode=0))
+        finally:
+            os.environ.pop("DSRUN_DEVICE")
+        result["cpu_vs_naive"] = {"naive": naive, "dsrun": dsrun_cpu, "sources": n_cpu,
+                                  "speedup": round(dsrun_cpu["aggregate_fps"] / max(naive["fps"], 1e-9), 2)}
+        print(f"CPU, same model and clip: naive per-frame loop {naive['fps']} fps; dsrun {n_cpu} sources "
+              f"{dsrun_cpu['aggregate_fps']} fps ({result['cpu_vs_naive']['speedup']}x)", flush=True)
 
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

@@ -20,7 +20,8 @@ whose confidences sum to >= ``dbscan-min-score``), a cluster becomes its confide
 with the highest member confidence, and the area-to-hit-ratio filter nvinfer enables
 (``sqrt(area) / members > 60`` drops the cluster) is applied.
 
-All work is vectorised numpy within one (frame, class) group; Python loops only over groups.
+All work is vectorised numpy within one (frame, class) group; Python loops only over groups — and for
+NMS (mode 2) not even that on a GPU machine, where one ``batched_nms`` call covers the whole batch.
 
 >>> import numpy as np
 >>> from runner.pipeline.batch import Objects
@@ -41,7 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from runner.pipeline.batch import Objects
 
-__all__ = ["ClassParams", "cluster", "frame_filter", "iou_matrix", "nms_keep"]
+__all__ = ["ClassParams", "cluster", "frame_filter", "grouped_nms", "iou_matrix", "nms_keep"]
 
 ATHR_THRESHOLD = 60.0  # nvinfer enables the area-to-hit-ratio filter with this threshold
 GROUP_RECTANGLES_CONFIDENCE = -0.1  # what nvinfer reports for cluster-mode=0 boxes
@@ -251,6 +252,70 @@ def _cluster_group(xyxy, conf, mode: int, c: int, p: ClassParams):
     return xyxy[kept], conf[kept]
 
 
+def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class).
+
+    On a machine with a CUDA GPU and torchvision, every group is suppressed in one ``batched_nms``
+    call per distinct threshold; otherwise :func:`nms_keep` runs group by group."""
+    keep = np.zeros(len(conf), bool)
+    if len(conf) == 0:
+        return keep
+    device_nms = _device_nms()
+    for thr in np.unique(threshold):
+        rows = np.flatnonzero(threshold == thr)
+        if device_nms is not None:
+            keep[rows[device_nms(xyxy[rows], conf[rows], group[rows], float(thr))]] = True
+            continue
+        order = np.argsort(group[rows], kind="stable")
+        _, starts = np.unique(group[rows][order], return_index=True)
+        for members in np.split(rows[order], starts[1:]):  # one iteration per group
+            keep[members[nms_keep(xyxy[members], conf[members], float(thr))]] = True
+    return keep
+
+
+def _device_nms():
+    """``(xyxy, conf, group, thr) -> kept indices`` on the GPU, or None without CUDA + torchvision."""
+    global _DEVICE_NMS
+    if _DEVICE_NMS is False:
+        try:
+            import torch
+            from torchvision.ops import batched_nms
+        except ImportError:
+            _DEVICE_NMS = None
+        else:
+            if not torch.cuda.is_available():
+                _DEVICE_NMS = None
+            else:
+                def run(xyxy, conf, group, thr):
+                    t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device="cuda")  # noqa: E731
+                    kept = batched_nms(t(xyxy, torch.float32), t(conf, torch.float32), t(group, torch.int64), thr)
+                    return kept.cpu().numpy()
+                _DEVICE_NMS = run
+    return _DEVICE_NMS
+
+
+_DEVICE_NMS = False  # not looked up yet
+
+
+def _cluster_nms(objs: Objects, params: ClassParams) -> Objects:
+    """cluster-mode 2 for every (frame, class) group at once: NMS, then boxes strictly above
+    post-cluster-threshold, then ``topk`` per group; ordered by frame, class, descending confidence."""
+    n_cls = params.num_classes
+    cls = objs.class_id.astype(np.int64)
+    conf = objs.confidence.astype(np.float64)
+    key = objs.frame.astype(np.int64) * n_cls + cls
+    keep = grouped_nms(objs.xyxy.astype(np.float64), conf, key, params.nms_iou_threshold[cls])
+    kept = np.flatnonzero(keep & (conf > params.post_cluster_threshold[cls]))
+    order = kept[np.lexsort((-conf[kept], key[kept]))]  # stable: ties keep the parser's order
+    k = key[order]
+    run_start = np.maximum.accumulate(np.where(np.r_[True, k[1:] != k[:-1]], np.arange(len(k)), 0))
+    rank = np.arange(len(k)) - run_start
+    topk = params.topk[cls[order]]
+    order = order[(topk < 0) | (rank < topk)]
+    return Objects.from_columns(frame=objs.frame[order], class_id=cls[order], confidence=conf[order],
+                                xyxy=objs.xyxy[order].astype(np.float64))
+
+
 def cluster(objs: Objects, mode: int, params: ClassParams) -> Objects:
     """Threshold and cluster raw detector candidates (network pixels), per frame and class.
 
@@ -264,6 +329,8 @@ def cluster(objs: Objects, mode: int, params: ClassParams) -> Objects:
     objs = objs[valid]
     if len(objs) == 0:
         return Objects.empty()
+    if int(mode) == 2:
+        return _cluster_nms(objs, params)
     key = objs.frame.astype(np.int64) * n_cls + objs.class_id
     order = np.argsort(key, kind="stable")
     keys, starts = np.unique(key[order], return_index=True)

@@ -4,7 +4,7 @@
 H.265 files: the same thread, statistics, EOS and typed errors, but the decoder is the GPU's video
 engine and each frame is handed to streammux as an (H, W, 3) uint8 RGB CUDA tensor (DLPack, no host
 copy), scaled to the streammux size on the GPU when it differs. Live and network sources keep the
-PyAV reader. :func:`nvdec_usable` decides per source; ``DSRUN_DECODE=cpu`` turns the GPU path off.
+PyAV reader. :func:`nvdec_usable` decides per source; ``DSRUN_DEVICE=cpu`` turns the GPU path off.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _CODECS = (".mp4", ".mkv", ".mov", ".h264", ".264", ".h265", ".265", ".hevc")
 
 def nvdec_available() -> bool:
     """PyNvVideoCodec and a CUDA build of torch with a GPU are present, and not turned off."""
-    if os.environ.get("DSRUN_DECODE", "auto").lower() == "cpu":
+    if os.environ.get("DSRUN_DEVICE", "auto").strip().lower() == "cpu":
         return False
     try:
         import PyNvVideoCodec  # noqa: F401
@@ -77,7 +77,7 @@ class NvdecReader(threading.Thread):
                 return  # the run is stopping
             if self._decoded == before:
                 raise SourceCorruptData(spec.source_id, spec.uri, "NVDEC decoded no frame",
-                                        "check the file with ffprobe; set DSRUN_DECODE=cpu to use FFmpeg")
+                                        "check the file with ffprobe; set DSRUN_DEVICE=cpu to decode with FFmpeg")
             if not spec.file_loop:
                 return
 

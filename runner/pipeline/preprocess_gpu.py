@@ -87,6 +87,9 @@ def preprocess_device(frames, spec: PreprocessSpec, rects=None, frame_index=None
         shape = (0, *spec.input_shape)
         return torch.zeros(shape, dtype=_torch_dtype(torch, spec.dtype), device=frames.device), mapping
 
+    if rects is None and not (off_l.any() or off_t.any()) and (dest_w == spec.width).all() \
+            and (dest_h == spec.height).all():
+        return _normalise(torch, _resize_whole(torch, frames, int(width[0]), int(height[0]), spec), spec), mapping
     dev = frames.device
     t = lambda a: torch.as_tensor(np.asarray(a), device=dev)  # noqa: E731 — metadata columns to device
     bilinear = int(spec.scaling_filter) in _BILINEAR
@@ -103,6 +106,20 @@ def preprocess_device(frames, spec: PreprocessSpec, rects=None, frame_index=None
         pix = gather(y0, x0)
     pix = pix * (vy[:, :, None] & vx[:, None, :])[..., None]  # black padding outside the image
     return _normalise(torch, pix, spec), mapping
+
+
+def _resize_whole(torch, frames, width: int, height: int, spec: PreprocessSpec):
+    """Whole frames to the network size with one interpolation kernel (the common PGIE case):
+    the same sampling as the gather path, at a fraction of its cost on large frames."""
+    import torch.nn.functional as F
+
+    x = frames[:, :height, :width].permute(0, 3, 1, 2).float()  # a strided view: NHWC memory stays
+    size = (spec.height, spec.width)
+    if int(spec.scaling_filter) in _BILINEAR:
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False).round()
+    else:
+        x = F.interpolate(x, size=size, mode="nearest")
+    return x.permute(0, 2, 3, 1)  # (n, H, W, 3) for the shared normalisation
 
 
 def _torch_dtype(torch, name: str):
