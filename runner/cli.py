@@ -14,6 +14,7 @@ import sys
 import traceback
 
 from runner.errors import DsrunError
+from runner.redact import redact
 
 COMMANDS = ("run", "check", "build-engines", "engines", "samples")
 
@@ -107,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except DsrunError as error:
         if args.debug:
-            traceback.print_exc()
-        print(f"dsrun: {error}", file=sys.stderr)
+            print(redact(traceback.format_exc()), end="", file=sys.stderr)
+        print(f"dsrun: {redact(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from runner.cli import main
-from runner.config.check import redact
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 YOLO = CONFORMANCE / "deepstream/tools/yolo_deepstream/deepstream_yolo/deepstream_app_config_yolo.txt"
@@ -50,8 +49,3 @@ def test_check_missing_file_is_exit_2_without_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert "/nonexistent/app.txt does not exist" in result.stdout
-
-
-def test_credentials_in_uris_are_redacted():
-    assert redact("rtsp://user:pa55@cam.local/stream") == "rtsp://user:***@cam.local/stream"
-    assert redact("file:///a/b.mp4") == "file:///a/b.mp4"

@@ -19,17 +19,7 @@ from runner.config.files import is_yaml
 from runner.config.load import inspect_app, inspect_nvinfer, inspect_tracker
 from runner.config.model import AppConfig, GieConfig, NvInferConfig
 from runner.config.model_tracker import TRACKER_SECTIONS
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]*)@")
-
-
-def redact(uri: str | None) -> str | None:
-    """Hide the password of a URI.
-
-    >>> redact("rtsp://admin:secret@10.0.0.2:554/stream")
-    'rtsp://admin:***@10.0.0.2:554/stream'
-    """
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", uri) if uri else uri
+from runner.redact import redact_tree
 
 
 def detect_kind(path: Path) -> str:
@@ -46,7 +36,7 @@ def detect_kind(path: Path) -> str:
 
 
 def check(paths: list[str], as_json: bool) -> int:
-    reports = [_inspect(Path(p)) for p in paths]
+    reports = [redact_tree(_inspect(Path(p))) for p in paths]  # no credentials in any output
     valid = all(r["valid"] for r in reports)
     if as_json:
         doc = {"valid": valid, "configs": reports,
@@ -98,7 +88,7 @@ def _gie_summary(g: GieConfig) -> dict:
 def _app_summary(c: AppConfig) -> dict:
     m, t, o = c.streammux, c.tiled_display, c.osd
     return {
-        "sources": [{"index": s.index, "type": s.type.name.lower(), "uri": redact(s.uri),
+        "sources": [{"index": s.index, "type": s.type.name.lower(), "uri": s.uri,
                      "group": s.group} for s in c.sources],
         "streammux": {"width": m.width, "height": m.height, "batch_size": c.batch_size,
                       "batched_push_timeout": m.batched_push_timeout, "live_source": m.live_source},

@@ -17,7 +17,6 @@ Every failure is a :class:`SourceError` subclass naming the source with its cred
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -29,22 +28,11 @@ import av
 
 from runner.errors import DsrunError
 from runner.pipeline.stats import SourceStats
+from runner.redact import redact  # re-exported: runner.pipeline.source.redact stays importable
 
 CAMERA_V4L2, URI, URI_MULTIPLE, RTSP, CAMERA_CSI = 1, 2, 3, 4, 5  # DeepStream's NvDsSourceType
 _NETWORK = ("rtsp", "rtsps", "http", "https", "rtmp")
 _SCHEMES = ("file", "v4l2") + _NETWORK
-
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]*@")
-_SECRET_PARAM = re.compile(r"(?P<key>(?:password|passwd|pwd|pass|token|secret|key|auth|signature|sig)=)"
-                           r"[^&\s'\"]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """``text`` with every URL's user:password and secret query values replaced by ``***``.
-
-    The one redaction helper: source names in stats, logs, errors and reports all go through it."""
-    text = _USERINFO.sub(lambda m: m["scheme"] + "***:***@", str(text))
-    return _SECRET_PARAM.sub(lambda m: m["key"] + "***", text)
 
 
 # ---------------------------------------------------------------------------------------------------
