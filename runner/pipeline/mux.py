@@ -97,7 +97,10 @@ class MuxInput:
     it in ``SourceStats.dropped``."""
 
     def __init__(self, stats: RunStats, live: dict[int, bool], capacity: int = 4) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # streammux waits here for frames
+        # one condition per source, on the same lock: a blocked reader is woken only when *its*
+        # queue has room (with 100+ sources, waking every reader per frame costs more than decoding)
+        self._room = {sid: threading.Condition(self._cond._lock) for sid in live}
         self._queues = {sid: collections.deque() for sid in live}
         self._live = dict(live)
         self._capacity = max(1, capacity)
@@ -118,7 +121,7 @@ class MuxInput:
                     self._stats.sources[source_id].dropped += 1
             else:
                 while len(q) >= self._capacity and not self._closed:
-                    self._cond.wait(0.1)
+                    self._room[source_id].wait(0.1)
             if self._closed:
                 return False
             q.append((image, pts_ns, size))
@@ -138,6 +141,8 @@ class MuxInput:
             for q in self._queues.values():
                 q.clear()
             self._cond.notify_all()
+            for room in self._room.values():
+                room.notify_all()
 
     def depth(self) -> int:
         return sum(len(q) for q in self._queues.values())
@@ -197,7 +202,8 @@ class StreamMux:
                         q.popleft()  # EOS right behind the last frame rides in the same batch
                         self._ended.add(sid)
                         eos.append(sid)
-                cond.notify_all()  # room freed for blocked readers
+                for sid in taken:  # room freed: wake those sources' blocked readers
+                    inputs._room[sid].notify()
                 if self.paused.is_set() and not self._draining.is_set():
                     cond.wait(0.1)
                     continue
