@@ -31,7 +31,7 @@ from runner.engine.base import EngineError
 ENV_DIR = "DSRUN_ENGINE_DIR"
 MANIFEST = "manifest.json"
 #: Bump when dsrun changes how it builds an engine from the same inputs.
-RECIPE = 1
+RECIPE = 2  # 2: uint8 activations for ONNX Runtime CPU INT8
 #: Every field of a cache key, in the order messages name them (one place: build.py fills them).
 KEY_FIELDS = ("model_sha256", "inputs", "batch", "precision", "backend", "backend_version",
               "device", "calib_sha256", "parser_sha256", "recipe")

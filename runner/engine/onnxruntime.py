@@ -2,8 +2,8 @@
 
 The "engine" is an ONNX file dsrun derives from the user's model: graph-optimised (ORT's basic,
 provider-independent rewrites), converted to FP16 (inputs/outputs kept as the model declares them), or
-quantised to INT8 QDQ by static calibration (symmetric int8 activations and per-channel weights — the
-form TensorRT's strongly-typed networks take as input). The build manifest is embedded in the file's
+quantised to INT8 QDQ by static calibration (per-channel int8 weights; symmetric int8 activations —
+the form TensorRT's strongly-typed networks take as input — or uint8 ones for the CPU's int8 kernels). The build manifest is embedded in the file's
 ``metadata_props`` under ``dsrun.manifest``, so a copied ``model-engine-file`` still says what it is.
 """
 
@@ -166,8 +166,14 @@ def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path
     # the nodes that produce the outputs stay float: parsers threshold those values directly
     outputs = {o.name for o in model.graph.output}
     keep_float = [n.name for n in model.graph.node if outputs & set(n.output)]
-    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QInt8, data, [], keep_float, ops,
-                             {"ActivationSymmetric": True, "WeightSymmetric": True})
+    # TensorRT and the GPU take symmetric int8 activations; ONNX Runtime's CPU int8 kernels want
+    # uint8 ones (U8S8: 1.6x FP32 on AVX-512 VNNI, where S8S8 is slower than FP32). Same scale either way.
+    cpu = plan.backend == NAME and plan.provider == "cpu"
+    activations = QuantType.QUInt8 if cpu else QuantType.QInt8
+    quantizer = QDQQuantizer(model, True, False, QuantType.QInt8, activations, data, [], keep_float, ops,
+                             {"ActivationSymmetric": not cpu, "WeightSymmetric": True,
+                              # ranges are symmetric (from amax): a Relu must stay a Relu
+                              "QDQKeepRemovableActivations": True})
     quantizer.quantize_model()
     dst = out_dir / "int8.onnx"
     quantizer.model.save_model_to_file(str(dst), False)
