@@ -78,7 +78,15 @@ def test_detectnet_shaped_detector_fp16_and_int8_stay_close_to_fp32(assets, tmp_
                       calib_images=calib, calib_method="percentile")
     fp32 = load_engine(spec, tmp_path / "e", Progress()).infer(x)
     fp16 = load_engine(spec.replace(precision="fp16"), tmp_path / "e", Progress()).infer(x)
-    int8 = load_engine(spec.replace(precision="int8"), tmp_path / "e", Progress()).infer(x)
+    int8_engine = load_engine(spec.replace(precision="int8"), tmp_path / "e", Progress())
+    int8 = int8_engine.infer(x)
+    import onnx
+
+    graph = onnx.load(str(int8_engine.path)).graph  # a real Q/DQ graph, uint8 activations on the CPU
+    zero_points = {i.name: i.data_type for i in graph.initializer}
+    quants = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert len(quants) >= 10
+    assert {zero_points[n.input[2]] for n in quants} == {onnx.TensorProto.UINT8}
     _report("DetectNet fp16", fp32, fp16)
     _report("DetectNet int8 percentile", fp32, int8)
     cov = "output_cov/Sigmoid:0"
