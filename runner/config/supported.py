@@ -2,31 +2,110 @@
 listed by ``dsrun check`` as "accepted, not yet supported".
 
 Helpers implementing a feature add the keys it honours here (one place). Group kinds are the names
-of runner.config.groups (``sourceN``, ``sinkN``, ``secondary-gieN``, ``property``, ``class-attrs-N``…);
-``gie`` entries apply to both primary-gie and secondary-gieN.
+of runner.config.groups (``sourceN``, ``sinkN``, ``secondary-gieN``, ``property``, ``class-attrs-N``,
+the tracker YAML's sections…); ``gie`` entries apply to both primary-gie and secondary-gieN.
+Indexed keys are written with ``<N>`` (``bbox-border-color<N>`` covers ``bbox-border-color0``).
 
->>> "config-file" in SUPPORTED["gie"]
-True
+:data:`CONFIG_LAYER` holds what the config layer itself acts on; :data:`RUNTIME` what the pipeline,
+the engine layer and the UI act on — tests/test_config_supported.py checks every RUNTIME entry
+against the code that reads it, and that nothing that code reads is missing here.
+
+>>> is_supported("primary-gie", "config-file"), is_supported("primary-gie", "bbox-border-color2")
+(True, True)
+>>> is_supported("sinkN", "bitrate"), is_supported("sinkN", "enc-type")
+(True, False)
 """
 
-SUPPORTED: dict[str, frozenset[str]] = {
-    # the config layer itself acts on these (enable flags, file references, GIE overrides, sources)
-    "gie": frozenset({"enable", "plugin-type", "config-file", "batch-size", "interval", "gie-unique-id",
-                      "operate-on-gie-id", "operate-on-class-ids", "model-engine-file",
-                      "labelfile-path", "dsrun-backend", "dsrun-calib-images", "dsrun-calib-method"}),
+from __future__ import annotations
+
+import re
+
+_SOURCE = frozenset({
+    "type", "uri", "latency", "drop-frame-interval", "camera-v4l2-dev-node", "camera-width",
+    "camera-height", "camera-fps-n", "camera-fps-d", "select-rtp-protocol", "rtsp-reconnect-interval-sec",
+    "init-rtsp-reconnect-interval-sec", "rtsp-reconnect-attempts"})
+_NVINFER_GIE = frozenset({  # nvinfer keys an app's GIE group may set too (they override [property])
+    "batch-size", "interval", "gie-unique-id", "model-engine-file", "labelfile-path", "gpu-id",
+    "dsrun-backend", "dsrun-calib-images", "dsrun-calib-method"})
+_CLASS_ATTRS = frozenset({
+    "threshold", "pre-cluster-threshold", "post-cluster-threshold", "eps", "group-threshold", "minBoxes",
+    "dbscan-min-score", "nms-iou-threshold", "topk", "roi-top-offset", "roi-bottom-offset",
+    "detected-min-w", "detected-min-h", "detected-max-w", "detected-max-h"})
+_TRACKER_AGES = frozenset({"minDetectorConfidence", "maxTargetsPerStream", "probationAge",
+                           "maxShadowTrackingAge", "earlyTerminationAge"})
+
+#: what runner/config acts on: enable flags, file references, source expansion, GIE overrides,
+#: legacy spellings turned into their modern keys
+CONFIG_LAYER: dict[str, frozenset[str]] = {
+    "gie": frozenset({"enable", "plugin-type", "config-file"}),
     "source-list": frozenset({"list", "num-source-bins", "sensor-id-list", "sensor-name-list"}),
     "source": frozenset({"csv-file-path"}),
     "sourceN": frozenset({"enable", "type", "uri", "num-sources"}),
     "source-attr-all": frozenset({"enable", "type"}),
     "tracker": frozenset({"enable", "ll-config-file"}),
-    "property": frozenset({"dsrun-backend", "dsrun-calib-images", "dsrun-calib-method", "is-classifier",
-                           "enable-dbscan"}),
-    "class-attrs-all": frozenset({"threshold"}),
-    "class-attrs-N": frozenset({"threshold"}),
+    "property": frozenset({"is-classifier", "enable-dbscan"}),
 }
+
+#: what runner/pipeline, runner/engine (EngineSpec.from_nvinfer) and runner/ui act on
+RUNTIME: dict[str, frozenset[str]] = {
+    "application": frozenset({"enable-perf-measurement", "perf-measurement-interval-sec",
+                              "gie-kitti-output-dir", "kitti-track-output-dir"}),
+    "tests": frozenset({"file-loop"}),
+    "sourceN": _SOURCE,
+    "source-attr-all": _SOURCE,
+    "streammux": frozenset({"width", "height", "batch-size", "batched-push-timeout", "live-source",
+                            "enable-padding"}),
+    "gie": _NVINFER_GIE | {"enable", "bbox-border-color<N>", "bbox-bg-color<N>"},
+    "secondary-gieN": frozenset({"operate-on-gie-id", "operate-on-class-ids"}),
+    "tracker": frozenset({"enable", "ll-lib-file", "operate-on-class-ids", "display-tracking-id"}),
+    "osd": frozenset({"enable", "border-width", "text-size", "text-color", "text-bg-color", "font",
+                      "show-clock", "clock-x-offset", "clock-y-offset", "clock-text-size", "clock-color",
+                      "display-text", "display-bbox", "display-mask"}),
+    "tiled-display": frozenset({"enable", "rows", "columns", "width", "height"}),
+    "sinkN": frozenset({
+        "enable", "type", "sync", "source-id", "link-to-demux", "container", "codec", "bitrate", "profile",
+        "iframeinterval", "sw-preset", "output-file", "rtsp-port", "udp-port", "udp-buffer-size",
+        "msg-conv-config", "msg-conv-payload-type", "msg-conv-frame-interval", "msg-broker-proto-lib",
+        "msg-broker-conn-str", "topic", "disable-msgconv"}),
+    "message-converter": frozenset({"enable", "msg-conv-config", "msg-conv-payload-type",
+                                    "msg-conv-frame-interval"}),
+    "property": _NVINFER_GIE | {
+        # process-mode: the GIE's place decides (primary 1, secondary 2), as deepstream-app does
+        "process-mode", "secondary-reinfer-interval", "output-tensor-meta", "network-mode", "int8-calib-file",
+        "workspace-size", "network-type", "infer-dims", "input-dims", "model-color-format", "net-scale-factor",
+        "offsets", "maintain-aspect-ratio", "symmetric-padding", "scaling-filter", "network-input-order",
+        "custom-lib-path", "parse-bbox-func-name", "parse-classifier-func-name", "onnx-file",
+        "num-detected-classes", "cluster-mode", "crop-objects-to-roi-boundary", "classifier-type",
+        "classifier-threshold", "classifier-async-mode", "segmentation-threshold",
+        "segmentation-output-order", "input-object-min-width", "input-object-min-height",
+        "input-object-max-width", "input-object-max-height", "operate-on-gie-id", "operate-on-class-ids",
+        "filter-out-class-ids"},
+    "class-attrs-all": _CLASS_ATTRS,
+    "class-attrs-N": _CLASS_ATTRS,
+    # NvMultiObjectTracker YAML (ll-config-file): what dsrun's IOU/SORT/ByteTrack trackers use
+    "BaseConfig": frozenset({"minDetectorConfidence", "checkClassMatch"}),
+    "TargetManagement": _TRACKER_AGES - {"minDetectorConfidence"} | {"minIouDiff4NewTarget"},
+    "DataAssociator": frozenset({"checkClassMatch", "minMatchingScore4Overall",
+                                 "minMatchingScore4SizeSimilarity", "minMatchingScore4Iou",
+                                 "minMatchingScore4TentativeIou", "matchingScoreWeight4Iou",
+                                 "matchingScoreWeight4SizeSimilarity"}),
+    "StateEstimator": frozenset({"stateEstimatorType", "processNoiseVar4Loc", "processNoiseVar4Size",
+                                 "processNoiseVar4Vel", "measurementNoiseVar4Detector"}),
+    "VisualTracker": frozenset({"visualTrackerType"}),  # > 0 selects the SORT-class tracker (with a warning)
+    "ReID": frozenset({"reidType"}),  # likewise
+    "NvDCF": _TRACKER_AGES,
+}
+
+SUPPORTED: dict[str, frozenset[str]] = {
+    kind: CONFIG_LAYER.get(kind, frozenset()) | RUNTIME.get(kind, frozenset())
+    for kind in {**CONFIG_LAYER, **RUNTIME}}
+
+_INDEX = re.compile(r"\d+$")
 
 
 def is_supported(group_kind: str, key: str) -> bool:
+    """Whether dsrun acts on ``key`` of a group of this kind (``bbox-border-color0`` → ``…<N>``)."""
     kind = "gie" if group_kind in ("primary-gie", "secondary-gieN") else group_kind
-    return key in SUPPORTED.get(kind, frozenset()) or (
-        kind != group_kind and key in SUPPORTED.get(group_kind, frozenset()))
+    keys = SUPPORTED.get(kind, frozenset()) | (SUPPORTED.get(group_kind, frozenset()) if kind != group_kind
+                                               else frozenset())
+    return key in keys or _INDEX.sub("<N>", key) in keys
