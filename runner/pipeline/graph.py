@@ -66,15 +66,17 @@ def feature(module: str) -> ModuleType | None:
 # Building
 
 
-def build_stages(app, engines: Any) -> list[Stage]:
+def build_stages(app, engines: Any, stats: RunStats | None = None) -> list[Stage]:
     """The processing stages between streammux and the sinks, in deepstream-app's order:
     PGIE → tracker → SGIEs → tiler → OSD.
 
     Each block is a hook owned by another part of dsrun; a feature that is not built yet is skipped.
-    ``engines`` is what ``runner.engine.prepare.prepare_engines`` returned: ``loader(gie, name)``."""
+    ``engines`` is what ``runner.engine.prepare.prepare_engines`` returned: ``loader(gie, name)``.
+    The GIE stages count their objects and classifier labels into ``stats.inference`` (``--report``)."""
     stages: list[Stage] = []
     infer = feature("runner.pipeline.infer")  # [primary-gie], [secondary-gieN]
-    gies = infer.build_gie_stages(app, engines) if infer is not None else []
+    counters = stats.inference if stats is not None else None
+    gies = infer.build_gie_stages(app, engines, counters=counters) if infer is not None else []
     primary = [s for s in gies if s.name == "primary-gie"]
     stages += primary
     tracking = feature("runner.pipeline.tracker.stage")  # [tracker]
@@ -104,7 +106,7 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
                if nvdec_usable(s) else SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb)
                for s in specs]
     mux = StreamMux(mux_spec, inputs, stats)
-    stages = build_stages(app, engines) if stages is None else stages
+    stages = build_stages(app, engines, stats) if stages is None else stages
     sinks = build_sink_stages(app, options) if sinks is None else sinks
     return Graph(readers, inputs, mux, stages, sinks, stats)
 

@@ -2,7 +2,7 @@
 
 Entry point for the graph::
 
-    stages = build_gie_stages(app_config, engine_loader, stats=run_stats)
+    stages = build_gie_stages(app_config, engine_loader, counters=run_stats.inference)
     # primary first, then secondaries in config order; put the tracker (tracker.stage) after stages[0]
 
 ``engine_loader(gie_config, name)`` returns a :class:`runner.engine.Engine` or an engine handle

@@ -1,5 +1,9 @@
 """``--report run.json``: what a run did, per source and in total, and how it ended.
 
+``inference`` counts what the GIEs produced: ``{"objects": {gie-unique-id: {class-id: n}}, "labels":
+{gie-unique-id: {label: n}}}`` (objects before the tracker, classifier labels attached to objects or
+frames); ``totals.objects`` is their sum.
+
 Exit status (also in the report): 0 every source ended normally, 1 some source or a stage failed (the
 other sources still ran to the end), 2 config error, 130 Ctrl-C.
 
@@ -19,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats
+from runner.redact import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -57,6 +61,7 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
     total = lambda key: sum(src[key] for src in sources)
     stages = {name: {"batches": st.batches, "frames": st.frames, "busy_s": round(st.busy_s, 4),
                      "ms_per_frame": round(st.ms_per_frame, 3)} for name, st in stats.stages.items()}
+    inference = stats.inference.snapshot()  # objects per GIE and class id, classifier labels per GIE
     return {
         "config": str(config) if config else None,
         "exit_code": exit_code,
@@ -72,8 +77,10 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
             "frames_decoded": total("frames_decoded"), "frames_processed": total("frames_processed"),
             "dropped": total("dropped"), "reconnects": total("reconnects"),
             "fps": round(total("frames_processed") / elapsed, 2) if elapsed > 0 else 0.0,
+            "objects": sum(n for per_class in inference["objects"].values() for n in per_class.values()),
         },
         "stages": stages,
+        "inference": inference,
     }
 
 
