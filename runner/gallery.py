@@ -2,12 +2,14 @@
 
 Each sample folder holds DeepStream app configs (``deepstream_app_config*.txt``), the nvinfer configs
 and labels they name, and a README whose first heading line is the sample's one-line description.
-Running a sample prepares the assets if missing, starts the local services it needs (an RTSP server
-for ``multistream``, an MQTT broker for ``msgbroker``), runs each of its app configs with
-``runner.app.run_app`` and says where the output is.
+Running a sample prepares the assets if missing, starts the local services its configs name (an RTSP
+camera for ``multistream``, an MQTT broker and a listener for ``msgbroker``; see
+:mod:`runner.gallery_services`), runs each of its app configs with ``runner.app.run_app`` and says
+where the output is: the folder of its file sink (``out/samples/<name>/``), which also gets
+``detections*.jsonl`` (every frame's objects), ``report_*.json`` and ``summary.json``.
 
->>> [s.name for s in find_samples()][:2]  # doctest: +SKIP
-['face-cascade', 'int8']
+>>> [s.name for s in find_samples()][:3]
+['test1', 'lpr-cascade', 'multistream']
 """
 
 from __future__ import annotations
@@ -15,28 +17,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from runner.errors import DsrunError
 
-__all__ = ["Sample", "find_samples", "list_samples", "run_sample", "SAMPLES_DIR", "OUT_DIR"]
+__all__ = ["Sample", "SampleError", "find_samples", "list_samples", "run_sample", "compare_precisions",
+           "SAMPLES_DIR", "OUT_DIR"]
 
 _REPO = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = _REPO / "samples"
 OUT_DIR = _REPO / "out" / "samples"
 ORDER = ("test1", "lpr-cascade", "multistream", "msgbroker", "face-cascade", "segmentation", "int8")
-RTSP_PORT, MQTT_PORT = 8554, 1883
+FILE_SINK = 3
+MSGBROKER_SINK = 6
 
 
 class SampleError(DsrunError):
-    """An unknown sample, or a service a sample needs that cannot be started."""
+    """An unknown sample."""
 
     exit_code = 2
 
@@ -49,6 +48,10 @@ class Sample:
     folder: Path
     title: str
     configs: tuple[Path, ...]
+
+    @property
+    def command(self) -> str:
+        return f"dsrun samples run {self.name}"
 
 
 def _title(readme: Path) -> str:
@@ -68,12 +71,18 @@ def _configs(folder: Path) -> tuple[Path, ...]:
     return tuple(sorted(found, key=lambda p: rank.get(p.stem.rsplit("_", 1)[-1], 9)))
 
 
+def sample_at(folder: Path) -> Sample:
+    """The sample in ``folder`` (a gallery folder, or a copy of one elsewhere)."""
+    folder = Path(folder).resolve()
+    return Sample(folder.name, folder, _title(folder / "README.md"), _configs(folder))
+
+
 def find_samples() -> list[Sample]:
-    """Every sample folder, in gallery order (the order of the README's table)."""
+    """Every sample folder, in gallery order (the order of docs/samples.md's table)."""
     folders = [p for p in SAMPLES_DIR.iterdir() if p.is_dir() and (p / "README.md").is_file()] \
         if SAMPLES_DIR.is_dir() else []
     folders.sort(key=lambda p: (ORDER.index(p.name) if p.name in ORDER else len(ORDER), p.name))
-    return [Sample(p.name, p, _title(p / "README.md"), _configs(p)) for p in folders]
+    return [sample_at(p) for p in folders]
 
 
 def _summary(sample: Sample) -> tuple[str, str]:
@@ -87,9 +96,11 @@ def _summary(sample: Sample) -> tuple[str, str]:
     sources = []
     for s in app.sources:
         uri = getattr(s, "uri", "") or ""
-        sources.append(uri.rsplit("/", 1)[-1] if uri.startswith("file://") else uri.split("://")[0] + "://…")
+        sources.append(uri.rsplit("/", 1)[-1] if uri.startswith("file://") else uri)
     gies = [g for g in (app.primary_gie, *app.secondary_gies) if g is not None]
     models = [Path(str(g.nvinfer.onnx_file)).stem for g in gies if g.nvinfer and g.nvinfer.onnx_file]
+    if len(sample.configs) > 1:
+        models.append(f"({len(sample.configs)} app configs)")
     return ", ".join(sources), " → ".join(models)
 
 
@@ -98,128 +109,165 @@ def list_samples() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    samples = find_samples()
-    table = Table(title="dsrun sample gallery — run one with: dsrun samples run NAME")
-    for column in ("name", "what it shows", "sources", "models"):
+    table = Table(title="dsrun sample gallery", caption="run one: dsrun samples run NAME — "
+                  "output in out/samples/NAME/; docs/samples.md shows a frame of each")
+    for column in ("name", "what it shows", "sources", "models", "command"):
         table.add_column(column, overflow="fold")
-    for sample in samples:
+    for sample in find_samples():
         sources, models = _summary(sample)
-        table.add_row(sample.name, sample.title, sources, models)
+        table.add_row(sample.name, sample.title, sources, models, sample.command)
     Console().print(table)
     return 0
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+# -- the int8 sample's comparison ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _service(cmd: list[str], port: int, what: str) -> Iterator[None]:
-    """Run ``cmd`` (a local server on ``port``) for the duration, unless something already listens."""
-    if _listening(port):
-        yield
-        return
-    if shutil.which(cmd[0]) is None:
-        raise SampleError(f"this sample needs {what} on 127.0.0.1:{port}, and {cmd[0]} is not installed — "
-                          f"install it (Debian: apt-get install {cmd[0]}) or start one yourself")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        if cmd[0] != "ffmpeg":  # ffmpeg's RTSP listener accepts only once: do not probe it
-            deadline = time.monotonic() + 5
-            while not _listening(port) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        else:
-            time.sleep(1.0)
-        yield
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        if proc.poll() is None:
-            proc.kill()
-
-
-def _services(name: str, assets) -> contextlib.ExitStack:
-    stack = contextlib.ExitStack()
-    if name == "multistream":
-        video = assets.videos["carphone"]
-        stack.enter_context(_service(
-            ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video), "-c", "copy",
-             "-f", "rtsp", "-rtsp_flags", "listen", f"rtsp://127.0.0.1:{RTSP_PORT}/carphone"],
-            RTSP_PORT, "an RTSP server"))
-    if name == "msgbroker":
-        stack.enter_context(_service(["mosquitto", "-p", str(MQTT_PORT)], MQTT_PORT, "an MQTT broker"))
-    return stack
-
-
-def _compare_precisions(out: Path) -> None:
-    """int8: box counts per precision and agreement with FP32 (a box matches at IoU >= 0.5)."""
+def _frames(path: Path) -> dict[tuple[int, int], "np.ndarray"]:
     import numpy as np
 
-    def boxes(tag: str) -> dict[tuple[int, int], np.ndarray]:
-        path = out / f"detections_{tag}.jsonl"
-        if not path.is_file():
-            return {}
-        frames = {}
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            frames[(rec["source_id"], rec["frame_num"])] = np.array(
-                [o["bbox"] for o in rec.get("objects", [])], np.float32).reshape(-1, 4)
-        return frames
+    frames = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        frames[(rec["source_id"], rec["frame_num"])] = np.array(
+            [o["bbox"] for o in rec.get("objects", [])], np.float32).reshape(-1, 4)
+    return frames
 
-    def matched(a: np.ndarray, b: np.ndarray) -> int:
-        if not len(a) or not len(b):
-            return 0
-        x1 = np.maximum(a[:, None, 0], b[None, :, 0]); y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-        x2 = np.minimum(a[:, None, 2], b[None, :, 2]); y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
-        iou = inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-        return int((iou.max(axis=1) >= 0.5).sum())
 
-    ref = boxes("fp32")
-    if not ref:
-        return
-    total = sum(len(v) for v in ref.values())
-    print(f"{'precision':10} {'boxes':>7} {'match FP32':>11}")
-    for tag in ("fp32", "fp16", "int8"):
-        got = boxes(tag)
-        if not got:
+def _matched(a, b) -> int:
+    """How many boxes of ``a`` have a box of ``b`` at IoU >= 0.5."""
+    import numpy as np
+
+    if not len(a) or not len(b):
+        return 0
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
+    iou = inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+    return int((iou.max(axis=1) >= 0.5).sum())
+
+
+def compare_precisions(out: Path, tags=("fp32", "fp16", "int8")) -> dict[str, dict]:
+    """int8: per precision, boxes found and agreement with FP32 (IoU >= 0.5): ``recall`` = FP32 boxes
+    found again, ``precision`` = boxes that FP32 also found, ``same_count`` = frames with as many boxes.
+
+    Prints the table and returns ``{tag: {"boxes", "recall", "precision", "same_count"}}``.
+    """
+    import numpy as np
+
+    paths = {t: out / f"detections_{t}.jsonl" for t in tags}
+    if not paths[tags[0]].is_file():
+        return {}
+    ref = _frames(paths[tags[0]])
+    ref_total = sum(len(v) for v in ref.values())
+    table = {}
+    print(f"{'precision':10} {'boxes':>6} {'FP32 boxes found':>17} {'boxes FP32 found':>17} "
+          f"{'frames, same count':>19}")
+    for tag in tags:
+        if not paths[tag].is_file():
             continue
-        n = sum(len(v) for v in got.values())
-        hit = sum(matched(ref[k], got.get(k, np.zeros((0, 4)))) for k in ref)
-        print(f"{tag:10} {n:7d} {hit / max(total, 1):10.1%}")
+        got = _frames(paths[tag])
+        empty = np.zeros((0, 4), np.float32)
+        total = sum(len(v) for v in got.values())
+        recall = sum(_matched(ref[k], got.get(k, empty)) for k in ref) / max(ref_total, 1)
+        precision = sum(_matched(got[k], ref.get(k, empty)) for k in got) / max(total, 1)
+        same = sum(len(ref[k]) == len(got.get(k, empty)) for k in ref) / max(len(ref), 1)
+        table[tag] = {"boxes": total, "recall": round(recall, 4), "precision": round(precision, 4),
+                      "same_count": round(same, 4)}
+        print(f"{tag:10} {total:6d} {recall:17.1%} {precision:17.1%} {same:19.1%}")
+    return table
 
 
-def run_sample(name: str, dashboard: bool = True) -> int:
-    """``dsrun samples run NAME``: assets, services, every app config of the sample, output paths."""
-    samples = {s.name: s for s in find_samples()}
-    if name not in samples:
-        raise SampleError(f"no sample {name!r} — the gallery has: {', '.join(samples) or 'nothing'} "
-                          "(dsrun samples lists them)")
-    sample = samples[name]
+# -- running a sample ------------------------------------------------------------------------------
+
+
+def _output_dir(app, name: str) -> Path:
+    """The folder of the first file sink's output-file (where the sample writes), else out/samples/NAME."""
+    for sink in app.sinks:
+        if int(sink.type) == FILE_SINK and getattr(sink, "output_file", None):
+            return Path(sink.output_file).parent
+    return OUT_DIR / name
+
+
+def _services(apps, assets, out: Path, stack: contextlib.ExitStack, log) -> list:
+    """Start what the configs name on 127.0.0.1 (see runner.gallery_services); the message listeners."""
+    from runner import gallery_services as svc
+    from runner.pipeline.sinks.msgbroker import parse_conn_str
+
+    listeners = []
+    cameras: set[tuple[int, str]] = set()
+    for app in apps:
+        for source in app.sources:
+            where = svc.parse_local_rtsp(getattr(source, "uri", "") or "")
+            if where and where not in cameras and where[1] in assets.videos:
+                cameras.add(where)
+                stack.enter_context(svc.rtsp_camera(assets.videos[where[1]], where[0], where[1], out, log))
+        for sink in app.sinks:
+            if int(sink.type) != MSGBROKER_SINK:
+                continue
+            host, port, topic = parse_conn_str(sink.msg_broker_conn_str, sink.topic, f"[sink{sink.index}]")
+            if host in svc.LOCAL:
+                stack.enter_context(svc.mosquitto(port, log))
+                listener = svc.MessageListener("127.0.0.1", port, topic)
+                listeners.append(stack.enter_context(listener))
+    return listeners
+
+
+def run_sample(name: str, dashboard: bool = True, *, folder: Path | None = None,
+               engine_dir: str | None = None) -> int:
+    """``dsrun samples run NAME``: assets, services, every app config of the sample, output paths.
+
+    ``folder``: run the sample in that folder instead (a copy of a gallery folder, e.g. with shorter
+    clips); its outputs go where its configs' file sinks write.
+    """
+    if folder is None:
+        samples = {s.name: s for s in find_samples()}
+        if name not in samples:
+            raise SampleError(f"no sample {name!r} — the gallery has: {', '.join(samples) or 'nothing'} "
+                              "(dsrun samples lists them)")
+        sample = samples[name]
+    else:
+        sample = sample_at(folder)
     from runner.app import run_app
-    from runner.assets import default_root, ensure_assets
+    from runner.assets import ensure_assets
+    from runner.config import load_app
 
+    log = lambda line: print(f"dsrun: sample {name}: {line}", file=sys.stderr)
     assets = ensure_assets(log=lambda line: print(f"assets: {line}", file=sys.stderr))
-    if assets.root != default_root() or assets.root != _REPO / "assets":
-        print(f"dsrun: note: samples name ../../assets (in {_REPO}); DSRUN_ASSETS={assets.root} is not used "
-              "by their configs", file=sys.stderr)
-    out = OUT_DIR / name
+    apps = [load_app(config) for config in sample.configs]
+    out = _output_dir(apps[0], name)
     out.mkdir(parents=True, exist_ok=True)
-    code = 0
-    with _services(name, assets):
+    code, written, summary = 0, [], {"sample": name, "configs": [str(c) for c in sample.configs]}
+    with contextlib.ExitStack() as stack:
+        listeners = _services(apps, assets, out, stack, log)
         for config in sample.configs:
             tag = config.stem.replace("deepstream_app_config", "").strip("_") or "run"
-            args = argparse.Namespace(
-                config=str(config), report=str(out / f"report_{tag}.json"), no_dashboard=not dashboard,
-                metrics_port=None, engine_dir=None, debug=False,
-                jsonl=str(out / ("detections.jsonl" if tag == "run" else f"detections_{tag}.jsonl")))
-            print(f"dsrun: sample {name}: running {config.relative_to(_REPO)}", file=sys.stderr)
+            jsonl = out / ("detections.jsonl" if tag == "run" else f"detections_{tag}.jsonl")
+            report = out / f"report_{tag}.json"
+            args = argparse.Namespace(config=str(config), report=str(report), no_dashboard=not dashboard,
+                                      metrics_port=None, engine_dir=engine_dir, debug=False, jsonl=str(jsonl))
+            log(f"running {config}")
             code = max(code, run_app(args))
-    if name == "int8":
-        _compare_precisions(out)
-    print(f"dsrun: sample {name} finished (exit {code}); output in {out}")
+            written += [p for p in (jsonl, report) if p.is_file()]
+        for listener in listeners:
+            count = listener.settle()
+            path = out / "messages.jsonl"
+            listener.save(path)
+            written.append(path)
+            summary["messages_received"] = count
+            log(f"{count} messages received on MQTT topic {listener.topic} (127.0.0.1:{listener.port}), "
+                f"saved to {path}")
+    if len(sample.configs) > 1 and all("fp" in c.stem or "int8" in c.stem for c in sample.configs):
+        summary["precisions"] = compare_precisions(out)
+    summary["exit_code"] = code
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    videos = [Path(s.output_file) for app in apps for s in app.sinks
+              if int(s.type) == FILE_SINK and getattr(s, "output_file", None)]
+    print(f"dsrun: sample {name} finished (exit {code}); output in {out}:")
+    for path in [*videos, *written, out / "summary.json"]:
+        if path.is_file():
+            print(f"  {path}")
     return code
