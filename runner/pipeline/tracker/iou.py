@@ -64,8 +64,8 @@ class IouTracker:
         n = len(boxes)
         det_id = np.full(n, -1, np.int64)
         det_conf = np.full(n, -1.0, np.float32)
-        if not detected:
-            rep = t.state == CONFIRMED
+        if not detected:  # shadow-tracked targets (missed at the last detection) are not reported
+            rep = (t.state == CONFIRMED) & (t.misses == 0)
             return TrackOutput(det_id, det_conf, t.id[rep], t.box[rep].copy(), t.cls[rep], t.conf[rep])
         tr, dr = self.associate(boxes, cls, conf)
         matched = np.zeros(len(t), bool)
