@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
-from runner.pipeline.source import (CAMERA_V4L2, SourceCorruptData, SourceNotFound, SourceSpec,
-                                    classify_av_error)
+from runner.pipeline.source import CAMERA_V4L2, SourceCorruptData, SourceNotFound, SourceReader, SourceSpec
 from runner.pipeline.stats import SourceStats
 
 _CODECS = (".mp4", ".mkv", ".mov", ".h264", ".264", ".h265", ".265", ".hevc")
@@ -38,34 +36,18 @@ def nvdec_usable(spec: SourceSpec) -> bool:
             and spec.path.suffix.lower() in _CODECS and nvdec_available())
 
 
-class NvdecReader(threading.Thread):
-    """Decodes one file on NVDEC in a background thread and feeds streammux CUDA tensors."""
+class NvdecReader(SourceReader):
+    """Decodes one file on NVDEC in a background thread and feeds streammux CUDA tensors.
+
+    A :class:`SourceReader` (same thread life cycle, statistics, EOS and typed errors) whose decode
+    loop is the GPU's: only :meth:`_play` differs."""
 
     def __init__(self, spec: SourceSpec, sink, stats: SourceStats, size: tuple[int, int] = (0, 0),
                  stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 8) -> None:
-        super().__init__(name=f"nvdec-{spec.source_id}", daemon=True)
-        self.spec, self.sink, self.stats = spec, sink, stats
+        super().__init__(spec, sink, stats, to_rgb=None, stop=stop)
+        self.name = f"nvdec-{spec.source_id}"
         self.size = size  # streammux (width, height); (0, 0) keeps the decoded size
-        self.stop_event = stop or threading.Event()
         self.gpu_id, self.prefetch = gpu_id, prefetch
-        self.error = None
-        self._decoded = 0
-        self._pts_offset = 0
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-    def run(self) -> None:
-        try:
-            self._play()
-            self.stats.state = "ended"
-        except Exception as exc:  # a source never takes the run down: it ends with its error
-            self.error = classify_av_error(self.spec, exc)
-            self.stats.errors.append(str(self.error))
-            self.stats.state = "failed"
-        finally:
-            self.stats.ended_at = time.monotonic()
-            self.sink.finish(self.spec.source_id)
 
     def _play(self) -> None:
         spec = self.spec
@@ -86,13 +68,12 @@ class NvdecReader(threading.Thread):
         import torch
         import torch.nn.functional as F
 
-        spec, stats = self.spec, self.stats
+        spec = self.spec
         decoder = nvc.ThreadedDecoder(str(spec.path), buffer_size=self.prefetch, gpu_id=self.gpu_id,
                                       use_device_memory=True, output_color_type=nvc.OutputColorType.RGB)
         meta = decoder.get_stream_metadata()
         fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "fps", 0) or 30.0)
         step_ns = int(1e9 / fps)
-        interval = max(1, spec.drop_frame_interval)
         width, height = self.size
         first = self._decoded
         with torch.cuda.device(self.gpu_id):
@@ -101,13 +82,7 @@ class NvdecReader(threading.Thread):
                 if not frames:
                     break
                 for frame in frames:
-                    self._decoded += 1
-                    stats.frames_decoded += 1
-                    if stats.started_at is None:
-                        stats.started_at = time.monotonic()
-                    stats.state = "playing"
-                    if (self._decoded - 1) % interval:
-                        stats.dropped += 1
+                    if not self._count_decoded():
                         continue
                     image = torch.from_dlpack(frame)  # (H, W, 3) uint8 on the GPU, decoder-owned
                     h, w = int(image.shape[0]), int(image.shape[1])

@@ -328,8 +328,22 @@ class SourceReader(threading.Thread):
 
     # -- decoding ------------------------------------------------------------------------------------
 
+    def _count_decoded(self) -> bool:
+        """Count one decoded frame; ``False`` when ``drop-frame-interval`` drops it (the decoder
+        outputs every Nth frame)."""
+        self._decoded += 1
+        stats = self.stats
+        stats.frames_decoded += 1
+        if stats.started_at is None:
+            stats.started_at = time.monotonic()
+        stats.state = "playing"
+        if (self._decoded - 1) % max(1, self.spec.drop_frame_interval):
+            stats.dropped += 1
+            return False
+        return True
+
     def _decode(self, container) -> None:
-        spec, stats = self.spec, self.stats
+        spec = self.spec
         if not container.streams.video:
             raise SourceUnsupported(spec.source_id, spec.uri, "no video stream", "give a video file or stream")
         stream = container.streams.video[0]
@@ -337,20 +351,13 @@ class SourceReader(threading.Thread):
             stream.thread_type = "AUTO"  # frame threads: throughput over latency
         rate = stream.average_rate or stream.guessed_rate
         expected, packets, first_pts, last_pts = stream.frames, 0, None, 0
-        interval = max(1, spec.drop_frame_interval)
         for packet in container.demux(stream):
             if self.stop_event.is_set():
                 return
             if packet.size:
                 packets += 1
             for frame in packet.decode():
-                self._decoded += 1
-                stats.frames_decoded += 1
-                if stats.started_at is None:
-                    stats.started_at = time.monotonic()
-                stats.state = "playing"
-                if (self._decoded - 1) % interval:
-                    stats.dropped += 1  # drop-frame-interval: the decoder outputs every Nth frame
+                if not self._count_decoded():
                     continue
                 pts = _pts_ns(frame, self._decoded - 1, rate)
                 first_pts = pts if first_pts is None else first_pts
