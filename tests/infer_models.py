@@ -84,3 +84,54 @@ def segmentation_model(path: Path, probs: np.ndarray) -> Path:
     """Outputs ``probs`` (C, h, w) x mean(input): a white frame gives ``probs`` itself."""
     return _save(_scaled_constant_graph("seg", {"softmax_1": np.asarray(probs, np.float32)}), path)
 
+
+
+def detector_classifier_app(folder: Path, assets, uri, sgie_extra: str = "") -> Path:
+    """A deepstream-app config in ``folder``: the generated DetectNet_v2-shaped detector (PGIE,
+    gie-unique-id 1, 4 classes) and ResNet-18-shaped classifier on its objects (SGIE, id 2, threshold 0)
+    on one file source ``uri``, streammux 640x272 batch 4, a fakesink. ``sgie_extra``: more
+    ``[property]`` lines for the classifier."""
+    (folder / "labels.txt").write_text("car\nbicycle\nperson\nroadsign\n")
+    (folder / "pgie.txt").write_text(f"""[property]
+onnx-file={assets.models['detectnet_small']}
+net-scale-factor=0.00392156862745098
+batch-size=4
+num-detected-classes=4
+gie-unique-id=1
+labelfile-path=labels.txt
+cluster-mode=2
+[class-attrs-all]
+pre-cluster-threshold=0.3
+nms-iou-threshold=0.5
+topk=8
+""")
+    (folder / "sgie.txt").write_text(f"""[property]
+onnx-file={assets.models['classifier_small']}
+net-scale-factor=0.00392156862745098
+batch-size=16
+network-type=1
+gie-unique-id=2
+operate-on-gie-id=1
+classifier-threshold=0.0
+{sgie_extra}""")
+    (folder / "app.txt").write_text(f"""[source0]
+enable=1
+type=2
+uri=file://{uri}
+[streammux]
+batch-size=4
+width=640
+height=272
+[primary-gie]
+enable=1
+config-file=pgie.txt
+[secondary-gie0]
+enable=1
+config-file=sgie.txt
+gie-unique-id=2
+operate-on-gie-id=1
+[sink0]
+enable=1
+type=1
+""")
+    return folder / "app.txt"

@@ -14,54 +14,7 @@ from runner.config import load_app  # noqa: E402
 from runner.engine.prepare import prepare_engines  # noqa: E402
 from runner.pipeline.batch import Batch  # noqa: E402
 from runner.pipeline.infer import build_gie_stages  # noqa: E402
-
-
-def _config(folder, assets):
-    (folder / "labels.txt").write_text("car\nbicycle\nperson\nroadsign\n")
-    (folder / "pgie.txt").write_text(f"""[property]
-onnx-file={assets.models['detectnet_small']}
-net-scale-factor=0.00392156862745098
-batch-size=4
-num-detected-classes=4
-gie-unique-id=1
-labelfile-path=labels.txt
-cluster-mode=2
-[class-attrs-all]
-pre-cluster-threshold=0.3
-nms-iou-threshold=0.5
-topk=8
-""")
-    (folder / "sgie.txt").write_text(f"""[property]
-onnx-file={assets.models['classifier_small']}
-net-scale-factor=0.00392156862745098
-batch-size=16
-network-type=1
-process-mode=2
-gie-unique-id=2
-operate-on-gie-id=1
-classifier-threshold=0.0
-""")
-    (folder / "app.txt").write_text(f"""[source0]
-enable=1
-type=2
-uri=file://{assets.videos['bikes']}
-[streammux]
-batch-size=4
-width=640
-height=272
-[primary-gie]
-enable=1
-config-file=pgie.txt
-[secondary-gie0]
-enable=1
-config-file=sgie.txt
-gie-unique-id=2
-operate-on-gie-id=1
-[sink0]
-enable=1
-type=1
-""")
-    return folder / "app.txt"
+from infer_models import detector_classifier_app  # noqa: E402
 
 
 def _batch(frames):
@@ -79,7 +32,7 @@ def _run(stages, frames):
 
 
 def test_device_frames_give_the_host_paths_objects_and_labels(assets, tmp_path):
-    app = load_app(_config(tmp_path, assets))
+    app = load_app(detector_classifier_app(tmp_path, assets, assets.videos["bikes"], "process-mode=2\n"))
     with av.open(str(assets.videos["bikes"])) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(4), container.decode(video=0))])
     stages = build_gie_stages(app, prepare_engines(app, engine_dir=tmp_path / "engines"))

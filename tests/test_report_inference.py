@@ -9,6 +9,7 @@ import av
 import pytest
 
 from runner.cli import main
+from infer_models import detector_classifier_app
 
 FRAMES = 48
 
@@ -29,52 +30,8 @@ def clip(tmp_path_factory, assets):
 
 
 def _config(folder, assets, clip):
-    (folder / "labels.txt").write_text("car\nbicycle\nperson\nroadsign\n")
     (folder / "colours.txt").write_text("black;blue;brown;gold;green;grey\n")
-    (folder / "pgie.txt").write_text(f"""[property]
-onnx-file={assets.models['detectnet_small']}
-net-scale-factor=0.00392156862745098
-batch-size=4
-num-detected-classes=4
-gie-unique-id=1
-labelfile-path=labels.txt
-cluster-mode=2
-[class-attrs-all]
-pre-cluster-threshold=0.3
-nms-iou-threshold=0.5
-topk=8
-""")
-    (folder / "sgie.txt").write_text(f"""[property]
-onnx-file={assets.models['classifier_small']}
-net-scale-factor=0.00392156862745098
-batch-size=16
-network-type=1
-gie-unique-id=2
-operate-on-gie-id=1
-labelfile-path=colours.txt
-classifier-threshold=0.0
-""")
-    (folder / "app.txt").write_text(f"""[source0]
-enable=1
-type=2
-uri=file://{clip}
-[streammux]
-batch-size=4
-width=640
-height=272
-[primary-gie]
-enable=1
-config-file=pgie.txt
-[secondary-gie0]
-enable=1
-config-file=sgie.txt
-gie-unique-id=2
-operate-on-gie-id=1
-[sink0]
-enable=1
-type=1
-""")
-    return folder / "app.txt"
+    return detector_classifier_app(folder, assets, clip, sgie_extra="labelfile-path=colours.txt\n")
 
 
 def test_report_counts_equal_the_objects_and_labels_the_run_produced(tmp_path, assets, clip):
