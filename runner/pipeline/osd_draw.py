@@ -106,11 +106,13 @@ def fill_rects(img: np.ndarray, rects: np.ndarray, colors: np.ndarray, alpha: np
             flat[idx] = (mixed + 0.5).astype(np.uint8)
 
 
-# 21 distinct colours for class maps (PASCAL-VOC-style bit interleaving), class k -> PALETTE[k % 21]
+# 21 distinct colours for class maps (PASCAL-VOC-style bit interleaving), class k -> PALETTE[k % 21].
+# Class 0 is a real class (pixels of no class are -1), so it gets VOC's colour 1, not VOC's black
+# background: class k is VOC colour k + 1 (NVIDIA's segmentation samples colour class 0 too).
 def _palette(n: int = 21) -> np.ndarray:
     out = np.zeros((n, 3), np.uint8)
     for k in range(n):
-        c, r, g, b = k, 0, 0, 0
+        c, r, g, b = k + 1, 0, 0, 0
         for bit in range(8):
             r |= ((c >> 0) & 1) << (7 - bit)
             g |= ((c >> 1) & 1) << (7 - bit)
