@@ -123,23 +123,26 @@ def list_samples() -> int:
 # -- the int8 sample's comparison ------------------------------------------------------------------
 
 
-def _frames(path: Path) -> dict[tuple[int, int], "np.ndarray"]:
+def _frames(path: Path) -> dict[tuple[int, int], tuple["np.ndarray", "np.ndarray"]]:
+    """(source, frame) → (boxes (n, 4), confidences (n,)) of a detections JSONL."""
     import numpy as np
 
     frames = {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        frames[(rec["source_id"], rec["frame_num"])] = np.array(
-            [o["bbox"] for o in rec.get("objects", [])], np.float32).reshape(-1, 4)
+        objs = rec.get("objects", [])
+        frames[(rec["source_id"], rec["frame_num"])] = (
+            np.array([o["bbox"] for o in objs], np.float32).reshape(-1, 4),
+            np.array([o["confidence"] for o in objs], np.float32))
     return frames
 
 
-def _matched(a, b) -> int:
-    """How many boxes of ``a`` have a box of ``b`` at IoU >= 0.5."""
+def _best_iou(a, b):
+    """For each box of ``a``: (its best IoU with a box of ``b``, that box's index)."""
     import numpy as np
 
     if not len(a) or not len(b):
-        return 0
+        return np.zeros(len(a)), np.zeros(len(a), int)
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
     y1 = np.maximum(a[:, None, 1], b[None, :, 1])
     x2 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -147,14 +150,17 @@ def _matched(a, b) -> int:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
     iou = inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
-    return int((iou.max(axis=1) >= 0.5).sum())
+    return iou.max(axis=1), iou.argmax(axis=1)
 
 
 def compare_precisions(out: Path, tags=("fp32", "fp16", "int8")) -> dict[str, dict]:
-    """int8: per precision, boxes found and agreement with FP32 (IoU >= 0.5): ``recall`` = FP32 boxes
-    found again, ``precision`` = boxes that FP32 also found, ``same_count`` = frames with as many boxes.
+    """int8: each precision's boxes against FP32's (a match: IoU >= 0.5). ``recall``: FP32 boxes found
+    again; ``precision``: boxes FP32 also found; ``same_count``: frames with as many boxes as FP32;
+    ``mean_iou`` and ``mean_conf_diff``: of the matched boxes, how far they moved and how much their
+    confidence changed.
 
-    Prints the table and returns ``{tag: {"boxes", "recall", "precision", "same_count"}}``.
+    Prints the table and returns ``{tag: {"boxes", "recall", "precision", "same_count", "mean_iou",
+    "mean_conf_diff"}}``.
     """
     import numpy as np
 
@@ -162,22 +168,31 @@ def compare_precisions(out: Path, tags=("fp32", "fp16", "int8")) -> dict[str, di
     if not paths[tags[0]].is_file():
         return {}
     ref = _frames(paths[tags[0]])
-    ref_total = sum(len(v) for v in ref.values())
+    empty = (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    ref_total = sum(len(v[0]) for v in ref.values())
     table = {}
     print(f"{'precision':10} {'boxes':>6} {'FP32 boxes found':>17} {'boxes FP32 found':>17} "
-          f"{'frames, same count':>19}")
+          f"{'same count':>11} {'mean IoU':>9} {'mean |Δconf|':>13}")
     for tag in tags:
         if not paths[tag].is_file():
             continue
         got = _frames(paths[tag])
-        empty = np.zeros((0, 4), np.float32)
-        total = sum(len(v) for v in got.values())
-        recall = sum(_matched(ref[k], got.get(k, empty)) for k in ref) / max(ref_total, 1)
-        precision = sum(_matched(got[k], ref.get(k, empty)) for k in got) / max(total, 1)
-        same = sum(len(ref[k]) == len(got.get(k, empty)) for k in ref) / max(len(ref), 1)
-        table[tag] = {"boxes": total, "recall": round(recall, 4), "precision": round(precision, 4),
-                      "same_count": round(same, 4)}
-        print(f"{tag:10} {total:6d} {recall:17.1%} {precision:17.1%} {same:19.1%}")
+        total = sum(len(v[0]) for v in got.values())
+        found, ious, dconf = 0, [], []
+        for k, (boxes, conf) in ref.items():
+            best, which = _best_iou(boxes, got.get(k, empty)[0])
+            hit = best >= 0.5
+            found += int(hit.sum())
+            ious += best[hit].tolist()
+            dconf += np.abs(conf[hit] - got[k][1][which[hit]]).tolist() if hit.any() else []
+        kept = sum(int((_best_iou(v[0], ref.get(k, empty)[0])[0] >= 0.5).sum()) for k, v in got.items())
+        same = sum(len(ref[k][0]) == len(got.get(k, empty)[0]) for k in ref) / max(len(ref), 1)
+        row = {"boxes": total, "recall": found / max(ref_total, 1), "precision": kept / max(total, 1),
+               "same_count": same, "mean_iou": float(np.mean(ious)) if ious else 0.0,
+               "mean_conf_diff": float(np.mean(dconf)) if dconf else 0.0}
+        table[tag] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+        print(f"{tag:10} {total:6d} {row['recall']:17.1%} {row['precision']:17.1%} {same:11.1%} "
+              f"{row['mean_iou']:9.3f} {row['mean_conf_diff']:13.4f}")
     return table
 
 

@@ -81,10 +81,11 @@ def parse_local_rtsp(uri: str) -> tuple[int, str] | None:
     return parts.port or 554, parts.path.strip("/")
 
 
-def looped_clip(src: Path, dst: Path, loops: int = CAMERA_LOOPS) -> Path:
-    """``src`` played ``loops`` times in one MP4, by copying its packets (no re-encoding)."""
+def looped_clip(src: Path, dst: Path, loops: int | None = None) -> Path:
+    """``src`` played ``loops`` (default ``CAMERA_LOOPS``) times in one MP4, by copying its packets."""
     import av
 
+    loops = CAMERA_LOOPS if loops is None else loops
     with av.open(str(dst), "w") as out:
         ostream = None
         offset = 0
