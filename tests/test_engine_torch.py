@@ -53,7 +53,7 @@ def test_unsupported_operator_is_named_before_anything_runs():
     with pytest.raises(UnsupportedOperator, match="NonMaxSuppression"):
         OnnxModule(helper.make_model(graph))
     with pytest.raises(EngineError, match="dsrun-backend=onnxruntime"):
-        torch_backend.compile_package(helper.make_model(graph), (TensorSpec("boxes", (10, 4), np.dtype("float32")),),
+        torch_backend.export_program(helper.make_model(graph), (TensorSpec("boxes", (10, 4), np.dtype("float32")),),
                             max_batch=1, precision="fp32", gpu_id=0, out_path=None)
 
 
@@ -68,6 +68,7 @@ def test_torch_engine_is_built_once_cached_and_serves_every_batch_size(assets, t
     second = load_engine(spec, engine_dir=tmp_path)
     assert (first.origin, second.origin) == ("built", "cache")
     assert second.backend == "torch" and second.path.suffix == ".pt2"
+    assert any(torch_backend.inductor_cache_dir().iterdir())  # compiled kernels kept for the next start
     assert [o.name for o in second.outputs] == [o.name for o in session.get_outputs()]
     name = second.inputs[0].name
     for n in (1, 5, 16):  # one package serves every batch size up to the maximum

@@ -1,16 +1,21 @@
-"""PyTorch backend: the ONNX graph as a torch module, compiled ahead of time by AOTInductor.
+"""PyTorch backend: the ONNX graph as a torch module, compiled by ``torch.compile`` (Inductor).
 
-The built artefact (the "engine") is an AOTInductor package (``.pt2``): ``torch.export`` traces
-:class:`~runner.engine.onnx_torch.OnnxModule` with a dynamic batch axis, Inductor compiles it (FP16 and
-channels_last on CUDA), and loading it later takes milliseconds — the ~100 s compile happens once and
-is cached like any other engine. Inputs and outputs stay float32 at the boundary; the cast to the
-engine's precision and memory format is compiled into the graph.
+The built artefact (the "engine") is an exported program (``torch.export``, ``.pt2``): the ONNX graph
+traced through :class:`~runner.engine.onnx_torch.OnnxModule` at the engine's precision and layout (FP16
+and channels_last on CUDA) with a dynamic batch axis. Loading it compiles it with Inductor and runs
+one batch of each size class; Inductor's kernel cache (:func:`inductor_cache_dir`) makes every start
+after the first take seconds instead of the first compile's minute or two. Inputs and outputs stay
+float32 at the boundary; the casts are compiled into the graph.
+
+(AOTInductor packages would load faster still, but loading one in a fresh process crashed on the
+H100 with torch 2.11 — see docs/engines.md.)
 
 ``torch`` is imported lazily: a machine without it never loads this backend.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -119,9 +124,10 @@ def _wrapped(onnx_model, precision: str, device: str):
     return Boundary().eval(), dtype
 
 
-def compile_package(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: int, precision: str,
-                    gpu_id: int, out_path: Path, phase: Callable[[str], None] = lambda _: None) -> None:
-    """Export and compile ``onnx_model`` into an AOTInductor package at ``out_path``.
+def export_program(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: int, precision: str,
+                   gpu_id: int, out_path: Path, phase: Callable[[str], None] = lambda _: None) -> None:
+    """Trace ``onnx_model`` (at the engine's precision and layout) with a dynamic batch axis and save
+    the exported program at ``out_path`` — the engine artefact; :class:`TorchEngine` compiles it.
 
     ``inputs`` give per-sample shapes (no -1: resolve dynamic axes with infer-dims first)."""
     import torch
@@ -138,8 +144,15 @@ def compile_package(onnx_model, inputs: tuple[TensorSpec, ...], *, max_batch: in
     phase("export")
     with torch.no_grad():
         program = torch.export.export(module, examples, dynamic_shapes=(tuple({0: batch} for _ in inputs),))
-    phase("optimise (Inductor compile, about a minute or two)")
-    torch._inductor.aoti_compile_and_package(program, package_path=str(out_path))
+    torch.export.save(program, str(out_path))
+
+
+def inductor_cache_dir() -> Path:
+    """Where Inductor keeps compiled kernels between runs (``$TORCHINDUCTOR_CACHE_DIR`` if set):
+    the second start of a torch engine compiles from this cache in seconds."""
+    from runner.engine.cache import default_engine_dir
+
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or default_engine_dir(None).parent / "torch-inductor")
 
 
 def _graph_inputs(plan) -> tuple[TensorSpec, ...]:
@@ -160,12 +173,14 @@ def _graph_inputs(plan) -> tuple[TensorSpec, ...]:
 
 
 def build(plan, out_dir: Path, progress) -> str:
-    """The engine layer's build hook: compile ``plan`` into ``out_dir/engine.pt2`` + its manifest."""
+    """The engine layer's build hook: export ``plan`` to ``out_dir/engine.pt2`` + its manifest; the
+    engine layer's validation then loads it, which compiles it and fills the Inductor cache."""
     import onnx
 
-    compile_package(onnx.load(str(plan.spec.onnx_file)), _graph_inputs(plan), max_batch=plan.spec.batch_size,
-                    precision=plan.precision, gpu_id=plan.spec.gpu_id, out_path=out_dir / ARTEFACT,
-                    phase=progress.phase)
+    export_program(onnx.load(str(plan.spec.onnx_file)), _graph_inputs(plan), max_batch=plan.spec.batch_size,
+                   precision=plan.precision, gpu_id=plan.spec.gpu_id, out_path=out_dir / ARTEFACT,
+                   phase=progress.phase)
+    progress.phase("optimise (Inductor compile: a minute or two the first time, cached after)")
     write_sidecar(out_dir / ARTEFACT, plan.manifest())
     return ARTEFACT
 
@@ -220,13 +235,27 @@ class TorchEngine(Engine):
         self.precision = precision
         self.device = device_name(gpu_id)
         started = time.perf_counter()
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
         try:
-            self._runner = torch._inductor.aoti_load_package(str(self.path))
-        except Exception as e:  # a package from another torch version or device
+            program = torch.export.load(str(self.path))
+        except Exception as e:  # a program from another torch version, or not one at all
             raise EngineError(f"{self.path}: cannot load this torch engine ({type(e).__name__}: {e}) — "
-                              "it was built by another torch version or for another device; delete it "
-                              "and dsrun rebuilds it") from None
+                              "it was built by another torch version; delete it and dsrun rebuilds it") from None
+        self._runner = torch.compile(program.module())
+        self._warm_up()
         self.load_s = time.perf_counter() - started
+
+    def _warm_up(self) -> None:
+        """Compile now (from the Inductor cache when warm), for every batch size: the batch axis is
+        dynamic, and batch 1 gets its own specialisation as torch does."""
+        torch = self._torch
+        for n in sorted({1, self.max_batch}):
+            xs = [torch.zeros((n, *spec.shape), device=self.device) for spec in self.inputs]
+            if n > 1:
+                for x in xs:
+                    torch._dynamo.maybe_mark_dynamic(x, 0)
+            with torch.inference_mode():
+                self._runner(*xs)
 
     def infer_device(self, feeds: Mapping[str, object]) -> dict[str, object]:
         xs = [feeds[spec.name] for spec in self.inputs]
