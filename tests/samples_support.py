@@ -45,13 +45,16 @@ def cut(src: Path, dst: Path, packets: int) -> Path:
 
 
 def sample_copy(name: str, tmp: Path, assets, clips: dict[str, Path] | None = None,
-                ports: dict[int, int] | None = None) -> Path:
-    """A runnable copy of ``samples/name`` in ``tmp/name``; outputs go to ``tmp/out``."""
+                ports: dict[int, int] | None = None, replace: dict[str, str] | None = None) -> Path:
+    """A runnable copy of ``samples/name`` in ``tmp/name``; outputs go to ``tmp/out``; ``replace``:
+    further text replacements in its configs, made first."""
     folder = tmp / name
     shutil.copytree(gallery.SAMPLES_DIR / name, folder)
     out = tmp / "out"
     for config in folder.glob("*.txt"):
         text = config.read_text()
+        for old, new in (replace or {}).items():
+            text = text.replace(old, new)
         for video, clip in (clips or {}).items():
             text = text.replace(f"../../assets/videos/{video}", str(clip))
         text = text.replace("../../assets/", f"{assets.root}/").replace(f"../../out/samples/{name}/", f"{out}/")
