@@ -61,7 +61,7 @@ DataAssociator:
 
 def write_config(folder: Path, *, clip: Path, sources: int, pgie: Path, sgie: Path, interval: int,
                  batch: int, size: tuple[int, int], net: tuple[int, int], classes: int,
-                 sgie_classes: int, cascade: bool = True, network_mode: int = 2) -> Path:
+                 sgie_classes: int, cascade: bool = True, network_mode: int = 2, topk: int = 3) -> Path:
     """A deepstream-app config (DeepStream's INI) for ``sources`` copies of ``clip``; without
     ``cascade`` only the PGIE runs (no tracker, no SGIEs)."""
     width, height = size
@@ -86,7 +86,7 @@ cluster-mode=2
 [class-attrs-all]
 pre-cluster-threshold=0.3
 nms-iou-threshold=0.5
-topk=8
+topk={topk}
 """)
     for i in (2, 3):
         (folder / f"sgie{i}.txt").write_text(f"""[property]
@@ -271,6 +271,7 @@ def run_pipeline(config: Path) -> dict:
     stats = RunStats()
     graph = build_graph(app, stats, engines=prepare_engines(app, stats=stats))
     stats.started_at = stats.clock()  # engines are ready: time the pipeline only
+    wall_start = time.time()
     outcome = graph.run()
     code = exit_status(stats, outcome.interrupted, outcome.error)
     report = build_report(stats, config=config, exit_code=code)
@@ -280,8 +281,11 @@ def run_pipeline(config: Path) -> dict:
     busiest = max(report["stages"].items(), key=lambda kv: kv[1]["busy_s"], default=("", {}))
     phases = {st.name: {k: round(1000 * v / max(processed, 1), 3) for k, v in st.timings.items()}
               for st in graph.stages if hasattr(st, "timings")}
+    objects = sum(report.get("inference", {}).get("objects", {}).get("1", {}).values())  # the PGIE's
     return {"exit_code": code, "error": str(outcome.error) if outcome.error else None,
             "sources": len(sources), "frames": processed,
+            "pgie_objects_per_frame": round(objects / max(processed, 1), 1),
+            "wall_start": wall_start, "wall_end": time.time(),
             "min_source_fps": round(min(fps), 1) if fps else 0.0,
             "aggregate_fps": round(processed / report["elapsed_s"], 1) if report["elapsed_s"] else 0.0,
             "stages_ms_per_frame": {k: v["ms_per_frame"] for k, v in report["stages"].items()},
@@ -302,6 +306,35 @@ def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
             best = max(best, n)
         elif n > best:
+            break
+    return rows, best
+
+
+def ramp_processes(make, counts: list[int], processes: int) -> tuple[list[dict], int]:
+    """The same ramp with the sources split over ``processes`` dsrun processes sharing the GPU (one
+    GIL each): how far the runner scales when Python, not the GPU, is the bound."""
+    rows, best = [], 0
+    for n in counts:
+        parts = [max(1, n // processes + (i < n % processes)) for i in range(processes)]
+        configs = [make(k, f"p{i}of{processes}_") for i, k in enumerate(parts)]
+        procs = [subprocess.Popen([sys.executable, __file__, "--run-config", str(c)], stdout=subprocess.PIPE,
+                                  text=True) for c in configs]
+        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        frames = sum(r["frames"] for r in results)
+        span = max(r["wall_end"] for r in results) - min(r["wall_start"] for r in results)
+        row = {"sources": sum(parts), "processes": processes, "frames": frames,
+               "min_source_fps": min(r["min_source_fps"] for r in results),
+               "aggregate_fps": round(frames / span, 1) if span > 0 else 0.0,
+               "exit_code": max(r["exit_code"] for r in results),
+               "errors": [r["error"] for r in results if r["error"]],
+               "pgie_objects_per_frame": results[0]["pgie_objects_per_frame"], "parts": results}
+        rows.append(row)
+        print(f"  {row['sources']:4d} sources in {processes} processes: min {row['min_source_fps']:7.1f} "
+              f"fps/source, aggregate {row['aggregate_fps']:8.1f} fps" + (f"; ERRORS {row['errors']}"
+                                                                         if row["errors"] else ""), flush=True)
+        if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
+            best = max(best, row["sources"])
+        elif row["sources"] > best:
             break
     return rows, best
 
@@ -395,8 +428,15 @@ def main() -> int:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: decode,engine,pipeline,latency,naive")
     ap.add_argument("--clip", help="use this clip and build the generated models from their recipes "
                                    "(for a machine that cannot fetch the asset packages)")
+    ap.add_argument("--processes", type=int, default=0, help="also ramp with the sources split over "
+                                                                 "this many dsrun processes")
+    ap.add_argument("--topk", type=int, default=3, help="PGIE objects kept per class and frame")
+    ap.add_argument("--run-config", help=argparse.SUPPRESS)  # one pipeline run, JSON on stdout
     ap.add_argument("--out", default="bench_streams.json")
     args = ap.parse_args()
+    if args.run_config:
+        print(json.dumps(run_pipeline(Path(args.run_config))))
+        return 0
     skip = set(filter(None, args.skip.split(",")))
 
     gpu = gpu_name()
@@ -420,11 +460,12 @@ def main() -> int:
               "python": platform.python_version(), "clip": clip.name, "pgie": pgie.name, "sgie": sgie.name,
               "batch": batch, "decode": [], "pipeline": {}}
 
-    def make(n, interval):
-        folder = work / f"i{interval}_n{n}"
+    def make(n, interval, tag=""):
+        folder = work / f"{tag}i{interval}_n{n}"
         folder.mkdir(exist_ok=True)
         return write_config(folder, clip=clip, sources=n, pgie=pgie, sgie=sgie, interval=interval,
-                            batch=min(batch, max(n, 1)), size=size, net=net, classes=4, sgie_classes=6)
+                            batch=min(batch, max(n, 1)), size=size, net=net, classes=4, sgie_classes=6,
+                            topk=args.topk)
 
     if "decode" not in skip:
         n_dec = max(counts)
@@ -447,6 +488,11 @@ def main() -> int:
             print(f"pipeline, PGIE interval={interval}:", flush=True)
             rows, best = ramp(lambda n: make(n, interval), counts)
             result["pipeline"][f"interval{interval}"] = {"rows": rows, "max_streams_at_30fps": best}
+            if args.processes > 1:
+                print(f"pipeline, PGIE interval={interval}, {args.processes} processes:", flush=True)
+                rows, best = ramp_processes(lambda n, tag: make(n, interval, tag), counts, args.processes)
+                result["pipeline"][f"interval{interval}_processes{args.processes}"] = {
+                    "rows": rows, "max_streams_at_30fps": best}
     if "latency" not in skip:
         result["latency"] = latency(make(1, 0))
         print(f"latency, 1 source: p50 {result['latency']['p50_ms']} ms, p95 {result['latency']['p95_ms']} ms")
@@ -474,7 +520,8 @@ def main() -> int:
 
 
 def latency(config: Path) -> dict:
-    """Per-frame time from streammux entry to leaving the last stage, one source, batch 1."""
+    """Per-frame time from streammux entry to leaving the last stage: one source fed at 30 fps (the
+    file reader is paced like a camera, so frames do not queue behind each other), batch 1."""
     from runner.config import load_app
     from runner.engine.prepare import prepare_engines
     from runner.pipeline.graph import build_graph
@@ -498,6 +545,15 @@ def latency(config: Path) -> dict:
     stats = RunStats()
     sink = Latency()
     graph = build_graph(app, stats, engines=prepare_engines(app, stats=stats), sinks=[sink])
+    put, start = graph.inputs.put, time.monotonic()
+    frame = [0]
+
+    def paced(*a, **k):  # a 30 fps camera: frame i is available at i/30 s, not as fast as decoding
+        frame[0] += 1
+        time.sleep(max(0.0, start + frame[0] / 30.0 - time.monotonic()))
+        return put(*a, **k)
+
+    graph.inputs.put = paced
     graph.run()
     ms = sorted(sink.ms[10:]) or [0.0]  # after warm-up
     return {"frames": len(ms), "p50_ms": round(statistics.median(ms), 2),
