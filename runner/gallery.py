@@ -99,9 +99,10 @@ def _summary(sample: Sample) -> tuple[str, str]:
         sources.append(uri.rsplit("/", 1)[-1] if uri.startswith("file://") else uri)
     gies = [g for g in (app.primary_gie, *app.secondary_gies) if g is not None]
     models = [Path(str(g.nvinfer.onnx_file)).stem for g in gies if g.nvinfer and g.nvinfer.onnx_file]
+    text = " → ".join(models)
     if len(sample.configs) > 1:
-        models.append(f"({len(sample.configs)} app configs)")
-    return ", ".join(sources), " → ".join(models)
+        text += f" (in {len(sample.configs)} app configs)"
+    return ", ".join(sources), text
 
 
 def list_samples() -> int:

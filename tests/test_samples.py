@@ -246,3 +246,19 @@ def test_int8_prints_fp16_and_int8_agreement_with_fp32_whose_boxes_are_rapidocrs
         ref = np.array([[q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()]
                         for q in map(np.asarray, quads)]).reshape(-1, 4)
         assert len(boxes) == len(ref) == 3 and (iou(boxes, ref).max(axis=1) > 0.5).all(), k
+
+
+# -- the gallery commands -----------------------------------------------------------------------------
+
+
+def test_dsrun_samples_prints_the_gallery_table_with_sources_models_and_commands(capsys, monkeypatch):
+    from runner.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["samples"]) == 0
+    printed = capsys.readouterr().out
+    for sample in gallery.find_samples():
+        assert sample.name in printed and f"dsrun samples run {sample.name}" in printed
+    for shown in ("rtsp://127.0.0.1:8554/carphone", "carphone_pristine.mp4", "mtcnn_onet_nchw",
+                  "ch_ppocr_mobile_v2.0_cls_infer", "ch_PP-OCRv4_rec_infer", "3 app configs"):
+        assert shown in printed
