@@ -110,7 +110,9 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
         tmp_path_factory, assets, detectnet, monkeypatch):
     monkeypatch.setattr(gallery_services, "CAMERA_LOOPS", 1)  # 4 s of camera instead of 12
     files = {"bikes.mp4": 75, "bigbuckbunny.mp4": 75, "sample_720p.h264": 75}
-    out = run("multistream", tmp_path_factory, assets, files, ports={8554: free_port()})
+    port = free_port()
+    out = run("multistream", tmp_path_factory, assets, files, ports={8554: port})
+    assert not gallery_services.listening(port)  # the gallery stopped its camera
     recs = records(out / "detections.jsonl")
     by_source = {sid: [r for r in recs if r["source_id"] == sid] for sid in range(4)}
     assert [len(by_source[s]) for s in range(3)] == [75, 75, 75]
@@ -151,6 +153,7 @@ def test_msgbroker_publishes_one_deepstream_message_per_object_to_a_local_mosqui
                                                                                     capsys):
     port = free_port()
     out = run("msgbroker", tmp_path_factory, assets, {"sample_720p.h264": CUT}, ports={1883: port})
+    assert not gallery_services.listening(port)  # and the broker it started
     objs = [o for r in records(out / "detections.jsonl") for o in r["objects"]]
     messages = [json.loads(line) for line in (out / "messages.jsonl").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
