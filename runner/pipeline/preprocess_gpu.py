@@ -113,12 +113,12 @@ def _resize_whole(torch, frames, width: int, height: int, spec: PreprocessSpec):
     the same sampling as the gather path, at a fraction of its cost on large frames."""
     import torch.nn.functional as F
 
-    x = frames[:, :height, :width].permute(0, 3, 1, 2).float()  # a strided view: NHWC memory stays
+    x = frames[:, :height, :width].permute(0, 3, 1, 2)  # a strided view: NHWC memory stays
     size = (spec.height, spec.width)
-    if int(spec.scaling_filter) in _BILINEAR:
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False).round()
-    else:
-        x = F.interpolate(x, size=size, mode="nearest")
+    if int(spec.scaling_filter) in _BILINEAR:  # half holds every 0..255 level exactly
+        x = F.interpolate(x.half(), size=size, mode="bilinear", align_corners=False).float().round()
+    else:  # nearest picks pixels: done on the uint8 frames, only the small result becomes float
+        x = F.interpolate(x, size=size, mode="nearest").float()
     return x.permute(0, 2, 3, 1)  # (n, H, W, 3) for the shared normalisation
 
 
