@@ -142,15 +142,11 @@ def _best_iou(a, b):
     """For each box of ``a``: (its best IoU with a box of ``b``, that box's index)."""
     import numpy as np
 
+    from runner.pipeline.cluster import iou_matrix
+
     if not len(a) or not len(b):
         return np.zeros(len(a)), np.zeros(len(a), int)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
-    iou = inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+    iou = iou_matrix(a, b)
     return iou.max(axis=1), iou.argmax(axis=1)
 
 

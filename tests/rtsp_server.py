@@ -2,7 +2,7 @@
 
 The pyenv ``python3`` on PATH has no ``gi``; Debian's ``/usr/bin/python3`` (python3-gi,
 gir1.2-gst-rtsp-server-1.0) does, so the server runs as a subprocess of that interpreter, executing
-this very file. Each client gets its own playback of the file from the start, paced in real time.
+the multistream sample's camera script (``samples/multistream/rtsp_camera.py``). Each client gets its own playback of the file from the start, paced in real time.
 
 >>> server = RtspServer({"cam": Path("clip.mp4")}, auth=("admin", "s3cret"))   # doctest: +SKIP
 >>> server.start(); server.url("cam", user="admin", password="s3cret")         # doctest: +SKIP
@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 DEBIAN_PYTHON = "/usr/bin/python3"
+SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "samples" / "multistream" / "rtsp_camera.py"
 
 
 def _free_port() -> int:
@@ -54,7 +54,7 @@ class RtspServer:
         return f"rtsp://{cred}127.0.0.1:{self.port}/{mount}"
 
     def start(self, timeout: float = 15.0) -> "RtspServer":
-        args = [DEBIAN_PYTHON, str(Path(__file__).resolve()), "--port", str(self.port)]
+        args = [DEBIAN_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port)]
         for name, path in self.mounts.items():
             args += ["--mount", f"{name}={path}"]
         if self.auth:
@@ -102,53 +102,5 @@ try:  # the fixture, when imported by pytest (not in the Debian interpreter)
         yield start
         for server in servers:
             server.stop()
-except ImportError:  # Debian's python3 has no pytest; it only runs _serve()
+except ImportError:  # imported without pytest
     pass
-
-
-def _serve(argv: list[str]) -> None:
-    import argparse
-
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    gi.require_version("GstRtspServer", "1.0")
-    from gi.repository import GLib, Gst, GstRtspServer
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", required=True)
-    parser.add_argument("--mount", action="append", default=[])
-    parser.add_argument("--auth")
-    args = parser.parse_args(argv)
-
-    Gst.init(None)
-    server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
-    server.set_service(args.port)
-    mounts = server.get_mount_points()
-    for spec in args.mount:
-        name, path = spec.split("=", 1)
-        factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(f'( filesrc location="{path}" ! qtdemux ! h264parse ! '
-                           f'rtph264pay name=pay0 pt=96 config-interval=1 )')
-        factory.set_shared(False)
-        if args.auth:
-            factory.add_role_from_structure(Gst.Structure.from_string(
-                "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true")[0])
-        mounts.add_factory(f"/{name}", factory)
-    if args.auth:
-        user, password = args.auth.split(":", 1)
-        auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken()
-        token.set_string("media.factory.role", "user")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
-        server.set_auth(auth)
-    if server.attach(None) == 0:
-        print("FAILED attach", flush=True)
-        return
-    print(f"READY {args.port}", flush=True)
-    GLib.MainLoop().run()
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1:])

@@ -1,7 +1,6 @@
 """schemas/*.json are generated from the dataclasses (one source of truth) and stay in sync."""
 
 import json
-from pathlib import Path
 
 import pytest
 

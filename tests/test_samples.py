@@ -9,7 +9,6 @@ import re
 import shutil
 import socket
 from collections import Counter
-from pathlib import Path
 
 import cv2
 import numpy as np

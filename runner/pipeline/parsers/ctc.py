@@ -17,7 +17,6 @@ metadata, ``labelfile-path`` lines are used the same way.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 

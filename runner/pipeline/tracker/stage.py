@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runner.pipeline.batch import Batch, Classifications, Objects, _remap_rows
+from runner.pipeline.batch import Batch, Objects, _remap_rows
 from runner.pipeline.tracker.bytetrack import ByteTracker, bytetrack_params
 from runner.pipeline.tracker.common import IdSource, TrackerParams
 from runner.pipeline.tracker.iou import IouTracker
