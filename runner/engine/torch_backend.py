@@ -26,7 +26,7 @@ from runner.engine.base import Engine, EngineError, TensorSpec
 
 NAME = "torch"
 ARTEFACT = "engine.pt2"
-SIDECAR = ".manifest.json"  # beside the package: the build manifest and the IO signature
+SIDECAR = ".manifest.json"  # beside the artefact: the build manifest (a .pt2 has no room for ours)
 
 
 def available() -> bool:
@@ -186,7 +186,7 @@ def build(plan, out_dir: Path, progress) -> str:
 
 
 def write_sidecar(target: Path, manifest: dict) -> None:
-    """``<engine>.manifest.json``: what the package was built for (a .pt2 holds no metadata of ours)."""
+    """``<engine>.manifest.json``: what the engine was built for."""
     from runner.engine.cache import write_json
 
     target = Path(target)
@@ -204,7 +204,7 @@ def read_manifest(path: Path) -> dict | None:
 
 
 def load(path: Path, plan) -> "TorchEngine":
-    """The package at ``path``; its outputs' shapes come from one run on a single blank sample."""
+    """The engine at ``path``, compiled; its outputs' shapes come from one run on a blank sample."""
     inputs = _graph_inputs(plan)
     engine = TorchEngine(path, inputs, (), max_batch=plan.spec.batch_size, precision=plan.precision,
                          gpu_id=plan.spec.gpu_id)
@@ -219,8 +219,8 @@ def load(path: Path, plan) -> "TorchEngine":
 
 
 class TorchEngine(Engine):
-    """A compiled AOTInductor package. :meth:`infer` takes host arrays; :meth:`infer_device` takes and
-    returns torch tensors on the engine's device (no host round trip)."""
+    """An exported program compiled by ``torch.compile``. :meth:`infer` takes host arrays;
+    :meth:`infer_device` takes and returns torch tensors on the engine's device (no host round trip)."""
 
     backend = "torch"
 
