@@ -7,14 +7,15 @@ from types import MappingProxyType
 
 from runner.config.coerce import key_kinds
 from runner.config.diagnostics import Diagnostic
-from runner.config.files import check_exists, resolve
+from runner.config.files import check_exists, provided_by_dsrun, resolve
 from runner.config.validate import Section
 
 
 def build(cls: type, section: Section | None, base: Path, file: str, diags: list[Diagnostic],
           check: bool = True, path_kinds: dict[str, str] | None = None, **extra):
     """``cls(**values)`` with every path made absolute; missing files reported when ``check``
-    (``path_kinds`` re-classifies a path field, e.g. a config file dsrun will not read)."""
+    (``path_kinds`` re-classifies a path field, e.g. a config file dsrun will not read; a kind
+    other than "config"/"asset" is resolved, not checked), except those dsrun provides itself."""
     if section is None:
         return cls(**extra)
     values = dict(section.values)
@@ -35,7 +36,8 @@ def build(cls: type, section: Section | None, base: Path, file: str, diags: list
                 values[name] = None
             else:
                 values[name] = resolve(base, value)
-                if check and enabled:
+                if check and enabled and not (path_kind == "asset" and provided_by_dsrun(
+                        name, values[name], values, base)):
                     check_exists(values[name], path_kind, diags, ref)
         elif kind.base is dict:
             values[name] = MappingProxyType(dict(value))

@@ -1,17 +1,20 @@
 """Reading config files (INI or YAML by extension), resolving the paths they name, checking them.
 
 A missing file that holds configuration is an error (it cannot be validated and the run would fail);
-a missing run-time asset (model, engine, video, label file, .so) is a warning.
+a missing run-time asset (model, engine, video, label file, .so) is a warning — unless dsrun makes
+or replaces it itself (:func:`provided_by_dsrun`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from runner.config.diagnostics import Diagnostic
 from runner.config.keyfile import Document, parse_keyfile
 from runner.config.yaml import parse_yaml
+from runner.deepstream_libs import replaced_library
 
 Ref = tuple[str, int | None, str | None, str | None]  # file, line, group, key naming a file
 
@@ -82,3 +85,22 @@ def check_exists(path: Path, kind: str, diags: list[Diagnostic], ref: Ref) -> bo
                                 f"{path} missing, needed at run time",
                                 "put the file there, or fix the path, before running"))
     return False
+
+
+def provided_by_dsrun(field: str, path: Path, values: Mapping[str, object], base: Path) -> bool:
+    """Whether dsrun makes or stands in for the run-time file ``path`` (config field ``field``;
+    ``values``: the other fields of its group, paths relative to ``base``), so that its absence is
+    no problem: a ``model-engine-file`` beside an ``onnx-file`` that exists (dsrun builds the engine
+    there), or a DeepStream library dsrun implements itself (:mod:`runner.deepstream_libs`).
+
+    >>> provided_by_dsrun("ll_lib_file", Path("/opt/libnvds_nvmultiobjecttracker.so"), {}, Path("/"))
+    True
+    >>> provided_by_dsrun("model_engine_file", Path("/m/a.engine"), {"onnx_file": "no.onnx"}, Path("/m"))
+    False
+    """
+    if field == "model_engine_file":
+        onnx = values.get("onnx_file")
+        if not onnx:
+            return False
+        return (onnx if isinstance(onnx, Path) else resolve(base, str(onnx))).is_file()
+    return replaced_library(field, path, values)

@@ -14,7 +14,7 @@ from pathlib import Path
 from runner.config.build import build
 from runner.config.diagnostics import ConfigError, Diagnostic
 from runner.config.enums import PluginType, ProcessMode
-from runner.config.files import read_document
+from runner.config.files import check_exists, provided_by_dsrun, read_document
 from runner.config.groups import (APP_GROUPS, LEGACY_KEYS, app_group, foreign_app_group,
                                   known_group_names)
 from runner.config.load_infer import read_nvinfer, read_tracker
@@ -155,12 +155,25 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
     if section is None:
         return None
     foreign = section.values.get("plugin_type", PluginType.NVINFER) != PluginType.NVINFER
-    gie = build(GieConfig, section, base, file, diags, group=section.name,
-                path_kinds={"config_file": "asset"} if foreign else None)
+    # model-engine-file is checked once the nvinfer file says whether dsrun can build it (onnx-file)
+    kinds = {"model_engine_file": "engine"} | ({"config_file": "asset"} if foreign else {})
+    gie = build(GieConfig, section, base, file, diags, group=section.name, path_kinds=kinds)
     if gie.enable and gie.config_file is None and "cfg-file-path" not in dict(section.raw_keys):
         diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
                                 "enabled GIE without a config-file",
                                 "add config-file=<its Gst-nvinfer config>, or set enable=0"))
+    gie = _with_nvinfer(gie, section, file, diags, read, secondary)
+    engine = gie.model_engine_file
+    if gie.enable and engine is not None and not provided_by_dsrun(
+            "model_engine_file", engine, {"onnx_file": gie.nvinfer and gie.nvinfer.onnx_file}, base):
+        check_exists(engine, "asset", diags, (file, section.line_of("model_engine_file"), section.name,
+                                              section.written.get("model_engine_file", "model-engine-file")))
+    return gie
+
+
+def _with_nvinfer(gie: GieConfig, section: Section, file: str, diags: list[Diagnostic], read: list,
+                  secondary: bool) -> GieConfig:
+    """The GIE with its Gst-nvinfer file read and the group's overrides applied (when it can be)."""
     if not gie.enable or gie.config_file is None or not gie.config_file.is_file():
         return gie
     if gie.plugin_type != PluginType.NVINFER:

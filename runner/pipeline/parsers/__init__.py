@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runner import deepstream_libs
 from runner.errors import DsrunError
 
 __all__ = ["NetworkInfo", "ParserError", "BBOX_PARSERS", "CLASSIFIER_PARSERS", "resolve_bbox_parser",
@@ -33,26 +34,23 @@ class NetworkInfo:
     channels: int = 3
 
 
-def _bbox_registry():
-    from runner.pipeline.parsers import dbnet, detectnet_v2, ssd, yolo
+def _registry(names: dict):
+    """{function name: parser} from :mod:`runner.deepstream_libs` (``module.function`` here)."""
+    import importlib
 
-    return {
-        None: detectnet_v2.parse_detectnet_v2,
-        "NvDsInferParseCustomResnet": detectnet_v2.parse_custom_resnet,
-        "NvDsInferParseYolo": yolo.parse_yolo,
-        "NvDsInferParseYoloE": yolo.parse_yolo_e,
-        "NvDsInferParseYoloV5": yolo.parse_yolov5_head,
-        "NvDsInferParseYoloV8": yolo.parse_yolov8_head,
-        "NvDsInferParseCustomSSD": ssd.parse_ssd_nms,
-        "NvDsInferParseCustomTfSSD": ssd.parse_tf_ssd,
-        "NvDsInferParseDBText": dbnet.parse_db_text,
-    }
+    def load(target: str):
+        module, func = target.split(".")
+        return getattr(importlib.import_module(f"runner.pipeline.parsers.{module}"), func)
+
+    return {name: load(target) for name, target in names.items()}
+
+
+def _bbox_registry():
+    return _registry(deepstream_libs.BBOX_PARSE_FUNCS)
 
 
 def _classifier_registry():
-    from runner.pipeline.parsers import classifier, ctc
-
-    return {None: classifier.parse_softmax, "NvDsInferParseCTC": ctc.parse_ctc}
+    return _registry(deepstream_libs.CLASSIFIER_PARSE_FUNCS)
 
 
 class _Lazy(dict):

@@ -1,10 +1,8 @@
 """Parsers named by an nvinfer config, and dsrun's Python extension for ``custom-lib-path``.
 
 * No ``parse-bbox-func-name``/``parse-classifier-func-name``: nvinfer's own parser.
-* The name of a parser dsrun has built in (``NvDsInferParseCustomResnet``, ``NvDsInferParseYolo``,
-  ``NvDsInferParseYoloE``, ``NvDsInferParseYoloV5``, ``NvDsInferParseYoloV8``,
-  ``NvDsInferParseCustomSSD``, ``NvDsInferParseCustomTfSSD``, ``NvDsInferParseDBText``,
-  ``NvDsInferParseCTC``): that one, whatever ``.so`` custom-lib-path names.
+* The name of a parser dsrun has built in (``NvDsInferParseYolo``, ``NvDsInferParseCTC``…: the
+  names in :mod:`runner.deepstream_libs`): that one, whatever ``.so`` custom-lib-path names.
 * ``custom-lib-path`` naming a ``.py`` file: the function of that name in it (see docs/inference.md):
 
   - detector: ``def NAME(outputs, network_info, detection_params)``, called once per frame (or object)

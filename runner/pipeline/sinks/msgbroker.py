@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from runner.deepstream_libs import BROKERS_SUPPORTED, broker_adaptor
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import app_labels, classifier_types
@@ -33,7 +34,6 @@ __all__ = ["MsgBrokerSink", "MqttPublisher", "MsgBrokerError", "parse_conn_str",
 
 log = logging.getLogger("dsrun")
 MAX_QUEUED = 10_000
-_OTHER_ADAPTORS = {"kafka": "Kafka", "redis": "Redis", "amqp": "AMQP", "azure": "Azure IoT"}
 
 
 class MsgBrokerError(DsrunError):
@@ -166,12 +166,12 @@ def _adaptor(proto_lib, where: str) -> str:
     if not name:
         raise MsgBrokerError(f"{where} msg-broker-proto-lib: not set — set it to DeepStream's MQTT adaptor, "
                              f"msg-broker-proto-lib=/opt/nvidia/deepstream/deepstream/lib/libnvds_mqtt_proto.so")
-    if "mqtt" in name:
-        return "mqtt"
-    for key, what in _OTHER_ADAPTORS.items():
-        if key in name:
-            raise MsgBrokerError(f"{where} msg-broker-proto-lib: the {what} adaptor ({name}) is not supported "
-                                 f"yet — dsrun publishes to MQTT: use libnvds_mqtt_proto.so and an MQTT broker")
+    found = broker_adaptor(name)
+    if found is not None and found[0] in BROKERS_SUPPORTED:
+        return found[0]
+    if found is not None:
+        raise MsgBrokerError(f"{where} msg-broker-proto-lib: the {found[1]} adaptor ({name}) is not supported "
+                             f"yet — dsrun publishes to MQTT: use libnvds_mqtt_proto.so and an MQTT broker")
     raise MsgBrokerError(f"{where} msg-broker-proto-lib: unknown adaptor {name} — dsrun supports "
                          f"libnvds_mqtt_proto.so (MQTT)")
 

@@ -25,10 +25,10 @@ visual features in DeepStream and are not needed here.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
+from runner.deepstream_libs import tracker_library
 from runner.pipeline.batch import Batch, Objects, _remap_rows
 from runner.pipeline.tracker.bytetrack import ByteTracker, bytetrack_params
 from runner.pipeline.tracker.common import IdSource, TrackerParams
@@ -44,8 +44,7 @@ def tracker_kind(tracker_config) -> tuple[str, str | None]:
     """(kind, warning) for a ``[tracker]`` config: kind is "iou", "sort" or "bytetrack"."""
     if tracker_config is None:
         return "iou", None
-    lib = getattr(tracker_config, "ll_lib_file", None)
-    if lib is not None and "bytetrack" in Path(lib).name.lower():
+    if tracker_library(getattr(tracker_config, "ll_lib_file", None)) == "bytetrack":
         return "bytetrack", None
     ll = getattr(tracker_config, "ll_config", None)
     if ll is None:
