@@ -2,7 +2,8 @@
 
 The device path (torch tensors from NVDEC → device pre-processing → ``engine.infer_device``) is the
 same code on a CPU tensor, so it is checked here against the host path on real frames and real
-models: a DetectNet_v2-shaped PGIE and a ResNet-18-class SGIE classifier on its objects."""
+models: a DetectNet_v2-shaped PGIE and a ResNet-18-class SGIE classifier on its objects. Where a GPU
+answers (the GPU machine), the frames are CUDA tensors."""
 
 import av
 import numpy as np
@@ -37,7 +38,8 @@ def test_device_frames_give_the_host_paths_objects_and_labels(assets, tmp_path):
         frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(4), container.decode(video=0))])
     stages = build_gie_stages(app, prepare_engines(app, engine_dir=tmp_path / "engines"))
     host = _run(stages, frames)
-    device = _run(stages, torch.from_numpy(frames))
+    on_gpu = torch.from_numpy(frames).cuda() if torch.cuda.is_available() else None  # the GPU machine
+    device = _run(stages, on_gpu if on_gpu is not None else torch.from_numpy(frames))
     assert len(host.objects) > 0, "the test needs detections to compare"
     assert len(device.objects) == len(host.objects)
     np.testing.assert_array_equal(device.objects.class_id, host.objects.class_id)

@@ -343,6 +343,7 @@ class OrtEngine(Engine):
         if self.device == "cpu":  # torch CPU tensors share memory with numpy
             out = self.infer({k: v.detach().numpy() for k, v in feeds.items()})
             return {k: torch.from_numpy(v) for k, v in out.items()}
+        torch.cuda.current_stream(self.gpu_id).synchronize()  # ORT reads the inputs on its own stream
         binding = self.session.io_binding()
         n = None
         for spec in self.inputs:
