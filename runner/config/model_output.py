@@ -16,8 +16,9 @@ from runner.config.fields import derived, key
 
 
 @dataclass(frozen=True, slots=True)
-class MessageConverterConfig:
-    enable: bool = key(False)
+class MessageConverterKeys:
+    """The message-converter keys, read in ``[message-converter]`` and in a type-6 ``[sinkN]``."""
+
     msg_conv_config: Path | None = key(None, path="config")
     msg_conv_payload_type: int = key(0, lo=0)
     msg_conv_msg2p_lib: Path | None = key(None, path="asset")
@@ -31,7 +32,12 @@ class MessageConverterConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SinkConfig:
+class MessageConverterConfig(MessageConverterKeys):
+    enable: bool = key(False)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkConfig(MessageConverterKeys):
     enable: bool = key(False)
     type: SinkType = key(SinkType.FAKE)
     sync: int = key(0, lo=0)
@@ -63,16 +69,6 @@ class SinkConfig:
     plane_id: int = key(0, lo=0)
     set_mode: int = key(-1, lo=-1)
     compute_hw: int = key(0, lo=0)
-    msg_conv_config: Path | None = key(None, path="config")
-    msg_conv_payload_type: int = key(0, lo=0)
-    msg_conv_msg2p_lib: Path | None = key(None, path="asset")
-    msg_conv_comp_id: int = key(0, lo=0)
-    debug_payload_dir: Path | None = key(None, path="output")
-    multiple_payloads: bool = key(False)
-    msg_conv_msg2p_new_api: bool = key(False)
-    msg_conv_frame_interval: int = key(30, lo=1)
-    msg_conv_dummy_payload: bool = key(False)
-    msg_conv_embedding_filter: str | None = key(None)
     msg_broker_proto_lib: Path | None = key(None, path="asset")
     msg_broker_conn_str: str | None = key(None)
     topic: str | None = key(None)
