@@ -24,6 +24,16 @@ def _add_engine_dir(p: argparse.ArgumentParser) -> None:
                                         "per-user cache, ~/.cache/dsrun/engines)")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsrun", description="Run NVIDIA DeepStream app configs "
                                      "without the DeepStream SDK.")
@@ -36,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dashboard", action="store_true", help="print **PERF lines, not the live view")
     run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics on port N")
     run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
+    run.add_argument("--workers", type=_positive, default=1, metavar="N",
+                     help="split the sources over N processes (one Python interpreter each)")
+    run.add_argument("--worker-of", type=_positive, help=argparse.SUPPRESS)  # set by --workers' parent
+    run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     _add_engine_dir(run)
 
     check = sub.add_parser("check", help="validate configs and print the resolved pipeline")

@@ -53,6 +53,9 @@ class RunOptions:
     dashboard: bool = True
     metrics_port: int | None = None
     engine_dir: Path | None = None
+    workers: int = 1  # --workers N: the parent splits the sources over N child processes
+    worker_of: int | None = None  # in a child: how many workers share the sources
+    worker_index: int = 0  # in a child: which share it runs (runner.pipeline.graph.worker_share)
 
     @classmethod
     def from_args(cls, args) -> "RunOptions":
@@ -60,7 +63,9 @@ class RunOptions:
         return cls(jsonl=Path(get("jsonl")) if get("jsonl") else None,
                    report=Path(get("report")) if get("report") else None,
                    dashboard=not get("no_dashboard"), metrics_port=get("metrics_port"),
-                   engine_dir=Path(get("engine_dir")) if get("engine_dir") else None)
+                   engine_dir=Path(get("engine_dir")) if get("engine_dir") else None,
+                   workers=int(get("workers") or 1), worker_of=get("worker_of"),
+                   worker_index=int(get("worker_index") or 0))
 
 
 def register_sink(sink_type: int, factory: SinkFactory) -> None:

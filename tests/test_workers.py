@@ -1,0 +1,160 @@
+"""`dsrun CONFIG --workers N`: the sources split over N processes, one run to the user — every frame of
+every source processed once, one --report, one stream of **PERF lines, Ctrl-C drains, configs whose
+outputs need every source in one process refused. Real clip (the assets' 30-frame short_360p), the
+generated DetectNet_v2-shaped detector, real child processes."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from runner.cli import main
+from runner.pipeline.graph import worker_share
+from runner.ui.perf import VALUE_LINE
+
+from pipeline_helpers import count_frames
+
+SOURCES = 4
+HEADER = re.compile(r"\*\*PERF:\s+((?:FPS \d+ \(Avg\)\s*)+)")
+PAIR = re.compile(r"(\d+\.\d+) \((\d+\.\d+)\)")
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("engines")
+
+
+def write_app(folder, assets, *, tiled=0, sinks=((1, ""),), perf=False, loop=False):
+    """4 sources of the same clip, DetectNet_v2-shaped PGIE, streammux batch 4 at 640x360."""
+    (folder / "pgie.txt").write_text(f"""[property]
+onnx-file={assets.models['detectnet_small']}
+net-scale-factor=0.00392156862745098
+batch-size=4
+num-detected-classes=4
+gie-unique-id=1
+cluster-mode=2
+[class-attrs-all]
+pre-cluster-threshold=0.3
+""")
+    lines = ["[application]", f"enable-perf-measurement={int(perf)}", "perf-measurement-interval-sec=1", "",
+             "[tiled-display]", f"enable={tiled}", "rows=2", "columns=2", "width=640", "height=360", "",
+             "[osd]", "enable=0", "",
+             "[streammux]", "batch-size=4", "width=640", "height=360", "batched-push-timeout=40000", ""]
+    for i in range(SOURCES):
+        lines += [f"[source{i}]", "enable=1", "type=2", f"uri=file://{assets.videos['short']}", ""]
+    lines += ["[primary-gie]", "enable=1", "config-file=pgie.txt", ""]
+    for i, (kind, extra) in enumerate(sinks):
+        lines += [f"[sink{i}]", "enable=1", f"type={kind}", "sync=0", extra, ""]
+    lines += ["[tests]", f"file-loop={int(loop)}", ""]
+    path = folder / "app.txt"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run(config, engine_dir, *extra):
+    return main(["run", str(config), "--no-dashboard", "--engine-dir", str(engine_dir), *extra])
+
+
+def test_the_split_is_round_robin_over_ascending_source_ids_and_covers_each_once():
+    ids = [7, 0, 3, 12, 5]
+    shares = [worker_share(ids, 3, i) for i in range(3)]
+    assert shares == [[0, 7], [3, 12], [5]]
+    assert sorted(s for share in shares for s in share) == sorted(ids)
+
+
+def test_two_workers_process_every_frame_of_every_source_once_with_the_same_detections(
+        tmp_path, assets, engine_dir):
+    config = write_app(tmp_path, assets)
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    assert run(config, engine_dir, "--report", str(one)) == 0
+    assert run(config, engine_dir, "--workers", "2", "--report", str(two)) == 0
+
+    frames = count_frames(assets.videos["short"])
+    single, split = json.loads(one.read_text()), json.loads(two.read_text())
+    assert [(s["source_id"], s["frames_processed"], s["state"]) for s in split["sources"]] == \
+        [(sid, frames, "ended") for sid in range(SOURCES)]
+    totals = split["totals"]
+    for key in ("frames_decoded", "frames_processed", "dropped", "reconnects"):
+        assert totals[key] == sum(s[key] for s in split["sources"])
+    assert totals["frames_processed"] == SOURCES * frames and totals["sources"] == SOURCES
+    assert split["workers"][0]["sources"] == [0, 2] and split["workers"][1]["sources"] == [1, 3]
+    assert [w["exit_code"] for w in split["workers"]] == [0, 0]
+    assert len({w["pid"] for w in split["workers"]}) == 2
+    # the same model on the same frames: the children's counts add up to the one-process run's
+    assert single["inference"]["objects"] and split["inference"] == single["inference"]
+    assert split["totals"]["objects"] == single["totals"]["objects"] > 0
+    assert split["stages"]["primary-gie"]["frames"] == SOURCES * frames
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"tiled": 1}, r"app\.txt:6 \[tiled-display\] enable: enable=1"),
+    ({"sinks": ((1, ""), (3, "output-file=out.mp4"))}, r"app\.txt:\d+ \[sink1\] type: type=3 \(encode to file\)"),
+    ({"sinks": ((4, ""),)}, r"\[sink0\] type: type=4 \(RTSP streaming\)"),
+])
+def test_outputs_that_need_every_source_in_one_process_are_refused_naming_the_key(
+        tmp_path, assets, engine_dir, capsys, change, named):
+    config = write_app(tmp_path, assets, **change)
+    report = tmp_path / "run.json"
+    assert run(config, engine_dir, "--workers", "2", "--report", str(report)) == 2
+    err = capsys.readouterr().err
+    assert re.search(named, err), err
+    assert "--workers" in err and "worker 0" not in err  # refused before any child started
+    assert json.loads(report.read_text())["status"] == "config_error"
+
+
+def test_jsonl_is_refused_with_workers(tmp_path, assets, engine_dir, capsys):
+    config = write_app(tmp_path, assets)
+    assert run(config, engine_dir, "--workers", "2", "--jsonl", str(tmp_path / "out.jsonl")) == 2
+    assert "--jsonl cannot be combined with --workers" in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_worker_that_cannot_start_is_an_error_naming_it_and_its_sources(
+        tmp_path, assets, engine_dir, capsys, monkeypatch):
+    config = write_app(tmp_path, assets)
+    report = tmp_path / "run.json"
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a real program that exits 1 at once
+    assert run(config, engine_dir, "--workers", "2", "--report", str(report)) == 1
+    err = capsys.readouterr().err
+    assert "worker 0 (sources 0, 2) failed to start: it exited with status 1" in err
+    assert "worker 1 (sources 1, 3) failed to start" in err
+    written = json.loads(report.read_text())
+    assert [s["state"] for s in written["sources"]] == ["failed"] * SOURCES
+    assert any("worker 1 (sources 1, 3)" in e for e in written["errors"])
+
+
+def test_perf_lines_list_every_source_and_ctrl_c_drains_every_worker(tmp_path, assets, engine_dir, repo_root):
+    config = write_app(tmp_path, assets, perf=True, loop=True)
+    report = tmp_path / "run.json"
+    parent = subprocess.Popen([sys.executable, "-m", "runner", "run", str(config), "--no-dashboard",
+                               "--workers", "2", "--engine-dir", str(engine_dir), "--report", str(report)],
+                              cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    header, moving, deadline = None, None, time.monotonic() + 60
+    try:
+        for line in parent.stdout:  # wait for a line where every source has frames in its interval
+            line = line.rstrip("\n")
+            if HEADER.fullmatch(line):
+                header = [int(x) for x in re.findall(r"FPS (\d+)", line)]
+            elif VALUE_LINE.fullmatch(line):
+                figures = [(float(a), float(b)) for a, b in PAIR.findall(line)]
+                if all(fps > 0 and avg > 0 for fps, avg in figures):
+                    moving = figures
+                    break
+            assert time.monotonic() < deadline, "no **PERF line with every source moving in 60 s"
+        parent.send_signal(signal.SIGINT)
+        out, err = parent.communicate(timeout=60)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert header == list(range(SOURCES)) and len(moving) == SOURCES
+    assert parent.returncode == 130, err
+    assert "stopping: the workers finish the frames already decoded" in err
+    written = json.loads(report.read_text())
+    assert written["interrupted"] and written["exit_code"] == 130
+    assert [w["exit_code"] for w in written["workers"]] == [130, 130]
+    assert all(s["state"] == "ended" and s["frames_processed"] > 0 for s in written["sources"])
+    assert written["totals"]["frames_processed"] == sum(s["frames_processed"] for s in written["sources"])
