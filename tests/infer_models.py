@@ -86,11 +86,9 @@ def segmentation_model(path: Path, probs: np.ndarray) -> Path:
 
 
 
-def detector_classifier_app(folder: Path, assets, uri, sgie_extra: str = "") -> Path:
-    """A deepstream-app config in ``folder``: the generated DetectNet_v2-shaped detector (PGIE,
-    gie-unique-id 1, 4 classes) and ResNet-18-shaped classifier on its objects (SGIE, id 2, threshold 0)
-    on one file source ``uri``, streammux 640x272 batch 4, a fakesink. ``sgie_extra``: more
-    ``[property]`` lines for the classifier."""
+def write_pgie(folder: Path, assets) -> Path:
+    """``folder/pgie.txt``: the generated DetectNet_v2-shaped detector (gie-unique-id 1, 4 classes, NMS)
+    with its ``labels.txt``, as an nvinfer config."""
     (folder / "labels.txt").write_text("car\nbicycle\nperson\nroadsign\n")
     (folder / "pgie.txt").write_text(f"""[property]
 onnx-file={assets.models['detectnet_small']}
@@ -105,6 +103,15 @@ pre-cluster-threshold=0.3
 nms-iou-threshold=0.5
 topk=8
 """)
+    return folder / "pgie.txt"
+
+
+def detector_classifier_app(folder: Path, assets, uri, sgie_extra: str = "") -> Path:
+    """A deepstream-app config in ``folder``: the generated DetectNet_v2-shaped detector (PGIE,
+    gie-unique-id 1, 4 classes) and ResNet-18-shaped classifier on its objects (SGIE, id 2, threshold 0)
+    on one file source ``uri``, streammux 640x272 batch 4, a fakesink. ``sgie_extra``: more
+    ``[property]`` lines for the classifier."""
+    write_pgie(folder, assets)
     (folder / "sgie.txt").write_text(f"""[property]
 onnx-file={assets.models['classifier_small']}
 net-scale-factor=0.00392156862745098

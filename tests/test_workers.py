@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from infer_models import write_pgie
 from runner.cli import main
 from runner.pipeline.graph import worker_share
 from runner.ui.perf import VALUE_LINE
@@ -30,16 +31,7 @@ def engine_dir(tmp_path_factory):
 
 def write_app(folder, assets, *, tiled=0, sinks=((1, ""),), perf=False, loop=False):
     """4 sources of the same clip, DetectNet_v2-shaped PGIE, streammux batch 4 at 640x360."""
-    (folder / "pgie.txt").write_text(f"""[property]
-onnx-file={assets.models['detectnet_small']}
-net-scale-factor=0.00392156862745098
-batch-size=4
-num-detected-classes=4
-gie-unique-id=1
-cluster-mode=2
-[class-attrs-all]
-pre-cluster-threshold=0.3
-""")
+    write_pgie(folder, assets)
     lines = ["[application]", f"enable-perf-measurement={int(perf)}", "perf-measurement-interval-sec=1", "",
              "[tiled-display]", f"enable={tiled}", "rows=2", "columns=2", "width=640", "height=360", "",
              "[osd]", "enable=0", "",
