@@ -13,7 +13,7 @@ import sys
 
 from runner.errors import DsrunError
 from runner.pipeline.graph import build_graph, describe, feature
-from runner.pipeline.report import EXIT_CONFIG, build_report, exit_status, write_report
+from runner.pipeline.report import EXIT_CONFIG, EXIT_INTERRUPTED, build_report, exit_status, write_report
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats
@@ -99,6 +99,11 @@ def run_app(args) -> int:
     if options.worker_of is not None:  # a --workers child: counters go to the parent, no UI here
         from runner.workers import WorkerLink
         link = WorkerLink(stats, graph, options.worker_index)
+        try:
+            link.wait_for_start()
+        except KeyboardInterrupt:  # stopped before the parent said start: nothing ran
+            link.finish(EXIT_INTERRUPTED, [], True)
+            return EXIT_INTERRUPTED
     else:
         ui = _start_ui(stats, app, options, graph)
 

@@ -10,6 +10,9 @@ One dsrun process is bound by Python work under one interpreter lock (README, "G
   ``python -m runner run CONFIG --worker-of N --worker-index i``;
 - child ``i`` reads the sources :func:`runner.pipeline.graph.worker_share` gives it (round-robin over
   the source ids in ascending order); source ids, streammux and every GIE setting are the config's;
+- children start together: each loads its engines and builds its pipeline, says ``ready``, and waits
+  for the parent's ``start``, sent once every child is ready (or has ended) — as deepstream-app sets
+  the whole pipeline playing at once, so no source runs ahead while a slower child is still loading;
 - each child sends its counters (``RunStats.snapshot()``) as JSON lines on its stdout every 0.2 s
   (what it prints itself goes to stderr); the parent copies them into a RunStats of its own, so the
   dashboard, ``**PERF`` lines (one stream, all sources), ``--metrics-port`` and ``--report`` work as in
@@ -120,6 +123,7 @@ class _Worker:
         self.proc: subprocess.Popen | None = None
         self.reader: threading.Thread | None = None
         self.ready = False
+        self.started = False  # the parent has told it to start
         self.end: dict | None = None  # the child's last message: exit_code, errors, interrupted
         self.stages: dict[str, dict] = {}  # its latest stage counters
         self.inference: dict = {}
@@ -219,6 +223,7 @@ class WorkerPool:
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parents[1])  # so `-m runner` finds this checkout
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env.update(_thread_share(len(self.workers)))
         log.info("%d workers: %s", len(self.workers), "; ".join(w.name for w in self.workers))
         for w in self.workers:
             try:
@@ -238,6 +243,7 @@ class WorkerPool:
         while True:
             try:
                 while any(w.proc.poll() is None for w in self.workers):
+                    self._start_when_all_ready()
                     if kill_at is not None and time.monotonic() > kill_at:
                         self.kill()
                     time.sleep(0.05)
@@ -263,10 +269,23 @@ class WorkerPool:
             kind = message.get("kind")
             if kind == "ready":
                 w.ready = True
+                self._start_when_all_ready()
             elif kind == "stats":
                 self._apply(w, message["stats"])
             elif kind == "end":
                 w.end = message
+
+    def _start_when_all_ready(self) -> None:
+        """Tell every ready child to start once no child is still loading (a child that ended
+        without becoming ready does not hold the others back)."""
+        with self._lock:
+            if any(not w.ready and w.proc is not None and w.proc.poll() is None for w in self.workers):
+                return
+            waiting = [w for w in self.workers if w.ready and not w.started]
+            for w in waiting:
+                w.started = True
+        for w in waiting:
+            w.tell("start")
 
     def _apply(self, w: _Worker, snap: dict) -> None:
         with self._lock:
@@ -359,6 +378,14 @@ def run_workers(app, options: RunOptions, stats: RunStats, *, config: str, debug
     return code
 
 
+def _thread_share(workers: int) -> dict[str, str]:
+    """Each child's share of the cores for the CPU thread pools (PyTorch, OpenCV, numpy's BLAS,
+    ONNX Runtime), so N children do not each start a pool as wide as the machine; what the user has
+    set in the environment is kept."""
+    share = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    return {name: share for name in ("OMP_NUM_THREADS", "OPENCV_FOR_THREADS_NUM") if name not in os.environ}
+
+
 def _close(loader, app) -> None:
     """Release the parent's engines once built (they would hold memory the children need)."""
     if loader is None:
@@ -378,7 +405,10 @@ def _close(loader, app) -> None:
 class WorkerLink:
     """A child's line to its parent: counters out (JSON lines on the original stdout, whose fd 1 then
     points at stderr so nothing else lands there), commands in (``drain``/``pause``/``resume`` lines on
-    stdin; end of stdin — the parent is gone — drains). ``controls``: the Graph."""
+    stdin; end of stdin — the parent is gone — drains). ``controls``: the Graph.
+
+    The child says ``ready`` once its pipeline is built, then :meth:`wait_for_start` holds it until
+    the parent's ``start`` line (every child is ready) or the end of stdin."""
 
     def __init__(self, stats: RunStats, controls, index: int) -> None:
         self.stats, self.controls = stats, controls
@@ -388,6 +418,7 @@ class WorkerLink:
         self._lock = threading.Lock()
         self._closed = False
         self._stop = threading.Event()
+        self._start = threading.Event()
         self._send({"kind": "ready", "worker": index, "sources": sorted(stats.sources)})
         for target, name in ((self._emit, "worker-stats"), (self._listen, "worker-control")):
             threading.Thread(target=target, name=name, daemon=True).start()
@@ -408,13 +439,20 @@ class WorkerLink:
             self._send({"kind": "stats", "stats": self.stats.snapshot()})
 
     def _listen(self) -> None:
-        actions = {"drain": self.controls.drain, "pause": self.controls.pause, "resume": self.controls.resume}
+        actions = {"start": self._start.set, "drain": self.controls.drain, "pause": self.controls.pause,
+                   "resume": self.controls.resume}
         for line in sys.stdin:
             action = actions.get(line.strip())
             if action is not None:
                 action()
         if not self._stop.is_set():
             self.controls.drain()
+        self._start.set()  # the parent is gone: run what is there to drain, then end
+
+    def wait_for_start(self) -> None:
+        """Block until the parent says ``start`` (Ctrl-C while waiting raises KeyboardInterrupt)."""
+        while not self._start.wait(0.1):
+            pass
 
     def finish(self, exit_code: int, errors: list[str], interrupted: bool) -> None:
         """The last counters and how the run ended; nothing is sent after this."""

@@ -309,33 +309,66 @@ def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
     return rows, best
 
 
-def ramp_processes(make, counts: list[int], processes: int) -> tuple[list[dict], int]:
-    """The same ramp with the sources split over ``processes`` dsrun processes sharing the GPU (one
-    GIL each): how far the runner scales when Python, not the GPU, is the bound."""
+def run_workers(config: Path, workers: int) -> dict:
+    """``dsrun CONFIG --workers N --report`` as a user runs it; the row from its report. Children
+    start together (each waits for the parent's start), so the aggregate is frames over the span
+    from the first frame out to the last."""
+    report_path = config.parent / f"report_w{workers}.json"
+    cmd = [sys.executable, "-m", "runner", "run", str(config), "--no-dashboard", "--workers", str(workers),
+           "--report", str(report_path)]  # the default engine cache: engines the ramps above built
+    done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not report_path.is_file():
+        return {"sources": 0, "workers": workers, "exit_code": done.returncode, "frames": 0,
+                "min_source_fps": 0.0, "aggregate_fps": 0.0, "error": done.stderr[-600:]}
+    report = json.loads(report_path.read_text())
+    sources = report["sources"]
+    frames = sum(s["frames_processed"] for s in sources)
+    firsts = [s["first_output_s"] for s in sources if s["first_output_s"] is not None]
+    lasts = [s["last_output_s"] for s in sources if s["last_output_s"] is not None]
+    span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+    processed = max(frames, 1)
+    return {"sources": len(sources), "workers": workers, "exit_code": report["exit_code"], "frames": frames,
+            "min_source_fps": round(min(s["fps"] for s in sources), 1) if sources else 0.0,
+            "aggregate_fps": round(frames / span, 1) if span > 0 else 0.0,
+            "first_output_spread_s": round(max(firsts) - min(firsts), 2) if firsts else None,
+            "stages_ms_per_frame": {k: round(1000 * v["busy_s"] / processed, 3)
+                                    for k, v in report["stages"].items()},
+            "error": "; ".join(report["errors"])[:600] or None}
+
+
+def ramp_workers(make, counts: list[int], workers: int) -> tuple[list[dict], int]:
+    """The same ramp through ``dsrun --workers``: the sources split over processes sharing the GPU
+    (one interpreter lock each), how far the runner scales when Python, not the GPU, is the bound."""
     rows, best = [], 0
     for n in counts:
-        parts = [max(1, n // processes + (i < n % processes)) for i in range(processes)]
-        configs = [make(k, f"p{i}of{processes}_") for i, k in enumerate(parts)]
-        procs = [subprocess.Popen([sys.executable, __file__, "--run-config", str(c)], stdout=subprocess.PIPE,
-                                  text=True) for c in configs]
-        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-        frames = sum(r["frames"] for r in results)
-        span = max(r["wall_end"] for r in results) - min(r["wall_start"] for r in results)
-        row = {"sources": sum(parts), "processes": processes, "frames": frames,
-               "min_source_fps": min(r["min_source_fps"] for r in results),
-               "aggregate_fps": round(frames / span, 1) if span > 0 else 0.0,
-               "exit_code": max(r["exit_code"] for r in results),
-               "errors": [r["error"] for r in results if r["error"]],
-               "pgie_objects_per_frame": results[0]["pgie_objects_per_frame"], "parts": results}
+        row = run_workers(make(n), workers)
         rows.append(row)
-        print(f"  {row['sources']:4d} sources in {processes} processes: min {row['min_source_fps']:7.1f} "
-              f"fps/source, aggregate {row['aggregate_fps']:8.1f} fps" + (f"; ERRORS {row['errors']}"
-                                                                         if row["errors"] else ""), flush=True)
+        print(f"  {row['sources']:4d} sources, {workers} workers: min {row['min_source_fps']:7.1f} fps/source, "
+              f"aggregate {row['aggregate_fps']:8.1f} fps; busy ms/frame (all workers) "
+              f"{row.get('stages_ms_per_frame')}" + (f"; ERROR {row['error']}" if row["error"] else ""),
+              flush=True)
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
             best = max(best, row["sources"])
         elif row["sources"] > best:
             break
     return rows, best
+
+
+def start_mps() -> bool:
+    """Start the CUDA MPS control daemon when the machine has it (processes then share the GPU's
+    SMs at once instead of taking turns); False when it is not there or will not start."""
+    try:
+        done = subprocess.run(["nvidia-cuda-mps-control", "-d"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def stop_mps() -> None:
+    try:
+        subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 # -- 5. naive loop ---------------------------------------------------------------------------------
@@ -427,8 +460,12 @@ def main() -> int:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: decode,engine,pipeline,latency,naive")
     ap.add_argument("--clip", help="use this clip and build the generated models from their recipes "
                                    "(for a machine that cannot fetch the asset packages)")
-    ap.add_argument("--processes", type=int, default=0, help="also ramp with the sources split over "
-                                                                 "this many dsrun processes")
+    ap.add_argument("--workers", default="", help="also ramp through `dsrun --workers N` for each N "
+                                                   "listed, e.g. 4,8")
+    ap.add_argument("--worker-streams", default=None, help="source counts for the --workers ramps "
+                                                           "(default: --streams)")
+    ap.add_argument("--mps", action="store_true", help="start CUDA MPS for the --workers ramps when the "
+                                                       "machine has it")
     ap.add_argument("--topk", type=int, default=3, help="PGIE objects kept per class and frame")
     ap.add_argument("--run-config", help=argparse.SUPPRESS)  # one pipeline run, JSON on stdout
     ap.add_argument("--out", default="bench_streams.json")
@@ -482,15 +519,20 @@ def main() -> int:
                 e = {"backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]}
             result["engine"].append(e)
             print(f"PGIE engine alone, batch {batch}: {e}", flush=True)
+    if args.mps and args.workers:
+        result["mps"] = start_mps()
+        print(f"CUDA MPS: {'started' if result['mps'] else 'not available'}", flush=True)
     if "pipeline" not in skip:
         for interval in (int(i) for i in args.intervals.split(",")):
             print(f"pipeline, PGIE interval={interval}:", flush=True)
             rows, best = ramp(lambda n: make(n, interval), counts)
             result["pipeline"][f"interval{interval}"] = {"rows": rows, "max_streams_at_30fps": best}
-            if args.processes > 1:
-                print(f"pipeline, PGIE interval={interval}, {args.processes} processes:", flush=True)
-                rows, best = ramp_processes(lambda n, tag: make(n, interval, tag), counts, args.processes)
-                result["pipeline"][f"interval{interval}_processes{args.processes}"] = {
+            for n_workers in (int(w) for w in args.workers.split(",") if w):
+                wcounts = [int(c) for c in args.worker_streams.split(",")] if args.worker_streams else counts
+                print(f"pipeline, PGIE interval={interval}, dsrun --workers {n_workers}"
+                      f"{' (MPS)' if result.get('mps') else ''}:", flush=True)
+                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_"), wcounts, n_workers)
+                result["pipeline"][f"interval{interval}_workers{n_workers}"] = {
                     "rows": rows, "max_streams_at_30fps": best}
     if "latency" not in skip:
         result["latency"] = latency(make(1, 0))
@@ -513,6 +555,8 @@ def main() -> int:
         print(f"CPU, same model and clip: naive per-frame loop {naive['fps']} fps; dsrun {n_cpu} sources "
               f"{dsrun_cpu['aggregate_fps']} fps ({result['cpu_vs_naive']['speedup']}x)", flush=True)
 
+    if result.get("mps"):
+        stop_mps()
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -80,6 +80,7 @@ def test_two_workers_process_every_frame_of_every_source_once_with_the_same_dete
     assert single["inference"]["objects"] and split["inference"] == single["inference"]
     assert split["totals"]["objects"] == single["totals"]["objects"] > 0
     assert split["stages"]["primary-gie"]["frames"] == SOURCES * frames
+    assert all(0 <= s["first_output_s"] < s["last_output_s"] <= split["elapsed_s"] for s in split["sources"])
 
 
 @pytest.mark.parametrize("change, named", [
@@ -150,3 +151,41 @@ def test_perf_lines_list_every_source_and_ctrl_c_drains_every_worker(tmp_path, a
     assert [w["exit_code"] for w in written["workers"]] == [130, 130]
     assert all(s["state"] == "ended" and s["frames_processed"] > 0 for s in written["sources"])
     assert written["totals"]["frames_processed"] == sum(s["frames_processed"] for s in written["sources"])
+
+
+def test_a_worker_child_waits_for_the_parents_start_before_decoding(tmp_path, assets, engine_dir, repo_root):
+    """Children start together: a child that is ready decodes nothing until the parent says start."""
+    config = write_app(tmp_path, assets)
+    assert run(config, engine_dir, "--report", str(tmp_path / "warm.json")) == 0  # engines built
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(config), "--no-dashboard",
+                              "--engine-dir", str(engine_dir), "--worker-of", "2", "--worker-index", "1"],
+                             cwd=repo_root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        messages = iter(map(json.loads, child.stdout))
+        assert next(messages)["kind"] == "ready"
+        held = [next(messages) for _ in range(5)]  # a second of counters while it waits
+        assert all(m["kind"] == "stats" for m in held)
+        assert [s["frames_decoded"] for s in held[-1]["stats"]["sources"].values()] == [0, 0]
+        child.stdin.write("start\n")
+        child.stdin.flush()
+        last = [m for m in messages if m["kind"] == "stats"][-1]
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0
+    frames = count_frames(assets.videos["short"])
+    assert [s["frames_processed"] for s in last["stats"]["sources"].values()] == [frames, frames]
+
+
+def test_each_worker_gets_its_share_of_the_cores_unless_the_user_set_the_thread_counts(monkeypatch):
+    from runner.workers import _thread_share
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OPENCV_FOR_THREADS_NUM", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert _thread_share(4) == {"OMP_NUM_THREADS": "4", "OPENCV_FOR_THREADS_NUM": "4"}
+    assert _thread_share(32) == {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _thread_share(4) == {"OPENCV_FOR_THREADS_NUM": "4"}

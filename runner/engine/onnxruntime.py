@@ -10,6 +10,7 @@ the form TensorRT's strongly-typed networks take as input — or uint8 ones for 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -218,6 +219,15 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _threads_from_env() -> int:
+    """``OMP_NUM_THREADS`` when set (PyTorch and numpy honour it; ``dsrun --workers`` sets each
+    child's share of the cores), else 0: ONNX Runtime's own choice, one thread per core."""
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
 def session(path: Path, options, providers: list):
     """An InferenceSession, with ORT's errors turned into a paragraph a person can act on."""
     ort = _ort()
@@ -276,6 +286,7 @@ class OrtEngine(Engine):
         ort = _ort()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = _threads_from_env()
         self.path = Path(path)
         try:
             self.session = session(self.path, options, providers_for(prov, gpu_id))

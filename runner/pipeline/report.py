@@ -43,6 +43,11 @@ def _fps(frames: int, start: float | None, end: float | None) -> float:
     return round(frames / (end - start), 2)
 
 
+def _since(when: float | None, start: float) -> float | None:
+    """Seconds from the start of the run to ``when`` (None: never)."""
+    return None if when is None else round(when - start, 3)
+
+
 def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
                  errors: list[str] = (), interrupted: bool = False) -> dict:
     """The report as a JSON-ready dict (every string already redacted)."""
@@ -56,6 +61,8 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
             "dropped": s.dropped, "reconnects": s.reconnects,
             "errors": [redact(e) for e in s.errors],
             "fps": _fps(s.frames_processed, s.first_output_at or s.started_at, end),
+            "first_output_s": _since(s.first_output_at, stats.started_at),
+            "last_output_s": _since(s.last_output_at, stats.started_at),
         })
     elapsed = now - stats.started_at
     total = lambda key: sum(src[key] for src in sources)
