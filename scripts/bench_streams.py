@@ -173,6 +173,67 @@ def generated_models(names) -> dict[str, Path]:
     return out
 
 
+class Utilisation:
+    """Means over a run, sampled every 0.5 s: GPU busy %, NVDEC busy % (NVML) and CPU busy % of all
+    cores (/proc/stat) — what says which of decode, inference and Python bounds the run."""
+
+    def __init__(self):
+        from runner.ui.gpu import GpuMonitor
+
+        self.gpu = GpuMonitor()
+        self.samples: list[tuple[float, float, float, float]] = []  # gpu, nvdec, cpu, time.time()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _cpu_times():
+        try:
+            values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        return sum(values), idle
+
+    def _run(self):
+        last = self._cpu_times()
+        while not self._stop.wait(0.5):
+            now = self._cpu_times()
+            cpu = -1.0
+            if now and last and now[0] > last[0]:
+                cpu = 100.0 * (1 - (now[1] - last[1]) / (now[0] - last[0]))
+            last = now
+            reading = self.gpu.read()
+            gpu = reading[0].utilization_pct if reading else -1.0
+            dec = reading[0].decoder_pct if reading and reading[0].decoder_pct is not None else -1.0
+            self.samples.append((gpu, dec, cpu, time.time()))
+
+    def summary(self, start: float, end: float) -> dict:
+        """Means over the samples between wall times ``start`` and ``end`` (frames flowing)."""
+        core = [x for x in self.samples if start <= x[3] <= end] or self.samples
+        mean = lambda i: round(statistics.fmean(s[i] for s in core), 1) if core and core[0][i] >= 0 else None  # noqa: E731
+        return {"gpu_busy_pct": mean(0), "nvdec_busy_pct": mean(1), "cpu_busy_pct": mean(2)}
+
+
+def bound(util: dict, busiest_stage: str | None = None) -> str:
+    """What held the run back, from its utilisation: the video decoders, the GPU's SMs, the CPU cores,
+    else Python under one interpreter lock (a stage thread that never waits)."""
+    if (util.get("nvdec_busy_pct") or 0) >= 90:
+        return "decode (NVDEC)"
+    if (util.get("gpu_busy_pct") or 0) >= 90:
+        return "inference (GPU)"
+    if (util.get("cpu_busy_pct") or 0) >= 90:
+        return "CPU cores"
+    return f"Python (one interpreter lock{', stage ' + busiest_stage if busiest_stage else ''})"
+
+
 # -- 1. decode ceiling -----------------------------------------------------------------------------
 
 class _Counter:
@@ -296,12 +357,15 @@ def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
     """Run each source count; the largest one whose every source kept >= 30 fps."""
     rows, best = [], 0
     for n in counts:
-        row = run_pipeline(make(n))
+        with Utilisation() as util:
+            row = run_pipeline(make(n))
+        row["utilisation"] = util.summary(row["wall_start"], row["wall_end"])
+        row["bound"] = bound(row["utilisation"], row["busiest_stage"])
         rows.append(row)
         print(f"  {n:4d} sources: min {row['min_source_fps']:7.1f} fps/source, aggregate "
               f"{row['aggregate_fps']:8.1f} fps, busiest stage {row['busiest_stage']}; ms/frame "
-              f"{row['stages_ms_per_frame']}; GIE phases {row['gie_phases_ms_per_frame']}"
-              + (f"; ERROR {row['error']}" if row["error"] else ""), flush=True)
+              f"{row['stages_ms_per_frame']}; GIE phases {row['gie_phases_ms_per_frame']}; "
+              f"{row['utilisation']}, bound: {row['bound']}" + (f"; ERROR {row['error']}" if row["error"] else ""), flush=True)
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
             best = max(best, n)
         elif n > best:
@@ -316,6 +380,7 @@ def run_workers(config: Path, workers: int) -> dict:
     report_path = config.parent / f"report_w{workers}.json"
     cmd = [sys.executable, "-m", "runner", "run", str(config), "--no-dashboard", "--workers", str(workers),
            "--report", str(report_path)]  # the default engine cache: engines the ramps above built
+    launched = time.time()
     done = subprocess.run(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if not report_path.is_file():
         return {"sources": 0, "workers": workers, "exit_code": done.returncode, "frames": 0,
@@ -331,6 +396,7 @@ def run_workers(config: Path, workers: int) -> dict:
             "min_source_fps": round(min(s["fps"] for s in sources), 1) if sources else 0.0,
             "aggregate_fps": round(frames / span, 1) if span > 0 else 0.0,
             "first_output_spread_s": round(max(firsts) - min(firsts), 2) if firsts else None,
+            "wall_first": launched + min(firsts, default=0.0), "wall_last": launched + max(lasts, default=0.0),
             "stages_ms_per_frame": {k: round(1000 * v["busy_s"] / processed, 3)
                                     for k, v in report["stages"].items()},
             "error": "; ".join(report["errors"])[:600] or None}
@@ -341,11 +407,15 @@ def ramp_workers(make, counts: list[int], workers: int) -> tuple[list[dict], int
     (one interpreter lock each), how far the runner scales when Python, not the GPU, is the bound."""
     rows, best = [], 0
     for n in counts:
-        row = run_workers(make(n), workers)
+        with Utilisation() as util:
+            row = run_workers(make(n), workers)
+        row["utilisation"] = util.summary(row.pop("wall_first", 0.0), row.pop("wall_last", time.time()))
+        row["bound"] = bound(row["utilisation"])
         rows.append(row)
         print(f"  {row['sources']:4d} sources, {workers} workers: min {row['min_source_fps']:7.1f} fps/source, "
               f"aggregate {row['aggregate_fps']:8.1f} fps; busy ms/frame (all workers) "
-              f"{row.get('stages_ms_per_frame')}" + (f"; ERROR {row['error']}" if row["error"] else ""),
+              f"{row.get('stages_ms_per_frame')}; {row['utilisation']}, bound: {row['bound']}"
+              + (f"; ERROR {row['error']}" if row["error"] else ""),
               flush=True)
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
             best = max(best, row["sources"])

@@ -117,4 +117,7 @@ def test_gpu_line_shows_utilisation_and_memory_when_nvml_reports_a_gpu():
     view = sampler.sample()
     h100 = GpuReading(0, "NVIDIA H100 80GB HBM3", 45.0, 3.25, 79.6)
     text = text_of(type(view)(view.elapsed_s, view.paused, view.sources, view.stages, view.engines, (h100,)))
-    assert "GPU 0 NVIDIA H100 80GB HBM3: 45 % busy  3.2 / 79.6 GiB" in text
+    assert "GPU 0 NVIDIA H100 80GB HBM3: 45 % busy  3.2 / 79.6 GiB" in text and "NVDEC" not in text
+    decoding = GpuReading(0, "NVIDIA H100 80GB HBM3", 45.0, 3.25, 79.6, decoder_pct=98.0)
+    text = text_of(type(view)(view.elapsed_s, view.paused, view.sources, view.stages, view.engines, (decoding,)))
+    assert "GPU 0 NVIDIA H100 80GB HBM3: 45 % busy  3.2 / 79.6 GiB  NVDEC 98 % busy" in text

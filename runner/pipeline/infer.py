@@ -158,7 +158,7 @@ class GieStage:
         for start in range(0, len(rows), self.max_batch):
             chunk = rows[start:start + self.max_batch]
             if isinstance(frames, np.ndarray) or is_device_tensor(frames):
-                sub = frames[chunk]
+                sub = frames[_as_slice(chunk)]
             else:
                 sub = [frames[i] for i in chunk]
             outputs, mapping = self._infer(sub)
@@ -357,6 +357,17 @@ class GieStage:
                 store[name] = np.concatenate([store[name], arr]) if name in store else arr
             rows = parent_rows.astype(np.int32)
             store["object_row"] = np.concatenate([store["object_row"], rows]) if "object_row" in store else rows
+
+
+def _as_slice(rows: np.ndarray):
+    """``rows`` (ascending) as a slice when they are evenly spaced — every frame, or every other one
+    with ``interval=1`` — so selecting them is a view, not a copy of whole frames; else ``rows``."""
+    if len(rows) == 0:
+        return rows
+    step = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+    if step > 0 and np.array_equal(np.diff(rows), np.full(len(rows) - 1, step)):
+        return slice(int(rows[0]), int(rows[-1]) + 1, step)
+    return rows
 
 
 def _legacy_threshold(attrs):

@@ -56,8 +56,9 @@ def render(view: RunView, *, keys: bool = False) -> Group:
     if view.engines:
         parts.append(_engines(view))
     for g in view.gpus:
+        decode = f"  NVDEC {g.decoder_pct:.0f} % busy" if g.decoder_pct is not None else ""
         parts.append(Text(f"GPU {g.index} {g.name}: {g.utilization_pct:.0f} % busy  "
-                          f"{g.memory_used_gb:.1f} / {g.memory_total_gb:.1f} GiB"))
+                          f"{g.memory_used_gb:.1f} / {g.memory_total_gb:.1f} GiB{decode}"))
     if keys:
         parts.append(Text(KEYS_HINT, style="dim"))
     return Group(*parts)

@@ -20,6 +20,7 @@ class GpuReading:
     utilization_pct: float  # busy time of the last sample period, 0..100
     memory_used_gb: float  # GiB
     memory_total_gb: float
+    decoder_pct: float | None = None  # NVDEC busy time of the last sample period, None if unknown
 
 
 class GpuMonitor:
@@ -51,7 +52,8 @@ class GpuMonitor:
             for i, h in enumerate(self._handles):
                 util = nvml.nvmlDeviceGetUtilizationRates(h)
                 mem = nvml.nvmlDeviceGetMemoryInfo(h)
-                out.append(GpuReading(i, self._names[i], float(util.gpu), mem.used / 2**30, mem.total / 2**30))
+                out.append(GpuReading(i, self._names[i], float(util.gpu), mem.used / 2**30, mem.total / 2**30,
+                                      _decoder_pct(nvml, h)))
         except Exception:  # device lost mid-run: stop asking
             self._handles = []
             return ()
@@ -64,6 +66,14 @@ class GpuMonitor:
             except Exception:
                 pass
             self._nvml, self._handles = None, []
+
+
+def _decoder_pct(nvml, handle) -> float | None:
+    """How busy the video decoders (NVDEC) were, 0..100; None where the device does not say."""
+    try:
+        return float(nvml.nvmlDeviceGetDecoderUtilization(handle)[0])
+    except Exception:
+        return None
 
 
 def _text(value) -> str:
