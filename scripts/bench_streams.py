@@ -277,6 +277,9 @@ def decode_ceiling(clip: Path, n: int, gpu: bool) -> dict:
     for r in readers:
         r.join()
     dt = time.perf_counter() - t0
+    if gpu:
+        readers.clear()
+        release_gpu_memory()
     errors = [str(r.error) for r in readers if r.error]
     return {"decoder": "nvdec" if gpu else "ffmpeg", "sources": n, "frames": sink.frames,
             "seconds": round(dt, 3), "fps": round(sink.frames / dt, 1), "errors": errors}
@@ -353,12 +356,32 @@ def run_pipeline(config: Path) -> dict:
             "elapsed_s": report["elapsed_s"], "busiest_stage": busiest[0]}
 
 
+def release_gpu_memory() -> None:
+    """Hand this process's cached GPU memory back (the --workers ramps' processes need it)."""
+    import gc
+
+    gc.collect()
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        sys.modules["torch"].cuda.empty_cache()
+
+
+def run_pipeline_process(config: Path) -> dict:
+    """:func:`run_pipeline` in a process of its own, so this one holds no GPU memory afterwards
+    (the --workers ramps need all of it)."""
+    done = subprocess.run([sys.executable, __file__, "--run-config", str(config)], stdout=subprocess.PIPE,
+                          text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"pipeline run of {config} failed (exit {done.returncode})")
+    return json.loads(lines[-1])
+
+
 def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
     """Run each source count; the largest one whose every source kept >= 30 fps."""
     rows, best = [], 0
     for n in counts:
         with Utilisation() as util:
-            row = run_pipeline(make(n))
+            row = run_pipeline_process(make(n))
         row["utilisation"] = util.summary(row["wall_start"], row["wall_end"])
         row["bound"] = bound(row["utilisation"], row["busiest_stage"])
         rows.append(row)
@@ -534,6 +557,8 @@ def main() -> int:
                                                    "listed, e.g. 4,8")
     ap.add_argument("--worker-streams", default=None, help="source counts for the --workers ramps "
                                                            "(default: --streams)")
+    ap.add_argument("--decode-streams", type=int, default=0, help="sources for the decode ceiling "
+                                                                   "(default: the most any ramp runs)")
     ap.add_argument("--mps", action="store_true", help="start CUDA MPS for the --workers ramps when the "
                                                        "machine has it")
     ap.add_argument("--topk", type=int, default=3, help="PGIE objects kept per class and frame")
@@ -560,21 +585,23 @@ def main() -> int:
         net, size, batch = (960, 544), (1920, 1080), args.batch or 32
         counts = [1, 16, 32, 64, 96, 110, 128]
     if args.streams:
-        counts = [int(s) for s in args.streams.split(",")]
+        counts = [int(s) for s in args.streams.split(",") if int(s) > 0]  # 0: no one-process ramp
     work = Path(tempfile.mkdtemp(prefix="bench_streams_"))
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "gpu": gpu or None, "cpu_cores": os.cpu_count(),
               "python": platform.python_version(), "clip": clip.name, "pgie": pgie.name, "sgie": sgie.name,
               "batch": batch, "decode": [], "pipeline": {}}
 
-    def make(n, interval, tag=""):
+    def make(n, interval, tag="", workers=1):
+        """Config for n sources; with --workers the batch is each worker's share of the sources, as a
+        user sizes streammux batch-size for the sources one process runs."""
         folder = work / f"{tag}i{interval}_n{n}"
         folder.mkdir(exist_ok=True)
         return write_config(folder, clip=clip, sources=n, pgie=pgie, sgie=sgie, interval=interval,
-                            batch=min(batch, max(n, 1)), size=size, net=net, classes=4, sgie_classes=6,
+                            batch=min(batch, max(-(-n // workers), 1)), size=size, net=net, classes=4, sgie_classes=6,
                             topk=args.topk)
 
     if "decode" not in skip:
-        n_dec = max(counts)
+        n_dec = args.decode_streams or max(counts + [int(c) for c in (args.worker_streams or "").split(",") if c])
         print(f"decode ceiling, {n_dec} sources:", flush=True)
         for use_gpu in ([True, False] if gpu else [False]):
             row = decode_ceiling(clip, n_dec if use_gpu else min(n_dec, os.cpu_count() or 2), use_gpu)
@@ -588,6 +615,7 @@ def main() -> int:
             except Exception as exc:  # e.g. no CUDA EP in this onnxruntime: say so, go on
                 e = {"backend": backend, "error": f"{type(exc).__name__}: {exc}"[:300]}
             result["engine"].append(e)
+            release_gpu_memory()
             print(f"PGIE engine alone, batch {batch}: {e}", flush=True)
     if args.mps and args.workers:
         result["mps"] = start_mps()
@@ -601,7 +629,8 @@ def main() -> int:
                 wcounts = [int(c) for c in args.worker_streams.split(",")] if args.worker_streams else counts
                 print(f"pipeline, PGIE interval={interval}, dsrun --workers {n_workers}"
                       f"{' (MPS)' if result.get('mps') else ''}:", flush=True)
-                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_"), wcounts, n_workers)
+                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_", n_workers), wcounts,
+                                          n_workers)
                 result["pipeline"][f"interval{interval}_workers{n_workers}"] = {
                     "rows": rows, "max_streams_at_30fps": best}
     if "latency" not in skip:

@@ -80,23 +80,22 @@ def test_torch_engine_is_built_once_cached_and_serves_every_batch_size(assets, t
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU: the GPU machine runs this")
-def test_cuda_graphs_replay_the_compiled_modules_outputs_for_every_batch_size(tmp_path):
+def test_cuda_graphs_give_onnxruntimes_outputs_for_every_batch_size(tmp_path):
     from runner.assets.catalog import SPECS
     from runner.engine import EngineSpec, load_engine
 
     recipe = next(s for s in SPECS if s.name == "classifier_small")
     path = tmp_path / "classifier.onnx"
     recipe.build(tmp_path, path)  # the generated ResNet-18-class classifier, seeded
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     engine = load_engine(EngineSpec(onnx_file=path, batch_size=16, backend="torch"), engine_dir=tmp_path / "e")
     assert engine.device.startswith("cuda") and engine._graphs.buckets == [1, 2, 4, 8, 16]
     name, shape = engine.inputs[0].name, engine.inputs[0].shape
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    rng = np.random.default_rng(0)
     results = []
     for n in (1, 3, 16, 20):  # a partly filled bucket, a full one, more rows than the engine's batch
-        x = torch.rand((n, *shape), device="cuda", generator=gen)
-        with torch.inference_mode():
-            expected = engine._runner(x)  # the compiled module, not captured
-        results.append((engine.infer_device({name: x}), expected))
+        x = rng.random((n, *shape), dtype=np.float32)
+        results.append((engine.infer_device({name: torch.from_numpy(x).cuda()}), session.run(None, {name: x})))
     for got, expected in results:  # earlier outputs are copies: later replays did not overwrite them
         for spec, e in zip(engine.outputs, expected):
-            torch.testing.assert_close(got[spec.name], e, atol=1e-3, rtol=1e-3)
+            np.testing.assert_allclose(got[spec.name].cpu().numpy(), e, atol=2e-3, rtol=1e-2)

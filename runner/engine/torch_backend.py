@@ -290,7 +290,7 @@ class TorchEngine(Engine):
 
 class CudaGraphs:
     """The compiled module captured as CUDA graphs, one per batch bucket (powers of two up to
-    ``max_batch``), sharing one memory pool.
+    ``max_batch``), sharing one memory pool and one input buffer.
 
     A call copies the batch into the smallest bucket that holds it (rows past the batch keep whatever
     they held: every row is inferred on its own), replays that graph and returns copies of the
@@ -305,8 +305,10 @@ class CudaGraphs:
         pool = None
         side = torch.cuda.Stream(device)
         with torch.inference_mode():
+            # one input buffer of the largest bucket; each graph reads its first rows
+            buffers = [torch.zeros((self.buckets[-1], *spec.shape), device=device) for spec in inputs]
             for b in self.buckets:
-                static_in = [torch.zeros((b, *spec.shape), device=device) for spec in inputs]
+                static_in = [buf[:b] for buf in buffers]
                 side.wait_stream(torch.cuda.current_stream(device))
                 with torch.cuda.stream(side):  # warm up off the capture, as CUDA graphs need
                     for _ in range(2):
