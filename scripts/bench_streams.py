@@ -591,13 +591,11 @@ def main() -> int:
               "python": platform.python_version(), "clip": clip.name, "pgie": pgie.name, "sgie": sgie.name,
               "batch": batch, "decode": [], "pipeline": {}}
 
-    def make(n, interval, tag="", workers=1):
-        """Config for n sources; with --workers the batch is each worker's share of the sources, as a
-        user sizes streammux batch-size for the sources one process runs."""
+    def make(n, interval, tag=""):
         folder = work / f"{tag}i{interval}_n{n}"
         folder.mkdir(exist_ok=True)
         return write_config(folder, clip=clip, sources=n, pgie=pgie, sgie=sgie, interval=interval,
-                            batch=min(batch, max(-(-n // workers), 1)), size=size, net=net, classes=4, sgie_classes=6,
+                            batch=min(batch, max(n, 1)), size=size, net=net, classes=4, sgie_classes=6,
                             topk=args.topk)
 
     if "decode" not in skip:
@@ -629,8 +627,7 @@ def main() -> int:
                 wcounts = [int(c) for c in args.worker_streams.split(",")] if args.worker_streams else counts
                 print(f"pipeline, PGIE interval={interval}, dsrun --workers {n_workers}"
                       f"{' (MPS)' if result.get('mps') else ''}:", flush=True)
-                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_", n_workers), wcounts,
-                                          n_workers)
+                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_"), wcounts, n_workers)
                 result["pipeline"][f"interval{interval}_workers{n_workers}"] = {
                     "rows": rows, "max_streams_at_30fps": best}
     if "latency" not in skip:

@@ -80,22 +80,31 @@ def test_torch_engine_is_built_once_cached_and_serves_every_batch_size(assets, t
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU: the GPU machine runs this")
-def test_cuda_graphs_give_onnxruntimes_outputs_for_every_batch_size(tmp_path):
+def test_cuda_graphs_give_the_uncaptured_engines_outputs_for_every_batch_size(tmp_path, monkeypatch):
     from runner.assets.catalog import SPECS
     from runner.engine import EngineSpec, load_engine
 
     recipe = next(s for s in SPECS if s.name == "classifier_small")
     path = tmp_path / "classifier.onnx"
     recipe.build(tmp_path, path)  # the generated ResNet-18-class classifier, seeded
+    spec = EngineSpec(onnx_file=path, batch_size=16, backend="torch")
+    graphed = load_engine(spec, engine_dir=tmp_path / "e")
+    monkeypatch.setenv("DSRUN_CUDA_GRAPHS", "0")
+    plain = load_engine(spec, engine_dir=tmp_path / "e")
+    assert graphed._graphs.buckets == [1, 2, 4, 8, 16] and plain._graphs is None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    engine = load_engine(EngineSpec(onnx_file=path, batch_size=16, backend="torch"), engine_dir=tmp_path / "e")
-    assert engine.device.startswith("cuda") and engine._graphs.buckets == [1, 2, 4, 8, 16]
-    name, shape = engine.inputs[0].name, engine.inputs[0].shape
+    name, shape = graphed.inputs[0].name, graphed.inputs[0].shape
     rng = np.random.default_rng(0)
     results = []
     for n in (1, 3, 16, 20):  # a partly filled bucket, a full one, more rows than the engine's batch
         x = rng.random((n, *shape), dtype=np.float32)
-        results.append((engine.infer_device({name: torch.from_numpy(x).cuda()}), session.run(None, {name: x})))
-    for got, expected in results:  # earlier outputs are copies: later replays did not overwrite them
-        for spec, e in zip(engine.outputs, expected):
-            np.testing.assert_allclose(got[spec.name].cpu().numpy(), e, atol=2e-3, rtol=1e-2)
+        on_gpu = torch.from_numpy(x).cuda()
+        results.append((graphed.infer_device({name: on_gpu}), plain.infer_device({name: on_gpu}),
+                        session.run(None, {name: x})))
+    for got, uncaptured, cpu in results:  # earlier outputs are copies: later replays did not overwrite them
+        for out, reference in zip(graphed.outputs, cpu):
+            g, u = got[out.name].cpu().numpy(), uncaptured[out.name].cpu().numpy()
+            print(out.name, g.shape, "graph vs uncaptured", np.abs(g - u).max(), "vs onnxruntime",
+                  np.abs(g - reference).max())
+            np.testing.assert_allclose(g, u, atol=1e-4)
+            np.testing.assert_allclose(g, reference, atol=3e-2)  # TF32 convolutions on the GPU
