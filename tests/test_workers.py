@@ -189,3 +189,24 @@ def test_each_worker_gets_its_share_of_the_cores_unless_the_user_set_the_thread_
     assert _thread_share(32) == {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert _thread_share(4) == {"OPENCV_FOR_THREADS_NUM": "4"}
+
+
+def test_a_running_mps_daemon_is_recognised_by_its_process_name(tmp_path):
+    """The hint to start CUDA MPS looks for its control daemon among the running processes."""
+    import shutil
+
+    from runner.workers import mps_running
+
+    assert not mps_running()  # CI and this machine run none
+    daemon = tmp_path / "nvidia-cuda-mps-control"
+    shutil.copy(shutil.which("sleep"), daemon)
+    proc = subprocess.Popen([str(daemon), "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while not mps_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mps_running()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not mps_running()
