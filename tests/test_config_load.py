@@ -132,3 +132,11 @@ def test_enabled_gie_without_config_file_is_an_error_at_its_group(tmp_path):
     _, diags = inspect_app(tmp_path / "app.txt")
     assert [(d.code, d.line, d.group) for d in diags if d.is_error] == [
         ("inconsistent", 4, "primary-gie")]
+
+
+def test_legacy_threshold_stands_for_pre_cluster_threshold_as_in_the_corpus(conformance):
+    """`threshold=` (the legacy spelling, still in NVIDIA's LPR sample) sets pre-cluster-threshold."""
+    config = load_nvinfer(conformance / "deepstream/src/apps/tao_apps/misc/dev_blog/LPDR/lpdr_sample/"
+                                        "lpr_config_sgie_us.txt")
+    assert config.class_attrs_all.threshold == 0.5
+    assert config.class_attrs(0).pre_cluster_threshold == 0.5

@@ -29,11 +29,13 @@ What a :class:`GieStage` does per batch, as nvinfer does:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
+from runner.config.enums import ProcessMode
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch, Classifications, Objects
 from runner.pipeline.cluster import ClassParams, cluster, frame_filter
@@ -97,7 +99,7 @@ class GieStage:
                 raise InferError(f"{self.where}[property] num-detected-classes: not set for a detector — "
                                  "set it to the number of classes the model outputs")
             attrs = [cfg.class_attrs(c) for c in range(n_cls)]
-            self.class_params = ClassParams.from_class_attrs([_legacy_threshold(a) for a in attrs])
+            self.class_params = ClassParams.from_class_attrs(attrs)  # legacy `threshold` applied by the loader
             self.cluster_mode = _int(getattr(cfg, "cluster_mode", 0), 0)
             self.bbox_parser = resolve_bbox_parser(cfg, self.where)
         elif self.network_type == 1:
@@ -370,22 +372,6 @@ def _as_slice(rows: np.ndarray):
     return rows
 
 
-def _legacy_threshold(attrs):
-    """``threshold`` (the legacy key) stands for pre-cluster-threshold when that is left at default."""
-    legacy = getattr(attrs, "threshold", None)
-    if legacy is None or getattr(attrs, "pre_cluster_threshold", 0.2) != 0.2:
-        return attrs
-    return _Override(attrs, pre_cluster_threshold=legacy)
-
-
-class _Override:
-    def __init__(self, base, **changes):
-        self._base, self._changes = base, changes
-
-    def __getattr__(self, name):
-        return self._changes[name] if name in self._changes else getattr(self._base, name)
-
-
 def build_gie_stages(app_config, engine_loader, *, counters: InferCounters | None = None) -> list[GieStage]:
     """One :class:`GieStage` per enabled GIE: the primary first, then ``[secondary-gieN]`` in order.
 
@@ -403,6 +389,6 @@ def build_gie_stages(app_config, engine_loader, *, counters: InferCounters | Non
     for name, gie, mode in gies:
         cfg = gie.nvinfer
         if _int(cfg.process_mode, 1) != mode:
-            cfg = _Override(cfg, process_mode=mode)
+            cfg = dataclasses.replace(cfg, process_mode=ProcessMode(mode))
         stages.append(GieStage(cfg, engine_loader(gie, name), name=name, counters=counters))
     return stages
