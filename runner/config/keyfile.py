@@ -48,6 +48,15 @@ class Document:
             message: str, hint: str = "") -> None:
         self.diagnostics.append(Diagnostic(severity, code, self.path, line, group, key, message, hint))
 
+    def put(self, group: Group, entry: Entry, rule: str = "this later value wins") -> None:
+        """Store ``entry`` in ``group``; a key set twice is a warning and the later value wins."""
+        previous = group.entries.pop(entry.key, None)
+        if previous is not None:
+            self.add("warning", "duplicate-key", entry.line, group.name, entry.key,
+                     f"set twice (line {previous.line} and here); {rule}",
+                     f"delete one of the two '{entry.key}' lines")
+        group.entries[entry.key] = entry
+
 
 def parse_keyfile(data: bytes, path: str) -> Document:
     """Read GLib key-file bytes into a :class:`Document`; never raises on bad input."""
@@ -105,13 +114,7 @@ def parse_keyfile(data: bytes, path: str) -> Document:
             doc.add("error", "syntax", number, current.name, key or None,
                     f"'{key}' is not a valid key name", "a key is a name such as batch-size")
             continue
-        previous = current.entries.get(key)
-        if previous is not None:
-            doc.add("warning", "duplicate-key", number, current.name, key,
-                    f"set twice (line {previous.line} and here); this later value wins, as in GLib",
-                    f"delete one of the two '{key}' lines")
-            del current.entries[key]
-        current.entries[key] = Entry(key, value, number)
+        doc.put(current, Entry(key, value, number), "this later value wins, as in GLib")
     return doc
 
 

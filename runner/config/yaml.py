@@ -55,20 +55,10 @@ def parse_yaml(data: bytes, path: str) -> Document:
             group = doc.groups[name] = Group(name, line)
         if isinstance(value_node, pyyaml.MappingNode):
             for k_node, v_node in value_node.value:
-                _add_entry(doc, group, str(k_node.value), v_node, k_node.start_mark.line + 1)
+                doc.put(group, Entry(str(k_node.value), _value(v_node), k_node.start_mark.line + 1))
         elif not (isinstance(value_node, pyyaml.ScalarNode) and value_node.value in ("", "~", "null")):
             group.entries[""] = Entry("", _value(value_node), line)  # a top-level scalar: no group
     return doc
-
-
-def _add_entry(doc: Document, group: Group, key: str, node, line: int) -> None:
-    previous = group.entries.get(key)
-    if previous is not None:
-        doc.add("warning", "duplicate-key", line, group.name, key,
-                f"set twice (line {previous.line} and here); this later value wins",
-                f"delete one of the two '{key}' lines")
-        del group.entries[key]
-    group.entries[key] = Entry(key, _value(node), line)
 
 
 def _value(node) -> object:
