@@ -268,8 +268,7 @@ class WorkerPool:
                 continue  # not ours (the child sends only JSON lines here)
             kind = message.get("kind")
             if kind == "ready":
-                w.ready = True
-                self._start_when_all_ready()
+                w.ready = True  # wait() starts the children once none is still loading
             elif kind == "stats":
                 self._apply(w, message["stats"])
             elif kind == "end":

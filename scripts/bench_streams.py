@@ -218,8 +218,9 @@ class Utilisation:
     def summary(self, start: float, end: float) -> dict:
         """Means over the samples between wall times ``start`` and ``end`` (frames flowing)."""
         core = [x for x in self.samples if start <= x[3] <= end] or self.samples
-        mean = lambda i: round(statistics.fmean(s[i] for s in core), 1) if core and core[0][i] >= 0 else None  # noqa: E731
-        return {"gpu_busy_pct": mean(0), "nvdec_busy_pct": mean(1), "cpu_busy_pct": mean(2)}
+        means = [round(statistics.fmean(s[i] for s in core), 1) if core and core[0][i] >= 0 else None
+                 for i in range(3)]  # -1: not measured here (no NVML, no /proc/stat)
+        return dict(zip(("gpu_busy_pct", "nvdec_busy_pct", "cpu_busy_pct"), means))
 
 
 def bound(util: dict, busiest_stage: str | None = None) -> str:
@@ -376,22 +377,24 @@ def run_pipeline_process(config: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def ramp(make, counts: list[int]) -> tuple[list[dict], int]:
-    """Run each source count; the largest one whose every source kept >= 30 fps."""
+def ramp(run, counts: list[int], label: str = "") -> tuple[list[dict], int]:
+    """``run(n)`` for each source count, with the GPU / NVDEC / CPU utilisation while frames flowed
+    and the bound it shows; the largest count whose every source kept >= 30 fps."""
     rows, best = [], 0
     for n in counts:
         with Utilisation() as util:
-            row = run_pipeline_process(make(n))
-        row["utilisation"] = util.summary(row["wall_start"], row["wall_end"])
-        row["bound"] = bound(row["utilisation"], row["busiest_stage"])
+            row = run(n)
+        row["utilisation"] = util.summary(row.get("wall_start", 0.0), row.get("wall_end", time.time()))
+        row["bound"] = bound(row["utilisation"], row.get("busiest_stage"))
         rows.append(row)
-        print(f"  {n:4d} sources: min {row['min_source_fps']:7.1f} fps/source, aggregate "
-              f"{row['aggregate_fps']:8.1f} fps, busiest stage {row['busiest_stage']}; ms/frame "
-              f"{row['stages_ms_per_frame']}; GIE phases {row['gie_phases_ms_per_frame']}; "
-              f"{row['utilisation']}, bound: {row['bound']}" + (f"; ERROR {row['error']}" if row["error"] else ""), flush=True)
+        details = {k: row[k] for k in ("busiest_stage", "stages_ms_per_frame", "gie_phases_ms_per_frame")
+                   if row.get(k)}
+        print(f"  {row['sources']:4d} sources{label}: min {row['min_source_fps']:7.1f} fps/source, aggregate "
+              f"{row['aggregate_fps']:8.1f} fps; {details}; {row['utilisation']}, bound: {row['bound']}"
+              + (f"; ERROR {row['error']}" if row["error"] else ""), flush=True)
         if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
-            best = max(best, n)
-        elif n > best:
+            best = max(best, row["sources"])
+        elif row["sources"] > best:
             break
     return rows, best
 
@@ -419,32 +422,10 @@ def run_workers(config: Path, workers: int) -> dict:
             "min_source_fps": round(min(s["fps"] for s in sources), 1) if sources else 0.0,
             "aggregate_fps": round(frames / span, 1) if span > 0 else 0.0,
             "first_output_spread_s": round(max(firsts) - min(firsts), 2) if firsts else None,
-            "wall_first": launched + min(firsts, default=0.0), "wall_last": launched + max(lasts, default=0.0),
+            "wall_start": launched + min(firsts, default=0.0), "wall_end": launched + max(lasts, default=0.0),
             "stages_ms_per_frame": {k: round(1000 * v["busy_s"] / processed, 3)
                                     for k, v in report["stages"].items()},
             "error": "; ".join(report["errors"])[:600] or None}
-
-
-def ramp_workers(make, counts: list[int], workers: int) -> tuple[list[dict], int]:
-    """The same ramp through ``dsrun --workers``: the sources split over processes sharing the GPU
-    (one interpreter lock each), how far the runner scales when Python, not the GPU, is the bound."""
-    rows, best = [], 0
-    for n in counts:
-        with Utilisation() as util:
-            row = run_workers(make(n), workers)
-        row["utilisation"] = util.summary(row.pop("wall_first", 0.0), row.pop("wall_last", time.time()))
-        row["bound"] = bound(row["utilisation"])
-        rows.append(row)
-        print(f"  {row['sources']:4d} sources, {workers} workers: min {row['min_source_fps']:7.1f} fps/source, "
-              f"aggregate {row['aggregate_fps']:8.1f} fps; busy ms/frame (all workers) "
-              f"{row.get('stages_ms_per_frame')}; {row['utilisation']}, bound: {row['bound']}"
-              + (f"; ERROR {row['error']}" if row["error"] else ""),
-              flush=True)
-        if row["min_source_fps"] >= 30 and row["exit_code"] == 0:
-            best = max(best, row["sources"])
-        elif row["sources"] > best:
-            break
-    return rows, best
 
 
 def start_mps() -> bool:
@@ -621,13 +602,14 @@ def main() -> int:
     if "pipeline" not in skip:
         for interval in (int(i) for i in args.intervals.split(",")):
             print(f"pipeline, PGIE interval={interval}:", flush=True)
-            rows, best = ramp(lambda n: make(n, interval), counts)
+            rows, best = ramp(lambda n: run_pipeline_process(make(n, interval)), counts)
             result["pipeline"][f"interval{interval}"] = {"rows": rows, "max_streams_at_30fps": best}
             for n_workers in (int(w) for w in args.workers.split(",") if w):
                 wcounts = [int(c) for c in args.worker_streams.split(",")] if args.worker_streams else counts
                 print(f"pipeline, PGIE interval={interval}, dsrun --workers {n_workers}"
                       f"{' (MPS)' if result.get('mps') else ''}:", flush=True)
-                rows, best = ramp_workers(lambda n: make(n, interval, f"w{n_workers}_"), wcounts, n_workers)
+                run = lambda n: run_workers(make(n, interval, f"w{n_workers}_"), n_workers)  # noqa: E731
+                rows, best = ramp(run, wcounts, f", {n_workers} workers")
                 result["pipeline"][f"interval{interval}_workers{n_workers}"] = {
                     "rows": rows, "max_streams_at_30fps": best}
     if "latency" not in skip:
