@@ -35,10 +35,11 @@ def test_sample_configs_load_and_name_existing_models_and_labels(sample, assets)
         for gie in (app.primary_gie, *app.secondary_gies):
             assert gie.nvinfer.onnx_file.is_file(), gie.nvinfer.onnx_file
             assert gie.nvinfer.labelfile_path.is_file(), gie.nvinfer.labelfile_path
-            assert assets.root in gie.nvinfer.onnx_file.parents
+            # resolved: the assets root may be reached through a link (``$DSRUN_ASSETS``, a linked folder)
+            assert assets.root.resolve() in gie.nvinfer.onnx_file.resolve().parents
         for source in app.sources:
             if source.uri.startswith("file://"):
-                assert (assets.root / "videos") in Path(source.uri[7:]).parents
+                assert (assets.root / "videos").resolve() in Path(source.uri[7:]).resolve().parents
         assert all(s.output_file is None or gallery.OUT_DIR in s.output_file.parents for s in app.sinks)
 
 
