@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
 from runner.pipeline.infer_stats import InferCounters
+from runner.redact import redact
 
 SOURCE_STATES = ("starting", "playing", "reconnecting", "paused", "ended", "failed")
 
@@ -98,9 +99,12 @@ class RunStats:
                 self.sources[int(sid)].latency_ms = (wall_ns - int(ts)) / 1e6
 
     def snapshot(self) -> dict:
-        """A consistent-enough copy for readers: plain dicts, safe to serialise."""
+        """A consistent-enough copy for readers (dashboard, metrics, REST API, --workers): plain dicts,
+        safe to serialise, credentials redacted."""
         with self._lock:
-            sources = {sid: {**asdict(s), "last_error": s.last_error} for sid, s in self.sources.items()}
+            sources = {sid: {**asdict(s), "uri": redact(s.uri), "errors": [redact(e) for e in s.errors],
+                             "last_error": redact(s.last_error) if s.last_error else None}
+                       for sid, s in self.sources.items()}  # what every reader shows: redacted here once
             stages = {
                 name: {"batches": s.batches, "frames": s.frames, "busy_s": s.busy_s,
                        "ms_per_frame": s.ms_per_frame,
