@@ -1,4 +1,5 @@
-"""``dsrun CONFIG``: load the config, prepare engines, build the graph, run it, report, exit status.
+"""``dsrun CONFIG``: load the config, hand it to the placement layer (``runner.placement``: one pipeline
+here, or shards on worker processes or Ray actors), report, exit status.
 
     $ dsrun deepstream_app_config.txt --report run.json
 
@@ -12,8 +13,8 @@ import logging
 import sys
 
 from runner.errors import DsrunError
-from runner.pipeline.graph import build_graph, describe, feature
-from runner.pipeline.report import EXIT_CONFIG, EXIT_INTERRUPTED, build_report, exit_status, write_report
+from runner.pipeline.graph import feature
+from runner.pipeline.report import EXIT_CONFIG, build_report, write_report
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats
@@ -57,7 +58,7 @@ def prepare_engines(app, options: RunOptions, stats: RunStats):
 
 
 def _start_ui(stats: RunStats, app, options: RunOptions, controls):
-    """Dashboard or **PERF lines; ``controls`` (the Graph, or the --workers pool) has drain/pause/resume."""
+    """Dashboard or **PERF lines; ``controls`` (the Graph, or a split run's pool) has drain/pause/resume."""
     ui = feature("runner.ui")
     if ui is None or not hasattr(ui, "start_ui"):
         return None
@@ -67,70 +68,32 @@ def _start_ui(stats: RunStats, app, options: RunOptions, controls):
 
 def run_app(args) -> int:
     """The ``run`` command (``args``: config, report, no_dashboard, metrics_port, jsonl, engine_dir,
-    workers; worker_of/worker_index in a ``--workers`` child, see runner.workers)."""
-    _setup_logging(bool(getattr(args, "debug", False)))
+    workers, ray; shard/resume/worker_index in a split run's worker, see runner.placement): load the
+    config, hand it to the placement layer once, report how the run ended."""
+    from runner.config import load_app
+    from runner.placement import check_placement, run_placed
+
+    debug = bool(getattr(args, "debug", False))
+    _setup_logging(debug)
     options = RunOptions.from_args(args)
     stats = RunStats()
-    from runner.config import load_app
-
-    split = options.workers > 1 and options.worker_of is None
     try:
         app = load_app(args.config)
-        if split:
-            from runner.workers import check_splittable
-            check_splittable(app, options)
+        check_placement(app, options)
     except DsrunError as error:
         if options.report and getattr(error, "exit_code", 1) == EXIT_CONFIG:
             write_report(options.report, build_report(stats, config=args.config, exit_code=EXIT_CONFIG,
                                                       errors=[str(error)]))
         raise
-    if options.worker_of is None:  # the --workers parent has said them already
+    if options.shard is None:  # a split run's parent has said them already
         for warning in getattr(app, "warnings", ()):
             log.warning("%s", warning)
-    if split:
-        from runner.workers import run_workers
-        return run_workers(app, options, stats, config=args.config, debug=bool(getattr(args, "debug", False)),
-                           prepare_engines=prepare_engines, start_ui=_start_ui)
-
-    engines = prepare_engines(app, options, stats)
-    graph = build_graph(app, stats, engines=engines, options=options)
-    log.debug("pipeline: %s", describe(graph))
-    link = ui = None
-    if options.worker_of is not None:  # a --workers child: counters go to the parent, no UI here
-        from runner.workers import WorkerLink
-        link = WorkerLink(stats, graph, options.worker_index)
-        try:
-            link.wait_for_start()
-        except KeyboardInterrupt:  # stopped before the parent said start: nothing ran
-            link.finish(EXIT_INTERRUPTED, [], True)
-            return EXIT_INTERRUPTED
-    else:
-        ui = _start_ui(stats, app, options, graph)
-
-    def interrupted(count: int) -> None:
-        if link is not None:
-            return  # a --workers child: the parent says it
-        if count == 1:
-            log.info("stopping: finishing the frames already decoded (Ctrl-C again to stop now)")
-        else:
-            log.info("stopping now")
-
-    try:
-        outcome = graph.run(on_interrupt=interrupted)
-    finally:
-        if ui is not None:
-            ui.stop()
-    code = exit_status(stats, outcome.interrupted, outcome.error)
-    errors = [str(e) for e in outcome.source_errors.values()]
-    if outcome.error is not None:
-        errors.append(str(outcome.error))
-        if getattr(args, "debug", False) and outcome.traceback:
-            print(outcome.traceback, file=sys.stderr)
-    for message in errors:
+    placed = run_placed(app, options, stats, config=args.config, debug=debug, prepare_engines=prepare_engines,
+                        start_ui=_start_ui)
+    for message in placed.errors if placed.stderr is None else placed.stderr:
         print(f"dsrun: {redact(message)}", file=sys.stderr)
-    if link is not None:
-        link.finish(code, errors, outcome.interrupted)
     if options.report:
-        write_report(options.report, build_report(stats, config=args.config, exit_code=code, errors=errors,
-                                                  interrupted=outcome.interrupted))
-    return code
+        report = build_report(stats, config=args.config, exit_code=placed.exit_code, errors=placed.errors,
+                              interrupted=placed.interrupted)
+        write_report(options.report, {**report, **placed.report})
+    return placed.exit_code

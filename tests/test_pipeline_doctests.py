@@ -6,7 +6,8 @@ import importlib
 import pytest
 
 MODULES = ["runner.pipeline.source", "runner.pipeline.mux", "runner.pipeline.report", "runner.pipeline.sinks",
-           "runner.pipeline.sinks.fake", "runner.pipeline.sinks.file"]
+           "runner.pipeline.sinks.fake", "runner.pipeline.sinks.file",
+           "runner.placement", "runner.placement.merge", "runner.placement.devices"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,7 +14,7 @@ import pytest
 
 from infer_models import write_pgie
 from runner.cli import main
-from runner.pipeline.graph import worker_share
+from runner.placement import plan_shards
 from runner.ui.perf import VALUE_LINE
 
 from pipeline_helpers import count_frames
@@ -53,7 +53,7 @@ def run(config, engine_dir, *extra):
 
 def test_the_split_is_round_robin_over_ascending_source_ids_and_covers_each_once():
     ids = [7, 0, 3, 12, 5]
-    shares = [worker_share(ids, 3, i) for i in range(3)]
+    shares = [list(shard.sources) for shard in plan_shards(ids, 3)]
     assert shares == [[0, 7], [3, 12], [5]]
     assert sorted(s for share in shares for s in share) == sorted(ids)
 
@@ -158,7 +158,7 @@ def test_a_worker_child_waits_for_the_parents_start_before_decoding(tmp_path, as
     config = write_app(tmp_path, assets)
     assert run(config, engine_dir, "--report", str(tmp_path / "warm.json")) == 0  # engines built
     child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(config), "--no-dashboard",
-                              "--engine-dir", str(engine_dir), "--worker-of", "2", "--worker-index", "1"],
+                              "--engine-dir", str(engine_dir), "--shard", "1,3", "--worker-index", "1"],
                              cwd=repo_root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
     try:
@@ -180,22 +180,22 @@ def test_a_worker_child_waits_for_the_parents_start_before_decoding(tmp_path, as
 
 
 def test_each_worker_gets_its_share_of_the_cores_unless_the_user_set_the_thread_counts(monkeypatch):
-    from runner.workers import _thread_share
+    from runner.placement.processes import thread_share
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OPENCV_FOR_THREADS_NUM", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 16)
-    assert _thread_share(4) == {"OMP_NUM_THREADS": "4", "OPENCV_FOR_THREADS_NUM": "4"}
-    assert _thread_share(32) == {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+    assert thread_share(4) == {"OMP_NUM_THREADS": "4", "OPENCV_FOR_THREADS_NUM": "4"}
+    assert thread_share(32) == {"OMP_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert _thread_share(4) == {"OPENCV_FOR_THREADS_NUM": "4"}
+    assert thread_share(4) == {"OPENCV_FOR_THREADS_NUM": "4"}
 
 
 def test_a_running_mps_daemon_is_recognised_by_its_process_name(tmp_path):
     """The hint to start CUDA MPS looks for its control daemon among the running processes."""
     import shutil
 
-    from runner.workers import mps_running
+    from runner.placement.processes import mps_running
 
     assert not mps_running()  # CI and this machine run none
     daemon = tmp_path / "nvidia-cuda-mps-control"

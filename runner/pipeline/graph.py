@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -94,26 +94,16 @@ def build_stages(app, engines: Any, stats: RunStats | None = None) -> list[Stage
     return stages
 
 
-def worker_share(source_ids, workers: int, index: int) -> list[int]:
-    """The source ids worker ``index`` of ``workers`` runs (``dsrun --workers``): round-robin over the
-    ids in ascending order, so the split is deterministic and the shares differ by at most one source.
-
-    >>> worker_share([3, 0, 2, 1, 4], workers=2, index=0), worker_share([3, 0, 2, 1, 4], 2, 1)
-    ([0, 2, 4], [1, 3])
-    """
-    return sorted(int(s) for s in source_ids)[index::workers]
-
-
 def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions | None = None,
                 stages: list[Stage] | None = None, sinks: list[Stage] | None = None) -> "Graph":
     """An ``AppConfig`` as a ready-to-run :class:`Graph` (``stages``/``sinks`` override the config's).
-    In a ``--workers`` child (``options.worker_of``) only that worker's share of the sources is read;
-    source ids are kept."""
+    In a worker of a split run (``options.shard``, see ``runner.placement``) only that shard's sources
+    are read, ids kept, each file source skipping the frames ``options.resume`` says are done."""
     options = options or RunOptions()
     specs = source_specs(app)
-    if options.worker_of is not None:
-        mine = set(worker_share([s.source_id for s in specs], options.worker_of, options.worker_index))
-        specs = [s for s in specs if s.source_id in mine]
+    if options.shard is not None:
+        mine, resume = set(options.shard), dict(options.resume)
+        specs = [replace(s, skip_frames=resume.get(s.source_id, 0)) for s in specs if s.source_id in mine]
     mux_spec = MuxSpec.from_config(app.streammux, len(specs))
     inputs = MuxInput(stats, {s.source_id: s.live for s in specs})
     to_rgb = rgb_converter(mux_spec)

@@ -82,6 +82,9 @@ class NvdecReader(SourceReader):
                 if not frames:
                     break
                 for frame in frames:
+                    if self._skip():
+                        self._pts_offset += step_ns  # the timeline goes on where the lost worker left it
+                        continue
                     if not self._count_decoded():
                         continue
                     image = torch.from_dlpack(frame)  # (H, W, 3) uint8 on the GPU, decoder-owned

@@ -127,6 +127,7 @@ class SourceSpec:
     rtsp_reconnect_interval_sec: float = 0  # 0: no reconnection (DeepStream's default)
     rtsp_reconnect_attempts: int = -1  # -1: unlimited
     init_rtsp_reconnect_interval_sec: float = 0
+    skip_frames: int = 0  # decoded frames already done elsewhere (a lost worker's file, runner.placement)
 
     @property
     def name(self) -> str:
@@ -253,6 +254,7 @@ class SourceReader(threading.Thread):
         self.stop_event = stop or threading.Event()
         self.error: SourceError | None = None
         self._decoded = 0
+        self._skipped = 0  # of spec.skip_frames
         self._pts_offset = 0  # file-loop: each pass continues the previous pass's timeline
 
     def stop(self) -> None:
@@ -328,6 +330,14 @@ class SourceReader(threading.Thread):
 
     # -- decoding ------------------------------------------------------------------------------------
 
+    def _skip(self) -> bool:
+        """``True`` for each of the first ``spec.skip_frames`` decoded frames: another worker already
+        processed them (not counted here; the placement layer carries that worker's counts)."""
+        if self._skipped < self.spec.skip_frames:
+            self._skipped += 1
+            return True
+        return False
+
     def _count_decoded(self) -> bool:
         """Count one decoded frame; ``False`` when ``drop-frame-interval`` drops it (the decoder
         outputs every Nth frame)."""
@@ -357,6 +367,9 @@ class SourceReader(threading.Thread):
             if packet.size:
                 packets += 1
             for frame in packet.decode():
+                if self._skip():
+                    first_pts = _pts_ns(frame, self._skipped - 1, rate) if first_pts is None else first_pts
+                    continue
                 if not self._count_decoded():
                     continue
                 pts = _pts_ns(frame, self._decoded - 1, rate)

@@ -46,26 +46,41 @@ _OUTPUTS: list[OutputFactory] = []
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """Command-line options stages may need (``dsrun run`` flags)."""
+    """Command-line options stages and the placement layer may need (``dsrun run`` flags)."""
 
     jsonl: Path | None = None
     report: Path | None = None
     dashboard: bool = True
     metrics_port: int | None = None
     engine_dir: Path | None = None
-    workers: int = 1  # --workers N: the parent splits the sources over N child processes
-    worker_of: int | None = None  # in a child: how many workers share the sources
-    worker_index: int = 0  # in a child: which share it runs (runner.pipeline.graph.worker_share)
+    workers: int = 1  # --workers N: the sources split over N child processes (runner.placement)
+    ray_address: str | None = None  # --ray [ADDRESS]: shards on Ray actors ("auto": RAY_ADDRESS or a new local cluster)
+    ray_cpus: int | None = None  # --ray-cpus N: cores per actor where the cluster has no GPU
+    shard: tuple[int, ...] | None = None  # in a worker: the source ids it runs (None: every source)
+    resume: tuple[tuple[int, int], ...] = ()  # in a worker: (source id, decoded frames to skip)
+    worker_index: int = 0  # in a worker: which shard it runs
 
     @classmethod
     def from_args(cls, args) -> "RunOptions":
         get = lambda name: getattr(args, name, None)
+        shard = get("shard")
         return cls(jsonl=Path(get("jsonl")) if get("jsonl") else None,
                    report=Path(get("report")) if get("report") else None,
                    dashboard=not get("no_dashboard"), metrics_port=get("metrics_port"),
                    engine_dir=Path(get("engine_dir")) if get("engine_dir") else None,
-                   workers=int(get("workers") or 1), worker_of=get("worker_of"),
+                   workers=int(get("workers") or 1), ray_address=get("ray"), ray_cpus=get("ray_cpus"),
+                   shard=tuple(int(s) for s in shard.split(",") if s) if shard is not None else None,
+                   resume=tuple((int(a), int(b)) for a, b in (p.split(":") for p in (get("resume") or "").split(",") if p)),
                    worker_index=int(get("worker_index") or 0))
+
+    @property
+    def split(self) -> bool:
+        """The sources are split over several pipelines (``--workers`` > 1 or ``--ray``), by this process."""
+        return self.shard is None and (self.workers > 1 or self.ray_address is not None)
+
+    @property
+    def placement_name(self) -> str:
+        return "--ray" if self.ray_address is not None else "--workers"
 
 
 def register_sink(sink_type: int, factory: SinkFactory) -> None:
