@@ -4,6 +4,7 @@
     dsrun check [--json] CONFIG...    validate configs and print the resolved pipeline
     dsrun build-engines [--json] CONFIG
     dsrun engines list | clean [--older-than 30d]
+    dsrun bench CONFIG [--clip VIDEO] [--fps F] [--streams 1,8,16] [--json FILE]
     dsrun samples | samples run NAME
 """
 
@@ -16,7 +17,7 @@ import traceback
 from runner.errors import DsrunError
 from runner.redact import redact
 
-COMMANDS = ("run", "check", "build-engines", "engines", "samples")
+COMMANDS = ("run", "check", "build-engines", "engines", "samples", "bench")
 
 
 def _add_engine_dir(p: argparse.ArgumentParser) -> None:
@@ -70,6 +71,29 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--older-than", metavar="AGE", help="e.g. 30d, 12h (default: everything)")
     _add_engine_dir(clean)
 
+    bench = sub.add_parser("bench", help="how many copies of the config's streams this machine holds "
+                                         "at the target rate, and what bounds it")
+    bench.add_argument("config", metavar="CONFIG")
+    bench.add_argument("--clip", metavar="VIDEO", help="replicate this video instead of the config's sources")
+    bench.add_argument("--fps", type=float, help="rate every source must hold (default: the first "
+                                                  "source's own frame rate)")
+    bench.add_argument("--streams", metavar="N,N,...", help="source counts to run (default: 1, 2, 4, ... "
+                                                              "then bisect)")
+    bench.add_argument("--max-streams", type=_positive, default=64, metavar="N",
+                       help="highest count the automatic ramp tries (default 64)")
+    bench.add_argument("--batch", type=_positive, metavar="B", help="streammux and primary-GIE batch "
+                                                                     "(default: the config's, up to N)")
+    bench.add_argument("--interval", type=int, metavar="I", help="override the primary GIE's interval")
+    bench.add_argument("--seconds", type=float, default=10.0, help="measured window per count (default 10)")
+    bench.add_argument("--warmup", type=float, default=3.0, help="seconds after every source's first "
+                                                                 "frame before measuring (default 3)")
+    bench.add_argument("--ceilings", action="store_true", help="also measure the decoders alone and the "
+                                                               "primary engine alone")
+    bench.add_argument("--json", metavar="FILE", default="bench.json", help="write every row here "
+                                                                           "(default bench.json)")
+    bench.add_argument("--one", type=_positive, help=argparse.SUPPRESS)  # one count, JSON on stdout
+    _add_engine_dir(bench)
+
     samples = sub.add_parser("samples", help="the sample gallery")
     samples_sub = samples.add_subparsers(dest="samples_command")
     sample_run = samples_sub.add_parser("run")
@@ -108,6 +132,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.engines_command == "list":
             return commands.list_engines(engine_dir=args.engine_dir)
         return commands.clean_engines(engine_dir=args.engine_dir, older_than=args.older_than)
+    if args.command == "bench":
+        from runner.bench.capacity import run_bench
+        return run_bench(args)
     if args.command == "samples":
         from runner import gallery
         if args.samples_command == "run":

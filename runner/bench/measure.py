@@ -1,0 +1,93 @@
+"""One measured run of a (replicated) app config in this process: frames per source over a window.
+
+The run starts as ``dsrun CONFIG`` does (engines built or loaded first, then the graph), with the
+config's sinks replaced by nothing (DeepStream's fakesink, ``sync=0``: the bench measures the pipeline,
+not a display or an encoder). Once every source has put a frame through the whole pipeline, a
+warm-up passes (lazy compilation, CUDA graph capture, queues filling), then counters are read at the
+start and end of the window; the run is then drained. Rates are counter differences over the window,
+so start-up and drain never count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from runner.bench.utilisation import Utilisation, bound
+
+FIRST_FRAME_TIMEOUT_S = 300.0  # engines load before the clock; this only covers the pipeline's start
+
+
+def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir=None) -> dict:
+    """Run ``app`` (sources looping) for ``warmup`` + ``seconds`` and return one row of the table."""
+    from runner.engine.prepare import prepare_engines
+    from runner.pipeline.graph import build_graph
+    from runner.pipeline.report import exit_status
+    from runner.pipeline.stats import RunStats
+
+    stats = RunStats()
+    engines = prepare_engines(app, engine_dir=engine_dir, stats=stats)
+    graph = build_graph(app, stats, engines=engines, sinks=[])
+    marks: dict[str, dict] = {}
+    done = threading.Event()
+
+    def mark(name: str) -> None:
+        marks[name] = {"wall": time.time(), "mono": time.monotonic(),
+                       "frames": {sid: s.frames_processed for sid, s in stats.sources.items()},
+                       "busy": {name: st.busy_s for name, st in stats.stages.items()},
+                       "batches": {name: st.batches for name, st in stats.stages.items()},
+                       "phases": {st.name: dict(st.timings) for st in graph.stages if hasattr(st, "timings")}}
+
+    def clock() -> None:
+        deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
+        while not done.is_set() and time.monotonic() < deadline:
+            if stats.sources and all(s.first_output_at is not None or s.state in ("ended", "failed")
+                                     for s in stats.sources.values()):
+                break
+            done.wait(0.05)
+        if not done.wait(warmup):
+            mark("start")
+            if not done.wait(seconds):
+                mark("end")
+        graph.drain()
+
+    with Utilisation() as util:
+        timer = threading.Thread(target=clock, name="bench-clock", daemon=True)
+        timer.start()
+        outcome = graph.run()
+        done.set()
+        timer.join()
+    code = exit_status(stats, outcome.interrupted, outcome.error)
+    errors = [str(e) for e in outcome.source_errors.values()] + ([str(outcome.error)] if outcome.error else [])
+    row = {"sources": len(app.sources), "batch": int(app.streammux.batch_size or len(app.sources)),
+           "target_fps": target_fps, "exit_code": code, "error": "; ".join(errors)[:600] or None}
+    if "start" not in marks or "end" not in marks:
+        row.update(held=False, min_source_fps=0.0, mean_source_fps=0.0, aggregate_fps=0.0, window_s=0.0,
+                   stages={}, busiest_stage=None, utilisation=util.summary(0, 0),
+                   bound="the run ended before the measured window" + (f": {row['error']}" if row["error"] else ""))
+        return row
+    start, end = marks["start"], marks["end"]
+    window = end["mono"] - start["mono"]
+    fps = [(end["frames"].get(sid, 0) - start["frames"].get(sid, 0)) / window for sid in end["frames"]]
+    frames = sum(end["frames"].values()) - sum(start["frames"].values())
+    stages = {}
+    for name, busy in end["busy"].items():
+        batches = end["batches"][name] - start["batches"].get(name, 0)
+        spent = busy - start["busy"].get(name, 0.0)
+        stages[name] = {"busy_pct": round(100 * spent / window, 1),
+                        "ms_per_batch": round(1000 * spent / batches, 3) if batches else 0.0,
+                        "ms_per_frame": round(1000 * spent / frames, 3) if frames else 0.0}
+    busy_pct = {name: s["busy_pct"] for name, s in stages.items()}
+    busiest = max(busy_pct, key=busy_pct.get, default=None)
+    usage = util.summary(start["wall"], end["wall"])
+    held = bool(fps) and min(fps) >= target_fps and code == 0
+    row.update(held=held, min_source_fps=round(min(fps), 2) if fps else 0.0,
+               mean_source_fps=round(sum(fps) / len(fps), 2) if fps else 0.0,
+               aggregate_fps=round(frames / window, 1), window_s=round(window, 2),
+               stages=stages, busiest_stage=busiest, utilisation=usage,
+               bound=bound(usage, busy_pct))
+    row["phases_ms_per_frame"] = {  # the GIE stages' own split: preprocess, infer, parse, cluster
+        stage: {phase: round(1000 * (t - start["phases"][stage][phase]) / frames, 3) if frames else 0.0
+                for phase, t in times.items()}
+        for stage, times in end["phases"].items()}
+    return row
