@@ -32,7 +32,11 @@ BACKEND_MODULES = {"onnxruntime": "runner.engine.onnxruntime", "tensorrt": "runn
 
 
 def backend_module(name: str):
-    return importlib.import_module(BACKEND_MODULES[name])
+    """The backend's module, once its optional package is known to be installed (``require()``:
+    :class:`~runner.extras.MissingExtra` otherwise, one line naming the extra)."""
+    module = importlib.import_module(BACKEND_MODULES[name])
+    module.require()
+    return module
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from runner.engine.build import load_engine
 from runner.engine.cache import EngineCache, default_engine_dir, parse_age
 from runner.engine.progress import PlainProgress, Progress, auto_progress
 from runner.engine.spec import EngineSpec
+from runner.extras import MissingExtra
 
 
 def specs_from_config(config_path: str | Path) -> list[tuple[str, EngineSpec | EngineError]]:
@@ -71,7 +72,7 @@ def build_engines(config_path: str, as_json: bool = False, engine_dir: str | Non
             continue
         try:
             engine = load_engine(spec, engine_dir, progress)
-        except EngineError as exc:
+        except (EngineError, MissingExtra) as exc:
             report["failed"].append({"gie": name, "model": str(spec.onnx_file), "error": str(exc)})
             continue
         item = {"gie": name, "model": str(spec.onnx_file), "engine": str(engine.path),

@@ -23,9 +23,15 @@ from typing import Callable
 
 import numpy as np
 import onnx
-import torch
-import torch.nn.functional as F
 from onnx import numpy_helper
+
+from runner.extras import MissingExtra
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    raise MissingExtra("torch", "the torch backend") from None
 
 __all__ = ["OnnxModule", "UnsupportedOperator", "SUPPORTED_OPS"]
 

@@ -38,6 +38,10 @@ def _ort():
     return onnxruntime
 
 
+def require() -> None:
+    """ONNX Runtime is a dependency of dsrun: always usable."""
+
+
 def version() -> str:
     return _ort().__version__
 

@@ -29,6 +29,7 @@ import numpy as np
 from runner.engine.base import EngineError
 from runner.engine.cache import atomic_write
 from runner.engine.progress import Progress
+from runner.extras import MissingExtra
 
 if TYPE_CHECKING:  # pragma: no cover
     from runner.engine.build import Plan
@@ -74,7 +75,10 @@ def _trt():
     try:
         import tensorrt
     except ImportError:
-        import tensorrt_bindings as tensorrt  # the bare bindings wheel
+        try:
+            import tensorrt_bindings as tensorrt  # the bare bindings wheel
+        except ImportError:
+            raise MissingExtra("tensorrt", "the TensorRT backend (dsrun-backend=tensorrt)") from None
     return tensorrt
 
 
@@ -85,8 +89,7 @@ def _cudart():
         try:
             from cuda import cudart as runtime
         except ImportError:
-            raise EngineError("the TensorRT backend needs cuda-python: `pip install cuda-python` "
-                              "(or set dsrun-backend=onnxruntime)") from None
+            raise MissingExtra("cuda", "the TensorRT backend (dsrun-backend=tensorrt)") from None
     return runtime
 
 
@@ -98,6 +101,15 @@ def available() -> bool:
     except (ImportError, OSError):
         return False
     return True
+
+
+def require() -> None:
+    """TensorRT can be used here: :class:`MissingExtra` without its module, EngineError without its libraries."""
+    try:
+        _trt()
+    except OSError as exc:
+        raise EngineError(f"TensorRT's libraries could not be loaded ({exc}) — install TensorRT, "
+                          "or set dsrun-backend=onnxruntime") from None
 
 
 def major() -> int:

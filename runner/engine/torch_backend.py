@@ -30,6 +30,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from runner.engine.base import Engine, EngineError, TensorSpec
+from runner.extras import MissingExtra
 
 log = logging.getLogger("dsrun")
 
@@ -44,6 +45,12 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def require() -> None:
+    """:class:`MissingExtra` (one line naming ``dsrun[torch]``) when torch is not installed."""
+    if not available():
+        raise MissingExtra("torch", "the torch backend (dsrun-backend=torch)")
 
 
 def cuda_available() -> bool:
