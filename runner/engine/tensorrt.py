@@ -104,12 +104,7 @@ def available() -> bool:
 
 
 def require() -> None:
-    """TensorRT can be used here: :class:`MissingExtra` without its module, EngineError without its libraries."""
-    try:
-        _trt()
-    except OSError as exc:
-        raise EngineError(f"TensorRT's libraries could not be loaded ({exc}) — install TensorRT, "
-                          "or set dsrun-backend=onnxruntime") from None
+    """Nothing to check before :func:`provider`, which says what is missing (TensorRT, or a GPU)."""
 
 
 def major() -> int:
@@ -126,7 +121,7 @@ def provider(requested: str) -> str:
                           "for the CPU")
     if not available():
         raise EngineError("dsrun-backend=tensorrt: TensorRT is not installed here — `pip install "
-                          "tensorrt-cu13` on a machine with an NVIDIA GPU, or set dsrun-backend=auto")
+                          "\"dsrun[tensorrt]\"` on a machine with an NVIDIA GPU, or set dsrun-backend=auto")
     return "cuda"
 
 
