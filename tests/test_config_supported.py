@@ -50,6 +50,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "tiled-display": ("pipeline/tiler.py", "pipeline/osd.py"),
     "sinkN": ("pipeline/sinks",),
     "message-converter": ("pipeline/sinks/msgbroker.py", "pipeline/msgconv.py"),
+    "nvds-analytics": ("pipeline/analytics",),
     "property": _NVINFER,
     "class-attrs-all": ("pipeline/cluster.py", "pipeline/infer.py"),
     "class-attrs-N": ("pipeline/cluster.py", "pipeline/infer.py"),

@@ -97,12 +97,25 @@ def _app_summary(c: AppConfig) -> dict:
         "tracker": None if c.tracker is None else {
             "enable": c.tracker.enable, "width": c.tracker.tracker_width,
             "height": c.tracker.tracker_height, "ll_config_file": c.tracker.ll_config_file},
+        "nvds_analytics": _analytics_summary(c.nvds_analytics),
         "osd": {"enable": o.enable, "border_width": o.border_width, "text_size": o.text_size},
         "tiled_display": {"enable": t.enable, "rows": t.rows, "columns": t.columns,
                           "width": t.width, "height": t.height},
         "sinks": [{"group": s.group, "enable": s.enable, "type": s.type.name.lower(),
                    "output_file": s.output_file, "sync": s.sync} for s in c.sinks],
     }
+
+
+def _analytics_summary(group) -> dict | None:
+    if group is None:
+        return None
+    out = {"enable": group.enable, "config_file": group.config_file, "streams": {}}
+    a = group.analytics
+    if a is not None:
+        out["streams"] = {sid: {"roi": [r.label for r in s.roi], "overcrowding": [r.label for r in s.overcrowding],
+                                "lines": [r.label for r in s.lines], "directions": [r.label for r in s.directions]}
+                          for sid, s in a.streams.items()}
+    return out
 
 
 def _print(console: Console, report: dict) -> None:
@@ -125,6 +138,12 @@ def _print(console: Console, report: dict) -> None:
         if tr:
             say(f"  tracker: {'enabled' if tr['enable'] else 'disabled'}, "
                 f"{tr['width']}x{tr['height']}, ll-config-file {escape(str(tr['ll_config_file']))}")
+        an = pipe.get("nvds_analytics")
+        if an:
+            rules = "; ".join(f"stream {sid}: " + ", ".join(f"{kind} {'/'.join(labels)}" for kind, labels in r.items()
+                                                              if labels) for sid, r in an["streams"].items())
+            say(f"  nvds-analytics: {'enabled' if an['enable'] else 'disabled'}, config "
+                f"{escape(str(an['config_file']))}" + (f" — {escape(rules)}" if rules else ""))
         o, t = pipe["osd"], pipe["tiled_display"]
         say(f"  osd: {'enabled' if o['enable'] else 'disabled'}; tiled-display: "
             f"{'enabled' if t['enable'] else 'disabled'} {t['rows']}x{t['columns']} tiles, "

@@ -17,6 +17,7 @@ from runner.config.enums import PluginType, ProcessMode
 from runner.config.files import check_exists, provided_by_dsrun, read_document
 from runner.config.groups import (APP_GROUPS, LEGACY_KEYS, app_group, foreign_app_group,
                                   known_group_names)
+from runner.config.load_analytics import read_analytics
 from runner.config.load_infer import read_nvinfer, read_tracker
 from runner.config.model import (AppConfig, ApplicationConfig, DsAnalyticsConfig, GieConfig,
                                  ImageSaveConfig, MessageConsumerConfig, MessageConverterConfig,
@@ -69,6 +70,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
     secondaries = tuple(g for s in numbered("secondary-gieN")
                         if (g := _gie(s, base, file, diags, read, secondary=True)) is not None)
     tracker = one("tracker", TrackerConfig)
+    analytics = _analytics(sections.get("nvds-analytics"), base, file, diags)
     if tracker is not None and tracker.enable and tracker.ll_config_file is not None \
             and tracker.ll_config_file.is_file():
         section = sections["tracker"]
@@ -89,7 +91,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         secondary_pre_process=tuple(build(PreProcessConfig, s, base, file, diags)
                                     for s in numbered("secondary-pre-processN")),
         secondary_gies=secondaries, tracker=tracker,
-        nvds_analytics=one("nvds-analytics", DsAnalyticsConfig),
+        nvds_analytics=analytics,
         osd=one("osd", OsdConfig, OsdConfig()), segvisual=one("segvisual", SegVisualConfig),
         tiled_display=one("tiled-display", TiledDisplayConfig, TiledDisplayConfig()),
         sinks=sinks, message_converter=one("message-converter", MessageConverterConfig),
@@ -169,6 +171,24 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
         check_exists(engine, "asset", diags, (file, section.line_of("model_engine_file"), section.name,
                                               section.written.get("model_engine_file", "model-engine-file")))
     return gie
+
+
+def _analytics(section: Section | None, base: Path, file: str, diags: list[Diagnostic]) -> DsAnalyticsConfig | None:
+    """``[nvds-analytics]`` with its Gst-nvdsanalytics file read when the group is enabled."""
+    if section is None:
+        return None
+    group = build(DsAnalyticsConfig, section, base, file, diags)
+    if not group.enable:
+        return group
+    if group.config_file is None:
+        diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
+                                "enabled without a config-file", "add config-file=<its nvdsanalytics config "
+                                "(config_nvdsanalytics.txt)>, or set enable=0"))
+        return group
+    if not group.config_file.is_file():
+        return group  # build() reported the missing file at its line
+    ref = (file, section.line_of("config_file"), section.name, "config-file")
+    return dataclasses.replace(group, analytics=read_analytics(group.config_file, diags, ref))
 
 
 def _with_nvinfer(gie: GieConfig, section: Section, file: str, diags: list[Diagnostic], read: list,

@@ -28,6 +28,7 @@ from runner.config.fields import derived, key
 from runner.config.model_nvinfer import ClassAttrs, NvInferConfig  # noqa: F401  (re-exported)
 from runner.config.model_output import (ImageSaveConfig, MessageConsumerConfig,  # noqa: F401
                                         MessageConverterConfig, SinkConfig)
+from runner.config.model_analytics import AnalyticsConfig
 from runner.config.model_tracker import NvMultiObjectTrackerConfig
 
 Color = tuple[float, ...]
@@ -250,8 +251,11 @@ class TrackerConfig:
 
 @dataclass(frozen=True, slots=True)
 class DsAnalyticsConfig:
+    """``[nvds-analytics]``; ``analytics`` is the Gst-nvdsanalytics file it names, when readable."""
     enable: bool = key(False)
     config_file: Path | None = key(None, path="config")
+
+    analytics: AnalyticsConfig | None = derived(None)
 
 
 @dataclass(frozen=True, slots=True)

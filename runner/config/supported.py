@@ -44,6 +44,8 @@ CONFIG_LAYER: dict[str, frozenset[str]] = {
     "source-attr-all": frozenset({"enable", "type"}),
     "tracker": frozenset({"enable", "ll-config-file"}),
     "property": frozenset({"is-classifier", "enable-dbscan"}),
+    # the nvdsanalytics file is read whole by runner/config/load_analytics.py (its own key checks)
+    "nvds-analytics": frozenset({"enable", "config-file"}),
 }
 
 #: what runner/pipeline, runner/engine (EngineSpec.from_nvinfer) and runner/ui act on

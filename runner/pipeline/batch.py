@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Objects", "Classifications", "Batch"]
+__all__ = ["Objects", "Classifications", "AnalyticsFrames", "AnalyticsObjects", "Overlay", "Batch"]
 
 
 def _column(values: Any, n: int, dtype: Any, fill: Any) -> np.ndarray:
@@ -156,6 +156,68 @@ class Classifications:
 
 
 @dataclass(slots=True)
+class AnalyticsFrames:
+    """nvdsanalytics results per (frame, rule) — DeepStream's NvDsAnalyticsFrameMeta, one row per map
+    entry. ``kind`` is ``roi`` (``count``: objects inside), ``overcrowding`` (``count`` inside, ``flag``
+    crowded), ``line`` (``count``: crossings in this frame, ``total``: since the start) or ``class``
+    (``label`` the class id, ``count`` its smoothed object count)."""
+
+    frame: np.ndarray  # (n,) int32
+    kind: np.ndarray  # (n,) object (str)
+    label: np.ndarray  # (n,) object (str)
+    count: np.ndarray  # (n,) int64
+    total: np.ndarray  # (n,) int64
+    flag: np.ndarray  # (n,) bool
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> "AnalyticsFrames":
+        """From (frame, kind, label, count, total, flag) tuples."""
+        cols = list(zip(*rows)) if rows else [()] * 6
+        return cls(frame=np.asarray(cols[0], np.int32), kind=np.asarray(cols[1], object),
+                   label=np.asarray(cols[2], object), count=np.asarray(cols[3], np.int64),
+                   total=np.asarray(cols[4], np.int64), flag=np.asarray(cols[5], bool))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+@dataclass(slots=True)
+class AnalyticsObjects:
+    """nvdsanalytics results per object — NvDsAnalyticsObjInfo, for the objects it has something to say
+    about (as DeepStream attaches it). ``obj`` is the row in the batch's :class:`Objects`."""
+
+    obj: np.ndarray  # (n,) int32
+    status: np.ndarray  # (n,) object (str) — objStatus, e.g. " ROI:RF LC:Exit "
+    roi: np.ndarray  # (n,) object (tuple of ROI labels the object is in)
+    overcrowding: np.ndarray  # (n,) object (tuple of overcrowding ROI labels)
+    lines: np.ndarray  # (n,) object (tuple of line labels crossed in this frame)
+    direction: np.ndarray  # (n,) object (str) — dirStatus, e.g. " DIR:North "
+
+    def __len__(self) -> int:
+        return len(self.obj)
+
+
+@dataclass(slots=True)
+class Overlay:
+    """What a stage asks the OSD to draw — DeepStream's NvDsDisplayMeta, columnar. Coordinates are
+    streammux-frame pixels; colours RGBA 0..1."""
+
+    line_frame: np.ndarray  # (n,) int32
+    lines: np.ndarray  # (n, 4) int32 — x1, y1, x2, y2
+    line_rgba: np.ndarray  # (n, 4) float32
+    line_width: np.ndarray  # (n,) int32
+    text_frame: np.ndarray  # (m,) int32
+    text_xy: np.ndarray  # (m, 2) int32 — top-left of the text box
+    text: np.ndarray  # (m,) object (str)
+    text_rgba: np.ndarray  # (m, 4) float32
+    text_bg: np.ndarray  # (m, 4) float32 — alpha 0: no background
+    text_size: np.ndarray  # (m,) int32 — points
+    obj: np.ndarray  # (k,) int32 — rows of Batch.objects whose label gets ``obj_text`` appended
+    obj_text: np.ndarray  # (k,) object (str)
+    obj_invert: np.ndarray  # (k,) bool — draw that object's border in the inverse colour
+
+
+@dataclass(slots=True)
 class Batch:
     """Frames of one streammux batch and everything stages learned about them.
 
@@ -185,6 +247,10 @@ class Batch:
     # (B, 4) float32, where frame i sits in ``tiled``: x offset, y offset, x scale, y scale
     # (tiled px = frame px * scale + offset); rows of sources without a tile are NaN
     tile_transform: Any = None
+    # [nvds-analytics] results (None: no analytics in this pipeline) and what it asks the OSD to draw
+    analytics_frames: AnalyticsFrames | None = None
+    analytics_objects: AnalyticsObjects | None = None
+    overlay: Overlay | None = None
 
     def __len__(self) -> int:
         return len(self.source_id)

@@ -68,7 +68,7 @@ def feature(module: str) -> ModuleType | None:
 
 def build_stages(app, engines: Any, stats: RunStats | None = None) -> list[Stage]:
     """The processing stages between streammux and the sinks, in deepstream-app's order:
-    PGIE → tracker → SGIEs → tiler → OSD.
+    PGIE → tracker → nvdsanalytics → SGIEs → tiler → OSD.
 
     Each block is a hook owned by another part of dsrun; a feature that is not built yet is skipped.
     ``engines`` is what ``runner.engine.prepare.prepare_engines`` returned: ``loader(gie, name)``.
@@ -84,6 +84,9 @@ def build_stages(app, engines: Any, stats: RunStats | None = None) -> list[Stage
         pgie = getattr(app, "primary_gie", None)
         pgie_id = getattr(getattr(pgie, "nvinfer", None), "gie_unique_id", None) if pgie is not None else None
         stages += [s for s in [tracking.build_tracker_stage(app, pgie_id)] if s is not None]
+    analytics = feature("runner.pipeline.analytics.stage")  # [nvds-analytics]
+    if analytics is not None:
+        stages += [s for s in [analytics.build_analytics_stage(app, stats)] if s is not None]
     stages += [s for s in gies if s.name != "primary-gie"]
     tiler = feature("runner.pipeline.tiler")  # [tiled-display]
     if tiler is not None:

@@ -11,7 +11,11 @@ that stops early leaves only whole lines). Keys::
                                        "confidence": 0.7}]}],
      "classifications": [...frame-level results (process-mode=1 classifiers)...],
      "masks": {"3": {"shape": [h, w], "pixels": {"0": 1234, "1": 567}}},
-     "tensors": {"1": {"output_cov": [1, 4, 34, 60]}}}
+     "tensors": {"1": {"output_cov": [1, 4, 34, 60]}},
+     "analytics": {...per-frame nvdsanalytics counts, only with [nvds-analytics]...}}
+
+With ``[nvds-analytics]`` an object it has results for also carries ``"analytics"`` (status, ROIs,
+overcrowding ROIs, lines crossed, direction) — see :mod:`runner.pipeline.analytics.records`.
 
 ``bbox`` is in streammux-frame pixels; ``id`` is the object's index within the frame, ``parent`` the
 ``id`` of the object it was detected in (-1: none); ``track_id`` -1 means untracked; masks are
@@ -38,6 +42,7 @@ from typing import IO, Mapping, Sequence
 import numpy as np
 
 from runner.errors import DsrunError
+from runner.pipeline.analytics.records import frame_analytics, object_analytics
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import app_labels, object_labels
 
@@ -73,14 +78,17 @@ def frame_records(batch: Batch, labels: Mapping[int, Sequence[str]] | None = Non
                 box=objs.xyxy.tolist(), tid=objs.track_id.tolist(), tconf=objs.tracker_confidence.tolist(),
                 parent=objs.parent.tolist(), frame=objs.frame.tolist())
     objects: dict[int, list] = {}
+    per_obj_analytics = object_analytics(batch.analytics_objects)
     for r in range(len(objs)):
         p = cols["parent"][r]
         objects.setdefault(cols["frame"][r], []).append({
             "id": int(within[r]), "gie_id": cols["gie"][r], "class_id": cols["cls"][r],
             "label": names[r], "confidence": round(cols["conf"][r], 6), "bbox": cols["box"][r],
             "track_id": cols["tid"][r], "tracker_confidence": round(cols["tconf"][r], 6),
-            "parent": int(within[p]) if p >= 0 else -1, "classifications": per_obj.get(r, [])})
+            "parent": int(within[p]) if p >= 0 else -1, "classifications": per_obj.get(r, []),
+            **({"analytics": per_obj_analytics[r]} if r in per_obj_analytics else {})})
     records = []
+    analytics = frame_analytics(batch.analytics_frames, len(batch))
     for i in range(len(batch)):
         masks = {}
         for gid, m in batch.masks.items():
@@ -94,7 +102,8 @@ def frame_records(batch: Batch, labels: Mapping[int, Sequence[str]] | None = Non
             "inferred": {str(g): bool(v[i]) for g, v in batch.inferred.items()},
             "objects": objects.get(i, []), "classifications": frame_cls.get(i, []), "masks": masks,
             "tensors": {str(g): {k: list(np.shape(v)) for k, v in t.items()}
-                        for g, t in batch.tensors.items()}})
+                        for g, t in batch.tensors.items()},
+            **({"analytics": analytics[i]} if analytics[i] is not None else {})})
     return records
 
 

@@ -25,6 +25,11 @@ multiple of ``msg-conv-frame-interval`` (default 30):
 scale factor evaluates to 1: the same numbers), ``@timestamp`` is the UTC time the payload is made, and
 an untracked object's id is 18446744073709551615, as DeepStream prints it.
 
+With ``[nvds-analytics]`` (a dsrun addition: the nvmsgconv sources are not part of DeepStream 9.1's
+open tree, so its own analytics fields cannot be followed) a full payload's ``object`` carries
+``"analytics"`` for objects with nvdsanalytics results, and a minimal payload carries the frame's
+``"analytics"`` counts (both as in ``--jsonl``, :mod:`runner.pipeline.analytics.records`).
+
 >>> import json, numpy as np
 >>> from runner.pipeline.batch import Batch, Objects
 >>> b = Batch(frames=None, source_id=np.array([0]), frame_num=np.array([30]), pts=np.array([0]),
@@ -49,6 +54,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from runner.errors import DsrunError
+from runner.pipeline.analytics.records import frame_analytics, object_analytics
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import object_ids, object_labels
 
@@ -183,14 +189,16 @@ class MessageConverter:
         labels = object_labels(objs, self.labels)
         ids = object_ids(objs)
         per_obj = self._classifier_results(batch)
+        extra = object_analytics(batch.analytics_objects)
+        frame_extra = frame_analytics(batch.analytics_frames, len(batch))
         out: list[tuple[int, str]] = []
         for i in frames.tolist():
             sid = int(batch.source_id[i])
             rows = np.flatnonzero(objs.frame == i).tolist()
             if self.payload_type == PAYLOAD_MINIMAL:
-                out.append((sid, self._minimal(batch, i, rows, labels, ids, per_obj)))
+                out.append((sid, self._minimal(batch, i, rows, labels, ids, per_obj, frame_extra[i])))
             else:
-                out += [(sid, self._full(sid, r, labels, ids, per_obj, objs)) for r in rows]
+                out += [(sid, self._full(sid, r, labels, ids, per_obj, objs, extra.get(r))) for r in rows]
         return out
 
     def _classifier_results(self, batch: Batch) -> dict[int, list[tuple[int, str]]]:
@@ -202,7 +210,7 @@ class MessageConverter:
             out.setdefault(int(cls.obj[r]), []).append((int(cls.gie_id[r]), str(cls.label[r])))
         return out
 
-    def _full(self, sid, r, labels, ids, per_obj, objs) -> str:
+    def _full(self, sid, r, labels, ids, per_obj, objs, analytics=None) -> str:
         x1, y1, x2, y2 = (float(v) for v in objs.xyxy[r])
         attrs = {"confidence": float(objs.confidence[r])}
         for gid, label in per_obj.get(r, []):
@@ -213,13 +221,15 @@ class MessageConverter:
                "bbox": {"topleftx": int(x1), "toplefty": int(y1), "bottomrightx": int(x1 + (x2 - x1)),
                         "bottomrighty": int(y1 + (y2 - y1))},
                "location": {}, "coordinate": {}}
+        if analytics is not None:
+            obj["analytics"] = analytics
         msg = {"messageid": str(uuid.uuid4()), "mdsversion": "1.0", "@timestamp": self.clock(),
                "place": self.config.places.get(sid), "sensor": self.config.sensors.get(sid),
                "analyticsModule": self.config.analytics.get(sid), "object": obj,
                "event": {"id": str(uuid.uuid4()), "type": ""}, "videoPath": ""}
         return json.dumps(msg, indent=2)
 
-    def _minimal(self, batch, i, rows, labels, ids, per_obj) -> str:
+    def _minimal(self, batch, i, rows, labels, ids, per_obj, analytics=None) -> str:
         objs = batch.objects
         items = []
         for r in rows:
@@ -233,4 +243,6 @@ class MessageConverter:
         sensor = self.config.sensors.get(int(batch.source_id[i]))
         msg = {"version": "4.0", "id": str(int(batch.frame_num[i])), "@timestamp": self.clock(),
                "sensorId": sensor["id"] if sensor else "0", "objects": items}
+        if analytics is not None:
+            msg["analytics"] = analytics
         return json.dumps(msg, indent=2)

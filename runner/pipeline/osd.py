@@ -166,6 +166,11 @@ class OsdStage:
                 if cls.label[r]:
                     o = int(cls.obj[r])
                     texts[o] = f"{texts[o]} {cls.label[r]}"
+        ov = batch.overlay
+        if ov is not None:
+            for r, extra in zip(ov.obj.tolist(), ov.obj_text.tolist()):
+                if r < len(texts):  # nvdsanalytics osd-mode 2: the object's status after its label
+                    texts[r] = f"{texts[r]} {extra}"
         return [t.strip() for t in texts]
 
     # ---- drawing ---------------------------------------------------------------------------------
@@ -219,6 +224,10 @@ class OsdStage:
         rgb, alpha = self._colors(batch, self.border_colors)
         bg_rgb, bg_alpha = self._colors(batch, self.bg_colors)
         texts = self.label_texts(batch) if self.show_text and len(objs) else None
+        if batch.overlay is not None and len(batch.overlay.obj):
+            rgb = np.where(np.isnan(rgb), np.float32(255) * np.array(RED[:3], np.float32), rgb)
+            inv = batch.overlay.obj[batch.overlay.obj_invert]
+            rgb[inv[inv < len(rgb)]] = 255.0 - rgb[inv[inv < len(rgb)]]
         if batch.tiled is not None:
             batch.tiled = self._writable(batch.tiled)
             self._draw_tiled(batch, rgb, alpha, bg_rgb, bg_alpha, texts)
@@ -246,8 +255,29 @@ class OsdStage:
             rows = np.flatnonzero(objs.frame == i)
             self._draw(img, objs.xyxy[rows], rgb[rows], alpha[rows], bg_rgb[rows], bg_alpha[rows],
                        [texts[r] for r in rows] if texts else None)
+            if batch.overlay is not None:
+                self._draw_overlay(img, batch.overlay, i, (0.0, 0.0, 1.0, 1.0))
             if self.show_clock:
                 self._draw_clock(img)
+
+    def _overlay_style(self, size: int) -> TextStyle:
+        styles = self.__dict__.setdefault("_overlay_styles", {})
+        return styles.setdefault(size, TextStyle("Serif", size))
+
+    def _draw_overlay(self, img: np.ndarray, ov, i: int, tf) -> None:
+        """Frame ``i``'s lines and texts of a stage's :class:`~runner.pipeline.batch.Overlay`
+        (``tf``: x offset, y offset, x scale, y scale of the frame in ``img``)."""
+        ox, oy, sx, sy = (float(v) for v in tf)
+        for (x1, y1, x2, y2), rgba, width in zip(ov.lines[ov.line_frame == i].tolist(),
+                                                 ov.line_rgba[ov.line_frame == i].tolist(),
+                                                 ov.line_width[ov.line_frame == i].tolist()):
+            cv2.line(img, (int(x1 * sx + ox), int(y1 * sy + oy)), (int(x2 * sx + ox), int(y2 * sy + oy)),
+                     tuple(int(c * 255) for c in rgba[:3]), max(1, int(width)), cv2.LINE_AA)
+        for r in np.flatnonzero(ov.text_frame == i).tolist():
+            x, y = ov.text_xy[r]
+            self._draw_texts(img, [(int(x * sx + ox), int(y * sy + oy), str(ov.text[r]))],
+                             style=self._overlay_style(int(ov.text_size[r])),
+                             rgb=tuple(int(c * 255) for c in ov.text_rgba[r][:3]), bg=tuple(ov.text_bg[r]))
 
     def _draw_tiled(self, batch, rgb, alpha, bg_rgb, bg_alpha, texts) -> None:
         img = batch.tiled
@@ -271,6 +301,10 @@ class OsdStage:
             np.concatenate([t[:, :2], t[:, :2]], 1)
         self._draw(img, boxes, rgb[rows], alpha[rows], bg_rgb[rows], bg_alpha[rows],
                    [texts[r] for r in rows] if texts else None)
+        if batch.overlay is not None:
+            for i in range(len(batch)):
+                if not np.isnan(tf[i]).any():
+                    self._draw_overlay(img, batch.overlay, i, tf[i])
         if self.show_clock:
             self._draw_clock(img)
 

@@ -69,6 +69,11 @@ class RunStats:
         self.paused = False
         # objects per GIE and class, classifier labels per GIE (GIE stages write, --report reads)
         self.inference = InferCounters()
+        # [nvds-analytics], per source id: cumulative crossings per line, objects per ROI in the latest
+        # frame, overcrowding flags (the analytics stage writes, dashboard/metrics/--report read)
+        self.analytics: dict[int, dict[str, dict]] = {}
+        # message brokers, per sink name: state ("connected"/"down"), sent, queued, dropped
+        self.brokers: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def add_source(self, source_id: int, uri: str) -> SourceStats:
@@ -98,6 +103,13 @@ class RunStats:
             for sid, ts in zip(source_ids, ntp_ts):
                 self.sources[int(sid)].latency_ms = (wall_ns - int(ts)) / 1e6
 
+    def analytics_frame(self, source_id: int, line_totals: dict, roi_counts: dict, oc_counts: dict,
+                        oc_status: dict) -> None:
+        """Record one frame's nvdsanalytics counts for ``source_id`` (latest values replace older ones)."""
+        self.analytics[source_id] = {"lines": dict(line_totals), "roi": dict(roi_counts),
+                                     "overcrowding": {k: {"count": v, "crowded": bool(oc_status.get(k))}
+                                                      for k, v in oc_counts.items()}}
+
     def snapshot(self) -> dict:
         """A consistent-enough copy for readers (dashboard, metrics, REST API, --workers): plain dicts,
         safe to serialise, credentials redacted."""
@@ -114,4 +126,6 @@ class RunStats:
             now = self.clock()
             return {"time": now, "elapsed_s": now - self.started_at,
                     "paused": self.paused, "sources": sources, "stages": stages,
-                    "engines": dict(self.engines), "inference": self.inference.snapshot()}
+                    "engines": dict(self.engines), "inference": self.inference.snapshot(),
+                    "analytics": {sid: dict(a) for sid, a in self.analytics.items()},
+                    "brokers": {name: dict(b) for name, b in self.brokers.items()}}
