@@ -33,8 +33,10 @@ from urllib.parse import quote, unquote
 _SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://")
 # what may follow the '@' that ends the credentials: a host (name, IPv4, [IPv6]) and an optional port
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.~-]+)(?::\d*)?(?=[/?#\s'\"`),;>\]]|$)")
-_SECRET_PARAM = re.compile(r"(?P<key>(?:password|passwd|pwd|pass|token|secret|key|auth|signature|sig)=)"
-                           r"[^&\s'\"]*", re.IGNORECASE)
+# a secret's name anywhere; the generic names (key, auth, sig) only as a URL query parameter, so that
+# prose such as "is not a key=value pair" stays readable
+_SECRET_PARAM = re.compile(r"(?P<key>(?:\b(?:password|passwd|pwd|pass|token|secret)"
+                           r"|(?<=[?&;])(?:key|auth|signature|sig))=)[^&\s'\"]*", re.IGNORECASE)
 _MIN_SECRET = 3  # shorter passwords are not hunted in free text (every 'ab' in a message would go)
 
 _known: set[str] = set()  # every spelling of every password met so far, longest first when used

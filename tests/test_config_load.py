@@ -10,6 +10,8 @@ from runner.config import (ConfigError, SourceType, inspect_app, inspect_nvinfer
 from runner.config.coerce import indexed_prefix, key_kinds
 from runner.config.files import read_document
 from runner.config.groups import app_group, nvinfer_group, tracker_group
+from runner.config.load import APP_SPEC
+from runner.config.validate import is_disabled
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 TREE = CONFORMANCE / "deepstream"
@@ -44,7 +46,28 @@ def test_relative_paths_resolve_against_the_file_that_names_them():
     assert nvinfer.path.parent == app.parent / "nvinfer"
     assert nvinfer.labelfile_path.is_absolute()
     assert nvinfer.labelfile_path.exists()  # ../labels_trafficnet.txt from nvinfer/
-    assert config.sinks[1].output_file == app.parent / "out.mp4"
+    assert config.primary_gie.config_file == app.parent / "nvinfer/config_infer_primary_trafficcamnet.txt"
+
+
+def test_a_disabled_group_is_not_read_as_deepstream_app_does(tmp_path):
+    """parse_sink / parse_gie / parse_source return before reading any key when enable is 0 or
+    missing (deepstream_config_file_parser.c), so nothing in them can be wrong."""
+    (tmp_path / "app.txt").write_text(
+        "[source0]\nenable=0\ntype=99\n[streammux]\nwidth=64\n"
+        "[sink0]\nenable=0\ntype=42\noutput-file=out.mp4\n[sink1]\ntype=7\nbogus=1\n"
+        "[secondary-gie0]\nenable=0\nconfig-file=missing.txt\n")
+    config, diags = inspect_app(tmp_path / "app.txt")
+    assert [str(d) for d in diags] == []
+    assert [(s.group, s.enable, s.output_file) for s in config.sinks] == [("sink0", False, None),
+                                                                          ("sink1", False, None)]
+    assert config.sources == () and config.secondary_gies[0].enable is False
+
+
+def test_enable_true_in_a_key_file_is_disabled_with_a_warning(tmp_path):
+    (tmp_path / "app.txt").write_text("[streammux]\nwidth=64\n[sink0]\nenable=true\ntype=1\n")
+    config, diags = inspect_app(tmp_path / "app.txt")
+    assert config.sinks[0].enable is False  # g_key_file_get_integer("true") fails: group skipped
+    assert [(d.severity, d.line, d.key) for d in diags] == [("warning", 4, "enable")]
 
 
 def test_dsrun_extension_keys_are_read_and_the_app_group_overrides_them(tmp_path):
@@ -108,6 +131,8 @@ def test_no_key_in_the_corpus_is_silently_dropped():
         doc = read_document(path, [])
         for name, group in doc.groups.items():
             kind = match(name)
+            if kind is not None and kind.name in APP_SPEC.skip_disabled and is_disabled(group, doc.format):
+                continue  # deepstream-app reads no key of a disabled source/GIE/sink group either
             known = key_kinds(kind.cls) if kind else {}
             prefixes = [indexed_prefix(k) for k in known if indexed_prefix(k)]
             for key, entry in group.entries.items():

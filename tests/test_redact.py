@@ -75,3 +75,9 @@ def test_docstring_examples_hold():
     import runner.redact
     result = doctest.testmod(runner.redact)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_prose_about_key_value_pairs_is_not_redacted():
+    message = "app.txt:3 [streammux]: 'batch-size' is not a key=value pair, a [group] or a # comment"
+    assert redact(message) == message
+    assert redact("http://h/x?key=abc&sig=def") == "http://h/x?key=***&sig=***"

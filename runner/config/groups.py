@@ -70,6 +70,10 @@ FOREIGN_APP_GROUPS = {
     r"receiver\d+|sender\d+": "deepstream-nmos",
 }
 
+#: keys deepstream-app reads in one group only, met elsewhere in configs (parse_tests reads file-loop;
+#: parse_source does not)
+HOME_GROUPS = {"file-loop": "tests"}
+
 #: keys DeepStream 9.1's parsers no longer read but old sample configs still carry
 LEGACY_KEYS = {
     "tracker": {"enable-batch-process", "enable-past-frame", "tracker-algorithm", "iou-threshold"},
@@ -99,6 +103,24 @@ def foreign_app_group(group: str) -> str | None:
     for pattern, owner in FOREIGN_APP_GROUPS.items():
         if re.fullmatch(pattern, group):
             return owner
+    return None
+
+
+def refused_app_group(group: str, fmt: str) -> tuple[str, str] | None:
+    """(message, hint) for a group name deepstream-app refuses: in a key file every group whose name
+    starts with ``source`` (a prefix compare in parse_config_file, deepstream_app_config_parser.c)
+    other than [source-list] and [source-attr-all] must be ``[source<N>]``.
+
+    >>> refused_app_group("sources", "ini")[0]
+    'deepstream-app refuses this group: a group starting with "source" must be [source<N>]'
+    >>> refused_app_group("source2", "ini"), refused_app_group("sources", "yaml")
+    (None, None)
+    """
+    if fmt == "ini" and group.startswith("source") and group not in ("source-list", "source-attr-all") \
+            and not re.fullmatch(r"source\d+", group):
+        return ('deepstream-app refuses this group: a group starting with "source" must be [source<N>]',
+                "rename it to [source0], [source1]… (one per stream), or use [source-list] with "
+                "[source-attr-all]")
     return None
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from runner.config.app_rules import gie_id_problems, list_batch, source_list_problems, with_batch
 from runner.config.build import build
 from runner.config.diagnostics import ConfigError, Diagnostic
 from runner.config.enums import PluginType, ProcessMode
 from runner.config.files import check_exists, provided_by_dsrun, read_document
-from runner.config.groups import (APP_GROUPS, LEGACY_KEYS, app_group, foreign_app_group,
-                                  known_group_names)
+from runner.config.groups import (APP_GROUPS, HOME_GROUPS, LEGACY_KEYS, app_group,
+                                  foreign_app_group, known_group_names, refused_app_group)
 from runner.config.load_analytics import read_analytics
 from runner.config.load_infer import read_nvinfer, read_tracker
 from runner.config.model import (AppConfig, ApplicationConfig, DsAnalyticsConfig, GieConfig,
@@ -28,11 +29,14 @@ from runner.config.sources import expand_sources
 from runner.config.supported import is_supported
 from runner.config.validate import Section, Spec, validate
 
-APP_SPEC = Spec("app", app_group, known_group_names(APP_GROUPS), foreign_app_group, LEGACY_KEYS)
+APP_SPEC = Spec("app", app_group, known_group_names(APP_GROUPS), foreign_app_group, LEGACY_KEYS,
+                skip_disabled=frozenset({"sourceN", "primary-gie", "secondary-gieN", "sinkN"}),
+                refuse=refused_app_group, elsewhere=HOME_GROUPS)
 
 #: app GIE keys that override the nvinfer file's [property] (deepstream_primary_gie_bin.c,
-#: deepstream_secondary_gie_bin.c set them on the element, which wins over the file)
-OVERRIDES = ("batch_size", "interval", "gie_unique_id", "model_engine_file", "labelfile_path", "gpu_id",
+#: deepstream_secondary_gie_bin.c set them on the element, which wins over the file). Not
+#: labelfile-path: deepstream-app only opens that file (parse_labels_file); nvinfer reads its own.
+OVERRIDES = ("batch_size", "interval", "gie_unique_id", "model_engine_file", "gpu_id",
              "dsrun_backend", "dsrun_calib_images", "dsrun_calib_method")
 SECONDARY_OVERRIDES = ("operate_on_gie_id", "operate_on_class_ids")
 
@@ -65,10 +69,17 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         return [s for s in sections.values() if s.kind and s.kind.name == kind_name]
 
     sources, source_list, attr_all = expand_sources(sections, base, file, diags, APP_SPEC)
+    diags.extend(source_list_problems(sections, doc.format, file))
+    batch = list_batch(source_list, len(sources), doc.format)
     read: list = [(path, s) for s in sections.values()]  # every group read, for the unsupported list
-    primary = _gie(sections.get("primary-gie"), base, file, diags, read, secondary=False)
+    primary = _gie(sections.get("primary-gie"), base, file, diags, read, secondary=False,
+                   list_batch=batch.primary)
     secondaries = tuple(g for s in numbered("secondary-gieN")
-                        if (g := _gie(s, base, file, diags, read, secondary=True)) is not None)
+                        if (g := _gie(s, base, file, diags, read, secondary=True,
+                                      list_batch=batch.secondary)) is not None)
+    # deepstream-parallel-infer's [secondary-gieN] name a file of secondaries (cfg-file-path): not ours
+    diags.extend(gie_id_problems(primary, tuple(g for g in secondaries if "cfg-file-path" not in dict(
+        sections[g.group].raw_keys)), sections, file))
     tracker = one("tracker", TrackerConfig)
     analytics = _analytics(sections.get("nvds-analytics"), base, file, diags)
     if tracker is not None and tracker.enable and tracker.ll_config_file is not None \
@@ -85,7 +96,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         application=one("application", ApplicationConfig, ApplicationConfig()),
         tests=one("tests", TestsConfig, TestsConfig()),
         source_list=source_list, source_attr_all=attr_all, sources=sources,
-        streammux=_mux(one("streammux", MuxConfig, MuxConfig())),
+        streammux=_mux(one("streammux", MuxConfig, MuxConfig()), batch.streammux),
         pre_process=one("pre-process", PreProcessConfig),
         primary_gie=primary,
         secondary_pre_process=tuple(build(PreProcessConfig, s, base, file, diags)
@@ -140,8 +151,11 @@ def load_tracker(path: str | Path) -> NvMultiObjectTrackerConfig:
     return config
 
 
-def _mux(mux: MuxConfig) -> MuxConfig:
-    """The YAML spelling attach-sys-ts sets attach-sys-ts-as-ntp (deepstream_streammux_yaml.cpp)."""
+def _mux(mux: MuxConfig, list_batch: int | None) -> MuxConfig:
+    """The YAML spelling attach-sys-ts sets attach-sys-ts-as-ntp (deepstream_streammux_yaml.cpp); a
+    source list's batch size replaces batch-size (:mod:`runner.config.app_rules`)."""
+    if list_batch is not None:
+        mux = dataclasses.replace(mux, batch_size=list_batch)
     if mux.attach_sys_ts is None:
         return mux
     return dataclasses.replace(mux, attach_sys_ts_as_ntp=mux.attach_sys_ts, attach_sys_ts=None)
@@ -153,13 +167,22 @@ def _number(name: str) -> int:
 
 
 def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic], read: list,
-         secondary: bool) -> GieConfig | None:
+         secondary: bool, list_batch: int | None = None) -> GieConfig | None:
     if section is None:
         return None
     foreign = section.values.get("plugin_type", PluginType.NVINFER) != PluginType.NVINFER
     # model-engine-file is checked once the nvinfer file says whether dsrun can build it (onnx-file)
-    kinds = {"model_engine_file": "engine"} | ({"config_file": "asset"} if foreign else {})
-    gie = build(GieConfig, section, base, file, diags, group=section.name, path_kinds=kinds)
+    kinds = {"model_engine_file": "engine", "labelfile_path": "labels"} \
+        | ({"config_file": "asset"} if foreign else {})
+    gie = with_batch(build(GieConfig, section, base, file, diags, group=section.name, path_kinds=kinds),
+                     list_batch)
+    if gie.enable and gie.labelfile_path is not None and not gie.labelfile_path.is_file():
+        diags.append(Diagnostic("error", "missing-file", file, section.line_of("labelfile_path"),
+                                section.name, section.written.get("labelfile_path", "labelfile-path"),
+                                f"{gie.labelfile_path} cannot be opened: deepstream-app stops (parse_gie "
+                                "reads this label file; nvinfer uses the one its own config names)",
+                                "fix the path, or remove the line (labels come from the Gst-nvinfer "
+                                "config's labelfile-path)"))
     if gie.enable and gie.config_file is None and "cfg-file-path" not in dict(section.raw_keys):
         diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
                                 "enabled GIE without a config-file",

@@ -28,6 +28,8 @@ def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
     if doc is None:
         return None
     file = str(path)
+    if not doc.groups and any(d.is_error and d.file == file for d in diags):
+        return None  # unreadable (a YAML syntax error, bad bytes): already said where
     if "property" not in doc.groups:
         empty = not doc.groups
         diags.append(Diagnostic("error", "syntax", file, None, None, None,
@@ -53,6 +55,7 @@ def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
     attrs_all = _class_attrs(build(ClassAttrs, all_section, base, file, diags), all_section)
     by_id = {}
     config = build(NvInferConfig, prop, base, file, diags)
+    diags.extend(_cluster_problems(config, prop, file))
     for name, section in sections.items():
         if section.kind is None or section.kind.name != "class-attrs-N":
             continue
@@ -69,6 +72,24 @@ def read_nvinfer(path: Path, diags: list[Diagnostic], ref: Ref | None = None,
         return None
     return dataclasses.replace(config, class_attrs_all=attrs_all,
                                class_attrs_by_id=MappingProxyType(by_id), path=path)
+
+
+def _cluster_problems(config: NvInferConfig, prop, file: str) -> list[Diagnostic]:
+    """Instance segmentation runs with cluster-mode=4 only (nvdsinfer_context_impl.cpp
+    InstanceSegmentPostprocessor::initResource; gstnvinfer.cpp refuses output-instance-mask too)."""
+    if config.cluster_mode == ClusterMode.NONE:
+        return []
+    why = ("network-type=3 (instance segmentation)" if config.network_type == NetworkType.INSTANCE_SEGMENTATION
+           else "output-instance-mask=1" if config.output_instance_mask else None)
+    if why is None:
+        return []
+    key = "cluster_mode" if "cluster_mode" in prop.values else "network_type" \
+        if config.network_type == NetworkType.INSTANCE_SEGMENTATION else "output_instance_mask"
+    return [Diagnostic("error", "inconsistent", file, prop.line_of(key), "property",
+                       prop.written.get(key, key.replace("_", "-")),
+                       f"{why} needs cluster-mode=4 (none), but cluster-mode is {int(config.cluster_mode)}: "
+                       "nvinfer refuses to start (\"cluster mode not supported with instance segmentation\")",
+                       "set cluster-mode=4 in [property]")]
 
 
 def _class_attrs(attrs: ClassAttrs, section) -> ClassAttrs:

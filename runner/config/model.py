@@ -122,7 +122,7 @@ class SourceConfig:
     max_size_buffers: int = key(0, lo=0)
     buffer_mode: int = key(0, lo=0)
     source_id: int = key(0, lo=0)
-    smart_record: int = key(0, lo=0, hi=2)
+    smart_record: int = key(0, lo=0, doc="non-zero enables it (deepstream_source_bin.c tests != 0)")
     smart_rec_dir_path: Path | None = key(None, path="output")
     smart_rec_file_prefix: str | None = key(None)
     smart_rec_video_cache: int = key(0, lo=0, doc="legacy spelling of smart-rec-cache")

@@ -38,7 +38,8 @@ class ClassAttrs:
     minBoxes: int = key(0, lo=0)
     dbscan_min_score: float = key(0.0, lo=0)
     nms_iou_threshold: float = key(0.3, lo=0, hi=1)
-    topk: int = key(-1, lo=-1)
+    topk: int = key(-1, lo=0, doc="-1 (all) when unset; a written value must be >= 0 "
+                                   "(gstnvinfer_property_parser.cpp)")
     roi_top_offset: int = key(0, lo=0)
     roi_bottom_offset: int = key(0, lo=0)
     detected_min_w: int = key(0, lo=0)

@@ -104,7 +104,7 @@ class VisualTracker:
     useHog: bool = key(False)
     useHighPrecisionFeature: bool = key(False)
     featureImgSizeLevel: int = key(2, lo=1, hi=5)
-    featureFocusOffsetFactor_y: float = key(0.0, lo=-0.5, hi=0.5)
+    featureFocusOffsetFactor_y: float = key(0.0, lo=-0.5, hi=0.5, name="featureFocusOffsetFactor_y")
     filterLr: float = key(0.0, lo=0, hi=1)
     filterChannelWeightsLr: float = key(0.0, lo=0, hi=1)
     gaussianSigma: float = key(0.0, lo=0)

@@ -34,6 +34,8 @@ def expand_sources(sections: dict[str, Section], base: Path, file: str, diags: l
         sl = build(SourceListConfig, source_list, base, file, diags)
         out = _from_list(sl, source_list, attr or SourceConfig(), base, file, diags)
         for section in groups:
+            if section.values.get("enable") is False:
+                continue  # parse_source returns before reading a disabled group's keys
             index = int(section.name[len("source"):])
             if index >= len(out):
                 diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
@@ -41,8 +43,10 @@ def expand_sources(sections: dict[str, Section], base: Path, file: str, diags: l
                                         f"source {index} to override",
                                         f"use [source0]…[source{max(len(out) - 1, 0)}]"))
                 continue
-            out[index] = dataclasses.replace(_source(section, base, file, diags),
-                                             index=index, enable=True)
+            # parse_source writes the group's keys over the [source-attr-all]/list entry in place
+            given = _source(section, base, file, diags)
+            out[index] = dataclasses.replace(out[index], **{
+                f: getattr(given, f) for f in section.values if f != "enable"})
         return tuple(out), sl, attr
     csv_group = sections.get("source")
     if csv_group is not None and csv_group.values.get("csv_file_path"):

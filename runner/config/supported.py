@@ -25,7 +25,7 @@ _SOURCE = frozenset({
     "camera-height", "camera-fps-n", "camera-fps-d", "select-rtp-protocol", "rtsp-reconnect-interval-sec",
     "init-rtsp-reconnect-interval-sec", "rtsp-reconnect-attempts"})
 _NVINFER_GIE = frozenset({  # nvinfer keys an app's GIE group may set too (they override [property])
-    "batch-size", "interval", "gie-unique-id", "model-engine-file", "labelfile-path", "gpu-id",
+    "batch-size", "interval", "gie-unique-id", "model-engine-file", "gpu-id",
     "dsrun-backend", "dsrun-calib-images", "dsrun-calib-method"})
 _CLASS_ATTRS = frozenset({
     "threshold", "pre-cluster-threshold", "post-cluster-threshold", "eps", "group-threshold", "minBoxes",
@@ -37,7 +37,8 @@ _TRACKER_AGES = frozenset({"minDetectorConfidence", "maxTargetsPerStream", "prob
 #: what runner/config acts on: enable flags, file references, source expansion, GIE overrides,
 #: legacy spellings turned into their modern keys
 CONFIG_LAYER: dict[str, frozenset[str]] = {
-    "gie": frozenset({"enable", "plugin-type", "config-file"}),
+    # labelfile-path: deepstream-app only opens it (a missing file stops it); nvinfer reads its own
+    "gie": frozenset({"enable", "plugin-type", "config-file", "labelfile-path"}),
     "source-list": frozenset({"list", "num-source-bins", "sensor-id-list", "sensor-name-list"}),
     "source": frozenset({"csv-file-path"}),
     "sourceN": frozenset({"enable", "type", "uri", "num-sources"}),
@@ -71,7 +72,7 @@ RUNTIME: dict[str, frozenset[str]] = {
         "msg-broker-conn-str", "topic", "disable-msgconv"}),
     "message-converter": frozenset({"enable", "msg-conv-config", "msg-conv-payload-type",
                                     "msg-conv-frame-interval"}),
-    "property": _NVINFER_GIE | {
+    "property": _NVINFER_GIE | {"labelfile-path",
         # process-mode: the GIE's place decides (primary 1, secondary 2), as deepstream-app does
         "process-mode", "secondary-reinfer-interval", "output-tensor-meta", "network-mode", "int8-calib-file",
         "workspace-size", "network-type", "infer-dims", "input-dims", "model-color-format", "net-scale-factor",

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from runner.config.coerce import Kind, indexed_prefix, key_kinds, to_json, to_python
 from runner.config.diagnostics import did_you_mean
 from runner.config.groups import GroupKind
-from runner.config.keyfile import Document
+from runner.config.keyfile import Document, parse_bool, parse_int
 from runner.config.schema import validator
 
 
@@ -43,6 +43,13 @@ class Spec:
     group_names: list[str]
     foreign: Callable[[str], str | None] = lambda name: None
     legacy: dict[str, set[str]] = field(default_factory=dict)
+    #: keys the DeepStream program reads in one group only: key → that group (for the hint)
+    elsewhere: dict[str, str] = field(default_factory=dict)
+    #: group kinds whose DeepStream parser returns before reading any key when the group is disabled
+    #: (deepstream_config_file_parser.c parse_source/parse_gie/parse_sink; the YAML parsers likewise)
+    skip_disabled: frozenset[str] = frozenset()
+    #: (group name, file format) → (message, hint) for a group name the DeepStream program refuses
+    refuse: Callable[[str, str], tuple[str, str] | None] = lambda name, fmt: None
 
 
 def validate(doc: Document, spec: Spec) -> dict[str, Section]:
@@ -51,9 +58,13 @@ def validate(doc: Document, spec: Spec) -> dict[str, Section]:
     instance: dict[str, dict] = {}
     where: dict[tuple[str, str], tuple[Any, int | None, str, Kind]] = {}
     for name, group in doc.groups.items():
-        kind = spec.match(name)
+        refused = spec.refuse(name, doc.format)
+        kind = None if refused else spec.match(name)
         section = sections[name] = Section(name, kind, group.line)
         section.raw_keys = [(k, e.line) for k, e in group.entries.items()]
+        if refused:
+            doc.add("error", "unknown-group", group.line, name, None, *refused)
+            continue
         if kind is None:
             owner = spec.foreign(name)
             if owner:
@@ -70,6 +81,15 @@ def validate(doc: Document, spec: Spec) -> dict[str, Section]:
         kinds = key_kinds(kind.cls)
         indexed = {indexed_prefix(k): k for k in kinds if indexed_prefix(k)}
         values = instance[name] = {}
+        if kind.name in spec.skip_disabled and is_disabled(group, doc.format):
+            section.values["enable"] = False  # nothing else is read, checked or reported
+            entry = group.entries.get("enable")
+            if entry is not None and doc.format == "ini" and parse_bool(str(entry.value)):
+                doc.add("warning", "bad-type", entry.line, name, "enable",
+                        f"'{entry.value}' is not an integer, so deepstream-app reads the group as "
+                        "disabled (g_key_file_get_integer fails); dsrun does the same",
+                        "write enable=1 to enable it")
+            continue
         for dskey, entry in group.entries.items():
             spec_key = dskey
             if dskey not in kinds:
@@ -107,12 +127,33 @@ def validate(doc: Document, spec: Spec) -> dict[str, Section]:
     return sections
 
 
+def is_disabled(group, fmt: str) -> bool:
+    """Whether DeepStream skips the group: in a key file ``enable`` missing, not an integer or 0
+    (``g_key_file_get_integer(...) == FALSE || error``); in YAML ``enable`` present and false.
+
+    >>> from runner.config.keyfile import parse_keyfile
+    >>> doc = parse_keyfile(b"[sink0]\\nenable=0\\ntype=99\\n[sink1]\\ntype=1\\n[sink2]\\nenable=1\\n", "a.txt")
+    >>> [is_disabled(doc.groups[g], "ini") for g in ("sink0", "sink1", "sink2")]
+    [True, True, False]
+    """
+    entry = group.entries.get("enable")
+    if fmt != "ini":  # YAML (and the CSV rows of a YAML app config)
+        return entry is not None and isinstance(entry.value, str) and parse_bool(entry.value) is False
+    return entry is None or not isinstance(entry.value, str) or not parse_int(entry.value)
+
+
 def _unknown_key(doc, spec, kind, group, dskey, line, kinds) -> None:
     legacy = spec.legacy.get(kind.name, set())
     if dskey in legacy:
         doc.add("warning", "unknown-key", line, group, dskey,
                 "legacy key that DeepStream 9.1 no longer reads; ignored",
                 "remove it (the behaviour it selected is now the default)")
+        return
+    if dskey in spec.elsewhere:
+        home = spec.elsewhere[dskey]
+        doc.add("warning", "unknown-key", line, group, dskey,
+                f"{dskey} is read in [{home}] only; ignored here, as DeepStream does",
+                f"move it to [{home}]")
         return
     guess = did_you_mean(dskey, [k for k in kinds if not k.endswith("<N>")])
     doc.add("warning", "unknown-key", line, group, dskey,

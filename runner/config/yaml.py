@@ -3,7 +3,8 @@ same positioned :class:`~runner.config.keyfile.Document` as key files.
 
 Top-level keys are groups, their keys are entries; scalars become the text a key file would hold
 (``true``/``false`` for booleans), sequences become lists of such text. OpenCV's ``%YAML:1.0`` header,
-which DeepStream's samples carry and PyYAML rejects, is read as a comment. Line numbers come from
+which DeepStream's samples carry and PyYAML rejects, is read as a comment, and so is a ``%YAML 1.2``
+directive with no ``---`` after it (yaml-cpp accepts both). Line numbers come from
 PyYAML's node API.
 
 >>> doc = parse_yaml(b"%YAML:1.0\\nproperty:\\n  batch-size: 4\\n  offsets: [1, 2]\\n", "a.yml")
@@ -30,9 +31,14 @@ def parse_yaml(data: bytes, path: str) -> Document:
                 f"byte 0x{data[error.start:error.start + 1].hex().upper()} is not UTF-8",
                 "re-save the file as UTF-8 or replace the character")
         text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
     if "%YAML:" in text:  # OpenCV's header, wherever the licence comment put it
-        text = "\n".join("#" + line if line.startswith("%YAML:") else line
-                         for line in text.split("\n"))
+        lines = ["#" + line if line.startswith("%YAML:") else line for line in lines]
+    if not any(line.startswith("---") for line in lines):
+        # a '%YAML 1.2' directive with no '---' after it: yaml-cpp (DeepStream's reader) accepts it,
+        # PyYAML wants the document start marker; the directive changes nothing for these files
+        lines = ["#" + line if line.startswith("%") else line for line in lines]
+    text = "\n".join(lines)
     try:
         root = pyyaml.compose(text, Loader=pyyaml.SafeLoader)
     except pyyaml.YAMLError as error:

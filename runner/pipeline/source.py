@@ -171,7 +171,7 @@ def source_specs(app) -> list[SourceSpec]:
     for i, cfg in enumerate(app.sources):
         specs.append(SourceSpec(
             source_id=int(_field(cfg, "index", i)), type=int(cfg.type), uri=str(_field(cfg, "uri", "")),
-            live_source=live, file_loop=tests_loop or bool(_field(cfg, "file_loop", 0)),
+            live_source=live, file_loop=tests_loop,
             drop_frame_interval=int(_field(cfg, "drop_frame_interval", 0)),
             camera_dev_node=int(_field(cfg, "camera_v4l2_dev_node", 0)),
             camera_width=int(_field(cfg, "camera_width", 0)) or 640,
