@@ -36,12 +36,15 @@ CLASSIFIER_PARSE_FUNCS = {
     None: "classifier.parse_softmax",
     "NvDsInferParseCTC": "ctc.parse_ctc",
 }
+#: ``engine-create-func-name`` → what dsrun does instead: DeepStream-Yolo's builder of Darknet models
+#: (``custom-network-config`` + ``model-file``) is dsrun's Darknet → ONNX conversion (runner/engine/darknet.py).
+ENGINE_CREATE_FUNCS = {"NvDsInferYoloCudaEngineGet": "darknet"}
 #: the nvinfer keys naming a function in ``custom-lib-path``, and dsrun's built-ins for each
 #: (a key with no entry, e.g. engine-create-func-name, has none).
 _PARSE_FUNC_KEYS = {"parse_bbox_func_name": BBOX_PARSE_FUNCS,
                     "parse_classifier_func_name": CLASSIFIER_PARSE_FUNCS,
                     "parse_bbox_instance_mask_func_name": {}, "parse_segmentation_func_name": {},
-                    "engine_create_func_name": {}}
+                    "engine_create_func_name": ENGINE_CREATE_FUNCS}
 
 #: ``msg-broker-proto-lib`` adaptors by a word of the library's file name → what it is;
 #: dsrun publishes with its own clients for :data:`BROKERS_SUPPORTED`.
@@ -55,6 +58,16 @@ TRACKER_LIBS = {"nvmultiobjecttracker": "nvmultiobjecttracker", "bytetrack": "by
 
 #: ``msg-conv-msg2p-lib`` libraries dsrun's MessageConverter replaces (DeepStream JSON schema).
 MSGCONV_LIBS = ("libnvds_msgconv.so",)
+
+
+def darknet_model(custom_network_config: object, model_file: object) -> bool:
+    """Whether ``custom-network-config`` + ``model-file`` name a Darknet ``.cfg`` + ``.weights`` pair,
+    which dsrun converts to ONNX itself (as DeepStream-Yolo's ``NvDsInferYoloCudaEngineGet`` builds it).
+
+    >>> darknet_model("yolov4-tiny.cfg", "yolov4-tiny.weights"), darknet_model(None, "net.caffemodel")
+    (True, False)
+    """
+    return bool(custom_network_config) and str(model_file or "").lower().endswith(".weights")
 
 
 def tracker_library(path: str | Path | None) -> str | None:

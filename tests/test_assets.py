@@ -31,12 +31,15 @@ def test_manifest_records_source_and_checksum_of_every_asset(assets):
         assert entry["sha256"] == sha256_file(assets.root / spec.file)
         assert entry["bytes"] == (assets.root / spec.file).stat().st_size
         source = entry["source"]
-        assert ({"package", "version", "member"} <= source.keys() or {"derived_from", "recipe"} <= source.keys()
+        assert ({"package", "version", "member", "licence"} <= source.keys()
+                or {"derived_from", "recipe"} <= source.keys()
+                or {"debian_package", "path", "sha256", "licence", "recipe"} <= source.keys()
                 or {"generator", "arch", "args"} <= source.keys())
         if spec.sha256:
             assert entry["sha256"] == spec.sha256
     assert entries["models/ch_PP-OCRv4_det_infer.onnx"]["source"]["package"] == "rapidocr-onnxruntime"
     assert entries["videos/bikes.mp4"]["source"]["version"] == "1.1.11"
+    assert entries["models/yolov4-tiny.weights"]["source"]["licence"].startswith("MIT")
 
 
 def test_second_call_with_everything_intact_builds_nothing(assets):

@@ -69,9 +69,8 @@ READ_NOT_ACTED: dict[str, dict[str, str]] = {
                     "operate-on-class-ids": "as operate-on-gie-id"},
     "secondary-gieN": {"device": "as [primary-gie]", "backend": "as [primary-gie]"},
     "sinkN": {"width": "frame sizes, not the display sink's key", "height": "as width"},
-    "property": {"model-file": "read only to say: convert the Caffe model to ONNX",
-                 "proto-file": "as model-file", "uff-file": "as model-file",
-                 "tlt-encoded-model": "as model-file",
+    "property": {"proto-file": "read only to say: convert the Caffe model to ONNX",
+                 "uff-file": "as proto-file", "tlt-encoded-model": "as proto-file",
                  "parse-segmentation-func-name": "only in the engine cache key; segmentation uses the built-in parser"},
     "TrajectoryManagement": {"minMatchingScore4Overall": "DataAssociator's key of the same name is the one used"},
 }

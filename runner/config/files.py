@@ -14,7 +14,7 @@ from pathlib import Path
 from runner.config.diagnostics import Diagnostic
 from runner.config.keyfile import Document, parse_keyfile
 from runner.config.yaml import parse_yaml
-from runner.deepstream_libs import replaced_library
+from runner.deepstream_libs import darknet_model, replaced_library
 
 Ref = tuple[str, int | None, str | None, str | None]  # file, line, group, key naming a file
 
@@ -90,17 +90,19 @@ def check_exists(path: Path, kind: str, diags: list[Diagnostic], ref: Ref) -> bo
 def provided_by_dsrun(field: str, path: Path, values: Mapping[str, object], base: Path) -> bool:
     """Whether dsrun makes or stands in for the run-time file ``path`` (config field ``field``;
     ``values``: the other fields of its group, paths relative to ``base``), so that its absence is
-    no problem: a ``model-engine-file`` beside an ``onnx-file`` that exists (dsrun builds the engine
-    there), or a DeepStream library dsrun implements itself (:mod:`runner.deepstream_libs`).
+    no problem: a ``model-engine-file`` beside an ``onnx-file``, or beside a Darknet
+    ``custom-network-config`` + ``model-file`` pair, that exists (dsrun builds the engine there), or a DeepStream library dsrun implements itself (:mod:`runner.deepstream_libs`).
 
     >>> provided_by_dsrun("ll_lib_file", Path("/opt/libnvds_nvmultiobjecttracker.so"), {}, Path("/"))
     True
     >>> provided_by_dsrun("model_engine_file", Path("/m/a.engine"), {"onnx_file": "no.onnx"}, Path("/m"))
     False
     """
-    if field == "model_engine_file":
-        onnx = values.get("onnx_file")
-        if not onnx:
-            return False
-        return (onnx if isinstance(onnx, Path) else resolve(base, str(onnx))).is_file()
+    if field == "model_engine_file":  # dsrun builds it from an ONNX file or a Darknet cfg + weights pair
+        def present(name: str) -> bool:
+            value = values.get(name)
+            return bool(value) and (value if isinstance(value, Path) else resolve(base, str(value))).is_file()
+
+        darknet = darknet_model(values.get("custom_network_config"), values.get("model_file"))
+        return present("onnx_file") or (darknet and present("custom_network_config") and present("model_file"))
     return replaced_library(field, path, values)

@@ -189,8 +189,8 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
                                 "add config-file=<its Gst-nvinfer config>, or set enable=0"))
     gie = _with_nvinfer(gie, section, file, diags, read, secondary)
     engine = gie.model_engine_file
-    if gie.enable and engine is not None and not provided_by_dsrun(
-            "model_engine_file", engine, {"onnx_file": gie.nvinfer and gie.nvinfer.onnx_file}, base):
+    models = {name: getattr(gie.nvinfer, name, None) for name in ("onnx_file", "custom_network_config", "model_file")}
+    if gie.enable and engine is not None and not provided_by_dsrun("model_engine_file", engine, models, base):
         check_exists(engine, "asset", diags, (file, section.line_of("model_engine_file"), section.name,
                                               section.written.get("model_engine_file", "model-engine-file")))
     return gie

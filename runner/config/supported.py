@@ -44,7 +44,9 @@ CONFIG_LAYER: dict[str, frozenset[str]] = {
     "sourceN": frozenset({"enable", "type", "uri", "num-sources"}),
     "source-attr-all": frozenset({"enable", "type"}),
     "tracker": frozenset({"enable", "ll-config-file"}),
-    "property": frozenset({"is-classifier", "enable-dbscan"}),
+    "property": frozenset({"is-classifier", "enable-dbscan",
+                           # DeepStream-Yolo's Darknet builder: dsrun's conversion (runner/deepstream_libs.py)
+                           "engine-create-func-name"}),
     # the nvdsanalytics file is read whole by runner/config/load_analytics.py (its own key checks)
     "nvds-analytics": frozenset({"enable", "config-file"}),
 }
@@ -78,6 +80,8 @@ RUNTIME: dict[str, frozenset[str]] = {
         "workspace-size", "network-type", "infer-dims", "input-dims", "model-color-format", "net-scale-factor",
         "offsets", "maintain-aspect-ratio", "symmetric-padding", "scaling-filter", "network-input-order",
         "custom-lib-path", "parse-bbox-func-name", "parse-classifier-func-name", "onnx-file",
+        # a Darknet cfg + weights pair (runner/engine/darknet.py)
+        "custom-network-config", "model-file",
         "num-detected-classes", "cluster-mode", "crop-objects-to-roi-boundary", "classifier-type",
         "classifier-threshold", "classifier-async-mode", "segmentation-threshold",
         "segmentation-output-order", "input-object-min-width", "input-object-min-height",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.engine import calibration
+from runner.engine import calibration, darknet
 from runner.engine.base import Engine, EngineError
 from runner.engine.cache import (MANIFEST, RECIPE, EngineCache, atomic_copy, atomic_write,
                                  cache_key, default_engine_dir, file_sha256, mismatch, write_json)
@@ -118,6 +118,9 @@ def plan_engine(spec: EngineSpec) -> Plan:
         "calib_sha256": calib.digest if calib else None,
         "parser_sha256": _parser_digest(spec),
         "recipe": RECIPE,
+        # a Darknet model's ONNX is dsrun's conversion: the key names the cfg and weights it came from
+        "model_source": (darknet.source_digests(spec.darknet_cfg, spec.darknet_weights)
+                         if spec.darknet_cfg is not None else None),
     }
     return Plan(spec, backend, prov, precision, fields, cache_key(fields), calib)
 
@@ -170,11 +173,15 @@ def load_engine(spec: EngineSpec, engine_dir: str | Path | None = None,
     ``engine.origin`` says which: ``"engine-file"`` (the configured ``model-engine-file``),
     ``"cache"`` or ``"built"``. Raises :class:`EngineError` with a message naming the file and the fix.
     """
+    say = (progress or auto_progress()).message
+    if spec.darknet_cfg is not None:  # custom-network-config + model-file: convert once, into this cache
+        converted = darknet.converted_path(spec.darknet_cfg, spec.darknet_weights, engine_dir)
+        spec = spec.replace(onnx_file=darknet.ensure_converted(spec.darknet_cfg, spec.darknet_weights,
+                                                               converted, say))
     plan = plan_engine(spec)
     cache = EngineCache(default_engine_dir(engine_dir))
     plan.engine_dir = cache.root
     target = spec.model_engine_file
-    say = (progress or auto_progress()).message
     replace_target = target is not None
     if target is not None and target.is_file():
         reasons = engine_file_mismatch(target, plan)

@@ -33,11 +33,11 @@ MANIFEST = "manifest.json"
 #: Bump when dsrun changes how it builds an engine from the same inputs.
 RECIPE = 2  # 2: uint8 activations for ONNX Runtime CPU INT8
 #: Every field of a cache key, in the order messages name them (one place: build.py fills them).
-KEY_FIELDS = ("model_sha256", "inputs", "batch", "precision", "backend", "backend_version",
+KEY_FIELDS = ("model_sha256", "model_source", "inputs", "batch", "precision", "backend", "backend_version",
               "device", "calib_sha256", "parser_sha256", "recipe")
-_LABELS = {"model_sha256": "ONNX file (sha256 {})", "inputs": "inputs {}", "batch": "batch {}",
-           "precision": "{}", "backend": "{}", "backend_version": "runtime version {}",
-           "device": "device {}", "calib_sha256": "calibration data {}",
+_LABELS = {"model_sha256": "ONNX file (sha256 {})", "model_source": "Darknet files {}",
+           "inputs": "inputs {}", "batch": "batch {}", "precision": "{}", "backend": "{}",
+           "backend_version": "runtime version {}", "device": "device {}", "calib_sha256": "calibration data {}",
            "parser_sha256": "custom parser {}", "recipe": "dsrun build recipe {}"}
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine.base import EngineError
+from runner.deepstream_libs import darknet_model
+from runner.engine.darknet import check_files, converted_path
 
 #: DeepStream's network-mode numbers (NvDsInferNetworkMode) → dsrun precision names.
 NETWORK_MODES = {0: "fp32", 1: "int8", 2: "fp16", 3: "best"}
@@ -54,6 +56,8 @@ class EngineSpec:
     parser (part of the cache key). ``version_compatible``: a TensorRT engine later TensorRT versions
     can run. ``backend``: auto/onnxruntime/tensorrt/torch; ``provider``: the ONNX
     Runtime execution provider (auto/cpu/cuda). ``source``: the config file, for messages.
+    ``darknet_cfg``/``darknet_weights``: a Darknet model (``custom-network-config`` + ``model-file``);
+    ``onnx_file`` is then where its conversion lives (:mod:`runner.engine.darknet`).
     """
 
     onnx_file: Path
@@ -79,6 +83,8 @@ class EngineSpec:
     backend: str = "auto"
     provider: str = "auto"
     source: Path | None = None
+    darknet_cfg: Path | None = None
+    darknet_weights: Path | None = None
 
     def __post_init__(self) -> None:
         where = f"{self.source}: " if self.source else ""
@@ -115,10 +121,17 @@ class EngineSpec:
         """Adapt a Gst-nvinfer config (``runner.config.NvInferConfig``; duck-typed on the naming
         rule: field = DeepStream key with ``-`` → ``_``).
 
-        A config that names only a Caffe/UFF/TAO model gets "convert to ONNX first".
+        A config that names only a Caffe/UFF/TAO model gets "convert to ONNX first"; a Darknet
+        ``custom-network-config`` + ``model-file`` pair is converted by dsrun (DeepStream-Yolo's way).
         """
         source = _get(cfg, "path")
         onnx_file = _get(cfg, "onnx_file")
+        darknet = (_get(cfg, "custom_network_config"), _get(cfg, "model_file"))
+        if onnx_file is None and darknet_model(*darknet):
+            check_files(*darknet, source=source)
+            onnx_file = converted_path(*darknet)
+        else:
+            darknet = (None, None)
         if onnx_file is None:
             legacy = [(k, what) for k, what in LEGACY_MODEL_KEYS.items() if _get(cfg, k)]
             where = f"{source}: " if source else ""
@@ -165,6 +178,8 @@ class EngineSpec:
             backend=backend or str(_get(cfg, "dsrun_backend", None) or "auto"),
             provider=provider or device_preference(),
             source=_path(source),
+            darknet_cfg=_path(darknet[0]),
+            darknet_weights=_path(darknet[1]),
         )
 
 
