@@ -287,8 +287,9 @@ def _device_nms():
                 _DEVICE_NMS = None
             else:
                 def run(xyxy, conf, group, thr):
-                    t = lambda a, dt: torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device="cuda")  # noqa: E731
-                    kept = batched_nms(t(xyxy, torch.float32), t(conf, torch.float32), t(group, torch.int64), thr)
+                    # one copy to the device (each copy waits for the stream), float64 holds every column exactly
+                    rows = torch.from_numpy(np.column_stack([xyxy, conf, group]).astype(np.float64)).to("cuda")
+                    kept = batched_nms(rows[:, :4].float(), rows[:, 4].float(), rows[:, 5].long(), thr)
                     return kept.cpu().numpy()
                 _DEVICE_NMS = run
     return _DEVICE_NMS

@@ -33,6 +33,7 @@ from runner.pipeline.batch import Batch, Objects, _remap_rows
 from runner.pipeline.tracker.bytetrack import ByteTracker, bytetrack_params
 from runner.pipeline.tracker.common import IdSource, TrackerParams
 from runner.pipeline.tracker.iou import IouTracker
+from runner.pipeline.tracker.iou_batched import BatchedIouTracker
 from runner.pipeline.tracker.sort import SortTracker
 
 log = logging.getLogger("dsrun.tracker")
@@ -77,7 +78,9 @@ class TrackerStage:
         self.params = params
         self._cls = {"iou": IouTracker, "sort": SortTracker, "bytetrack": ByteTracker}[self.kind]
         self.ids = IdSource()
-        self.streams: dict[int, IouTracker] = {}
+        self.streams: dict[int, IouTracker] = {}  # SORT / ByteTrack: one tracker per stream
+        # IOU: every stream in one table, one vectorised step per batch (same results as per stream)
+        self.batched = BatchedIouTracker(params, self.ids) if self.kind == "iou" else None
         self.gie_id = operate_on_gie_id  # whose Batch.inferred marks detection frames (None: any)
         ids = tuple(getattr(tracker_config, "operate_on_class_ids", ()) or ())
         self.class_ids = np.asarray(ids, np.int64) if ids else None
@@ -95,6 +98,8 @@ class TrackerStage:
         trackable = objs.parent < 0
         if self.class_ids is not None:
             trackable &= np.isin(objs.class_id, self.class_ids)
+        if self.batched is not None:
+            return self._process_batched(batch, detected, trackable)
         keep = np.ones(len(objs), bool)
         track_id = objs.track_id.copy()
         tconf = objs.tracker_confidence.copy()
@@ -126,8 +131,70 @@ class TrackerStage:
             self.streams.pop(int(sid), None)
         return batch
 
+    def _process_batched(self, batch: Batch, detected: np.ndarray, trackable: np.ndarray) -> Batch:
+        """:meth:`process` for the IOU tracker: one :class:`BatchedIouTracker` update per round of
+        consecutive frames from distinct streams (the whole batch when each source has one frame)."""
+        objs = batch.objects
+        rows = np.flatnonzero(trackable)
+        rows = rows[np.argsort(objs.frame[rows], kind="stable")]
+        frame = objs.frame[rows].astype(np.int64)
+        keep = np.ones(len(objs), bool)
+        track_id = objs.track_id.copy()
+        tconf = objs.tracker_confidence.copy()
+        extra = []
+        for start, end in rounds(batch.source_id):  # O(rounds): 1 unless a source has 2 frames in the batch
+            lo, hi = np.searchsorted(frame, [start, end])
+            r = rows[lo:hi]
+            out = self.batched.update(batch.source_id[start:end], detected[start:end], frame[lo:hi] - start,
+                                      objs.xyxy[r].astype(np.float64), objs.class_id[r], objs.confidence[r])
+            live = detected[frame[lo:hi]]
+            track_id[r[live]] = out.det_track_id[live]
+            tconf[r[live]] = out.det_tracker_conf[live]
+            keep[r[live & (out.det_track_id < 0)]] = False
+            if len(out.pred_id):
+                pred_frame = out.pred_frame + start
+                if self.gie_id is not None:
+                    gie = self.gie_id
+                else:  # the GIE of the frame's first trackable object, else 1 (as the per-frame path)
+                    first = np.searchsorted(frame, pred_frame)
+                    has = (first < len(frame)) & (frame[np.minimum(first, len(frame) - 1)] == pred_frame)
+                    gie = np.where(has, objs.gie_id[rows[np.minimum(first, len(rows) - 1)]] if len(rows) else 1, 1)
+                extra.append(Objects.from_columns(
+                    frame=pred_frame, gie_id=gie, class_id=out.pred_cls, confidence=TRACKER_ONLY_CONFIDENCE,
+                    xyxy=out.pred_box, track_id=out.pred_id, tracker_confidence=1.0))
+        objs.track_id, objs.tracker_confidence = track_id, tconf
+        if not keep.all():
+            _drop_objects(batch, keep)
+        for e in extra:
+            batch.objects = batch.objects.concat(e)
+        if batch.eos:
+            self.batched.end_streams(int(s) for s in batch.eos)
+        return batch
+
     def close(self) -> None:
         self.streams.clear()
+        if self.batched is not None:
+            self.batched = BatchedIouTracker(self.params, self.ids)
+
+
+def rounds(source_id: np.ndarray) -> list[tuple[int, int]]:
+    """The batch cut into runs of consecutive frames whose sources are distinct (frames of one run
+    can be tracked together; runs in order keep each source's frames in order).
+
+    >>> rounds(np.array([0, 1, 2])), rounds(np.array([0, 0, 1, 1])), rounds(np.array([0, 1, 0]))
+    ([(0, 3)], [(0, 1), (1, 3), (3, 4)], [(0, 2), (2, 3)])
+    """
+    if len(np.unique(source_id)) == len(source_id):
+        return [(0, len(source_id))] if len(source_id) else []
+    out, start, seen = [], 0, set()
+    for i, sid in enumerate(source_id.tolist()):  # O(frames)
+        if sid in seen:
+            out.append((start, i))
+            start, seen = i, set()
+        seen.add(sid)
+    if len(source_id):
+        out.append((start, len(source_id)))
+    return out
 
 
 def _drop_objects(batch: Batch, keep: np.ndarray) -> None:

@@ -1,0 +1,135 @@
+"""The IOU tracker run as one vectorised step per batch gives, batch for batch, exactly what the
+per-stream tracker gives frame by frame (:class:`IouTracker`, whose behaviour tests/test_tracker.py
+holds against ground truth): same objects kept and dropped, same track ids, same predicted objects on
+frames the detector skipped — over many streams, crowded scenes where targets compete for
+detections (the Hungarian assignment), a source with two frames in one batch, sources ending, and the
+life-cycle settings at their edges (probation 0/1/3, new-target overlap, maxTargetsPerStream)."""
+
+import numpy as np
+import pytest
+
+from runner.pipeline.batch import Batch, Classifications, Objects
+from runner.pipeline.tracker import TrackerStage
+from runner.pipeline.tracker.common import TrackerParams
+from runner.pipeline.tracker.stage import rounds
+
+W, H = 640, 480
+
+
+def world(rng, streams, objects):
+    """Per stream: objects with a start, a velocity and a size, some crowded into one corner."""
+    out = {}
+    for s in streams:
+        start = rng.uniform([0, 0], [W - 80, H - 80], (objects, 2))
+        start[: objects // 3] = rng.uniform([100, 100], [130, 130], (objects // 3, 2))  # a crowd
+        out[s] = (start, rng.uniform(-6, 6, (objects, 2)), rng.uniform([20, 30], [70, 90], (objects, 2)))
+    return out
+
+
+def batch_of(rng, scene, frame_no, sources, detected, classes):
+    """One batch: per frame, noisy detections of the stream's objects (some missed, some false)."""
+    frame_idx, boxes, conf, cls = [], [], [], []
+    for i, s in enumerate(sources):
+        if not detected[i]:
+            n = int(rng.integers(0, 2))  # objects of another GIE on skipped frames: the tracker leaves them
+        start, vel, size = scene[s]
+        xy = start + vel * frame_no
+        b = np.hstack([xy, xy + size]) + rng.normal(0, 3, (len(xy), 4))
+        b = b[rng.random(len(b)) > 0.1]
+        fp = rng.uniform(0, W - 60, (int(rng.integers(0, 3)), 2))
+        b = np.vstack([b, np.hstack([fp, fp + rng.uniform(15, 60, (len(fp), 2))])])
+        if not detected[i]:
+            b = b[:n]
+        frame_idx += [i] * len(b)
+        boxes.append(b)
+        conf.append(rng.uniform(0.05, 1.0, len(b)))
+        cls.append(rng.integers(0, classes, len(b)))
+    n = len(sources)
+    objs = Objects.from_columns(frame=frame_idx, gie_id=1, class_id=np.concatenate(cls),
+                                confidence=np.concatenate(conf), xyxy=np.vstack(boxes))
+    order = rng.permutation(len(objs))  # detections need not arrive sorted by frame
+    objs = objs[order]
+    cls_rows = Classifications.from_columns(obj=np.arange(0, len(objs), 3), frame=objs.frame[::3], gie_id=2,
+                                            class_id=1, confidence=0.5, label="x")
+    return Batch(frames=np.zeros((n, 2, 2, 3), np.uint8), source_id=np.asarray(sources, np.int32),
+                 frame_num=np.full(n, frame_no, np.int64), pts=np.zeros(n, np.int64),
+                 ntp_ts=np.zeros(n, np.int64), source_size=np.full((n, 2), [W, H], np.int32),
+                 objects=objs, classifications=cls_rows, inferred={1: np.asarray(detected, bool)})
+
+
+def copy(batch):
+    return Batch(frames=batch.frames, source_id=batch.source_id.copy(), frame_num=batch.frame_num.copy(),
+                 pts=batch.pts, ntp_ts=batch.ntp_ts, source_size=batch.source_size,
+                 objects=batch.objects[np.arange(len(batch.objects))],
+                 classifications=batch.classifications[np.arange(len(batch.classifications))],
+                 inferred={k: v.copy() for k, v in batch.inferred.items()}, eos=list(batch.eos))
+
+
+def tracker(params, batched):
+    stage = TrackerStage(None, operate_on_gie_id=1)
+    stage.params = params
+    if batched:
+        stage.batched.p = params
+    else:
+        stage.batched = None  # the per-stream, frame-by-frame path
+    return stage
+
+
+def assert_same(a, b):
+    for col in ("frame", "gie_id", "class_id", "confidence", "xyxy", "track_id", "tracker_confidence", "parent"):
+        np.testing.assert_array_equal(getattr(a.objects, col), getattr(b.objects, col), err_msg=col)
+    for col in ("obj", "frame", "class_id"):
+        np.testing.assert_array_equal(getattr(a.classifications, col), getattr(b.classifications, col), err_msg=col)
+
+
+PARAMS = [
+    TrackerParams(probation_age=3, early_termination_age=2, max_shadow_tracking_age=4, min_score_iou=0.1),
+    TrackerParams(probation_age=0, min_iou_diff_new_target=0.3, max_targets_per_stream=6),
+    TrackerParams(probation_age=1, check_class_match=False, min_detector_confidence=0.3,
+                  min_score_tentative_iou=0.4, min_iou_diff_new_target=0.0, max_targets_per_stream=3),
+]
+
+
+@pytest.mark.parametrize("params", PARAMS)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batched_iou_tracker_equals_the_per_stream_tracker_batch_for_batch(params, seed):
+    rng = np.random.default_rng(seed)
+    streams = list(range(12))
+    scene = world(rng, streams, objects=9)
+    per_stream, batched = tracker(params, False), tracker(params, True)
+    for frame_no in range(60):
+        sources = [s for s in streams if rng.random() > 0.15]  # sources missing from a batch
+        if frame_no % 7 == 3:
+            sources = sources[:3] + sources[:2] + sources[3:5]  # sources with two frames in the batch
+        detected = [(frame_no + s) % 3 != 1 for s in sources]  # interval-like skipped frames
+        b = batch_of(np.random.default_rng(seed * 1000 + frame_no), scene, frame_no, sources, detected, classes=2)
+        if frame_no == 40:
+            b.eos = [4, 5]  # two sources end; their ids come back later as new streams
+        x, y = per_stream.process(copy(b)), batched.process(copy(b))
+        assert_same(x, y)
+    assert batched.ids.next == per_stream.ids.next > 30  # as many ids taken, in the same order
+
+
+def test_crowded_streams_take_the_assignment_and_still_match():
+    """Two targets overlapping two detections each: the pairs compete, the Hungarian step decides."""
+    params = TrackerParams(probation_age=0, min_iou_diff_new_target=0.9)
+    a = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [100, 100, 120, 120.]])
+    moved = a + np.array([1, 0, 1, 0.])
+
+    def batch(boxes):
+        objs = Objects.from_columns(frame=[0, 0, 1], gie_id=1, class_id=0, confidence=0.9, xyxy=boxes)
+        return Batch(frames=np.zeros((2, 2, 2, 3), np.uint8), source_id=np.array([0, 1], np.int32),
+                     frame_num=np.zeros(2, np.int64), pts=np.zeros(2, np.int64), ntp_ts=np.zeros(2, np.int64),
+                     source_size=np.full((2, 2), [W, H], np.int32), objects=objs, inferred={1: np.ones(2, bool)})
+
+    stages = tracker(params, False), tracker(params, True)
+    for boxes in (a, moved, a[[1, 0, 2]]):
+        x, y = (s.process(batch(boxes)) for s in stages)
+        assert_same(x, y)
+    assert y.objects.track_id.tolist() == [1, 0, 2]
+
+
+def test_rounds_cut_the_batch_where_a_source_repeats():
+    assert rounds(np.array([3, 1, 2])) == [(0, 3)]
+    assert rounds(np.array([0, 1, 0, 1, 2])) == [(0, 2), (2, 5)]
+    assert rounds(np.array([], np.int32)) == []
