@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", default="bench.json", help="write every row here "
                                                                            "(default bench.json)")
     bench.add_argument("--one", type=_positive, help=argparse.SUPPRESS)  # one count, JSON on stdout
+    bench.add_argument("--profile", metavar="FILE", help=argparse.SUPPRESS)  # with --one: torch profiler table
     _add_engine_dir(bench)
 
     samples = sub.add_parser("samples", help="the sample gallery")

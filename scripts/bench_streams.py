@@ -349,6 +349,8 @@ def main() -> int:
     ap.add_argument("--mps", action="store_true", help="start CUDA MPS for the --workers ramps when the "
                                                        "machine has it")
     ap.add_argument("--topk", type=int, default=3, help="PGIE objects kept per class and frame")
+    ap.add_argument("--profile-streams", type=int, default=0, help="one more one-process count per interval "
+                                                                  "under the torch profiler (tables beside --out)")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured window per count (dsrun bench)")
     ap.add_argument("--warmup", type=float, default=3.0, help="warm-up per count (dsrun bench)")
     ap.add_argument("--out", default="bench_streams.json")
@@ -415,6 +417,12 @@ def main() -> int:
                                                             warmup=args.warmup, debug=True)), counts=counts)
                 result["pipeline"][f"interval{interval}"] = {
                     "rows": rows, "max_streams_at_30fps": max((r["sources"] for r in rows if r["held"]), default=0)}
+            if args.profile_streams:
+                table = Path(args.out).with_name(f"profile_i{interval}_n{args.profile_streams}.txt")
+                row = print_row(run_count(make(batch, interval, "bench_"), args.profile_streams, fps=30.0, batch=batch,
+                                          seconds=min(args.seconds, 5.0), warmup=args.warmup, debug=True,
+                                          profile=table.resolve()))
+                result["pipeline"][f"interval{interval}_profiled"] = {"row": row, "table": table.name}
             for n_workers in (int(w) for w in args.workers.split(",") if w):
                 wcounts = [int(c) for c in args.worker_streams.split(",")] if args.worker_streams else counts
                 print(f"pipeline, PGIE interval={interval}, dsrun --workers {n_workers}"

@@ -43,7 +43,7 @@ def run_bench(args) -> int:
 
         bench_app = replicate(app, args.one, clip=args.clip, batch=args.batch, interval=args.interval)
         row = measure(bench_app, seconds=args.seconds, warmup=args.warmup, target_fps=fps,
-                      engine_dir=args.engine_dir)
+                      engine_dir=args.engine_dir, profile=args.profile)
         print(json.dumps(row), flush=True)
         return EXIT_HELD
     print(f"dsrun bench {args.config}: target {fps:g} fps per source ({fps_from}); "
@@ -137,13 +137,14 @@ def _counts(text: str | None) -> list[int] | None:
 
 def run_count(config, n: int, *, fps: float, seconds: float = 10.0, warmup: float = 3.0, clip=None,
               batch: int | None = None, interval: int | None = None, engine_dir=None, debug: bool = False,
-              env: dict | None = None) -> dict:
+              env: dict | None = None, profile=None) -> dict:
     """``dsrun bench CONFIG --one n`` in a process of its own: its row, or a row saying how it ended
     (a child killed by a signal, e.g. SIGABRT, is a row with the end of its stderr)."""
     cmd = [sys.executable, "-m", "runner"] + (["--debug"] if debug else [])
     cmd += ["bench", str(config), "--one", str(n), "--fps", str(fps), "--seconds", str(seconds),
             "--warmup", str(warmup)]
-    for flag, value in (("--clip", clip), ("--batch", batch), ("--interval", interval), ("--engine-dir", engine_dir)):
+    for flag, value in (("--clip", clip), ("--batch", batch), ("--interval", interval), ("--engine-dir", engine_dir),
+                        ("--profile", profile)):
         if value is not None:
             cmd += [flag, str(value)]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

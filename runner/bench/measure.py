@@ -18,8 +18,12 @@ from runner.bench.utilisation import Utilisation, bound
 FIRST_FRAME_TIMEOUT_S = 300.0  # engines load before the clock; this only covers the pipeline's start
 
 
-def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir=None) -> dict:
-    """Run ``app`` (sources looping) for ``warmup`` + ``seconds`` and return one row of the table."""
+def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir=None,
+            profile: str | None = None) -> dict:
+    """Run ``app`` (sources looping) for ``warmup`` + ``seconds`` and return one row of the table.
+
+    ``profile``: a file that receives the torch profiler's table of the window (CPU and CUDA time per
+    operator and kernel), when torch is installed."""
     from runner.engine.prepare import prepare_engines
     from runner.pipeline.graph import build_graph
     from runner.pipeline.report import exit_status
@@ -54,7 +58,12 @@ def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir
     with Utilisation() as util:
         timer = threading.Thread(target=clock, name="bench-clock", daemon=True)
         timer.start()
+        # the profiler records CUDA kernels of every thread only when started here, in the main thread:
+        # its table covers the whole run (warm-up included), not just the window
+        profiler = _start_profiler() if profile else None
         outcome = graph.run()
+        if profiler is not None:
+            _stop_profiler(profiler, profile)
         done.set()
         timer.join()
     code = exit_status(stats, outcome.interrupted, outcome.error)
@@ -91,3 +100,32 @@ def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir
                 for phase, t in times.items()}
         for stage, times in end["phases"].items()}
     return row
+
+
+def _start_profiler():
+    """torch.profiler over every thread of the process (CPU ops, CUDA kernels), or None without torch."""
+    try:
+        import torch
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        return None
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    prof = profile(activities=activities)
+    prof.__enter__()
+    return prof
+
+
+def _stop_profiler(prof, path: str) -> None:
+    import torch
+
+    prof.__exit__(None, None, None)
+    averages = prof.key_averages()
+    with open(path, "w") as f:
+        for sort in (("self_device_time_total", "self_cuda_time_total") if torch.cuda.is_available() else ()) \
+                + ("self_cpu_time_total",):
+            try:
+                f.write(f"sorted by {sort} (whole run, every thread's CUDA kernels; CPU ops of the main thread)\n")
+                f.write(averages.table(sort_by=sort, row_limit=50, max_name_column_width=90) + "\n\n")
+                break
+            except (KeyError, AttributeError, RuntimeError):
+                continue
