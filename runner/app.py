@@ -71,7 +71,7 @@ def run_app(args) -> int:
     workers, ray; shard/resume/worker_index in a split run's worker, see runner.placement): load the
     config, hand it to the placement layer once, report how the run ended."""
     from runner.config import load_app
-    from runner.placement import check_placement, run_placed
+    from runner.placement import check_placement, placement_options, run_placed
 
     debug = bool(getattr(args, "debug", False))
     _setup_logging(debug)
@@ -79,6 +79,7 @@ def run_app(args) -> int:
     stats = RunStats()
     try:
         app = load_app(args.config)
+        options = placement_options(app, options)
         check_placement(app, options)
     except DsrunError as error:
         if options.report and getattr(error, "exit_code", 1) == EXIT_CONFIG:

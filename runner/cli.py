@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
     run.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="split the sources over N processes (one Python interpreter each)")
+    run.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                     help="run the sources on a Ray cluster: one actor per GPU (or per --ray-cpus cores); "
+                          "ADDRESS of the cluster, default $RAY_ADDRESS or a new local one")
+    run.add_argument("--ray-cpus", type=_positive, metavar="N",
+                     help="with --ray on nodes without a GPU: CPU cores per actor (default 2)")
     # set by a split run's parent for each worker (runner.placement): its sources, frames to skip
     run.add_argument("--shard", help=argparse.SUPPRESS)
     run.add_argument("--resume", help=argparse.SUPPRESS)

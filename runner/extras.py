@@ -22,6 +22,7 @@ OPTIONAL = {
     "tensorrt": ("tensorrt", "tensorrt"),            # the TensorRT backend
     "tensorrt_bindings": ("tensorrt", "tensorrt"),   # TensorRT's bare bindings wheel (tests name-check it)
     "cuda": ("tensorrt", "cuda-python"),             # the TensorRT backend's CUDA runtime calls
+    "ray": ("ray", "ray"),                           # --ray: shards on a Ray cluster's actors
 }
 
 #: modules from the operating system, not PyPI: used only by helpers that Debian's python3 runs

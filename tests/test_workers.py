@@ -210,3 +210,26 @@ def test_a_running_mps_daemon_is_recognised_by_its_process_name(tmp_path):
         proc.kill()
         proc.wait()
     assert not mps_running()
+
+
+def test_on_a_machine_with_several_gpus_each_worker_runs_on_its_own(tmp_path, assets, engine_dir, monkeypatch):
+    """One worker per GPU: with GPUs 3 and 5 visible, worker 0 runs with CUDA_VISIBLE_DEVICES=3 and
+    worker 1 with 5 (each child says what it runs with; on this CPU machine the ids are only names)."""
+    config = write_app(tmp_path, assets)
+    report = tmp_path / "run.json"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert run(config, engine_dir, "--workers", "2", "--report", str(report)) == 0
+    written = json.loads(report.read_text())
+    assert [(w["sources"], w["gpu"]) for w in written["workers"]] == [([0, 2], "3"), ([1, 3], "5")]
+    assert written["totals"]["frames_processed"] == SOURCES * count_frames(assets.videos["short"])
+
+
+def test_visible_gpus_follow_cuda_visible_devices_else_the_driver(tmp_path):
+    from runner.placement.devices import visible_gpus
+
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "GPU-8f2a,GPU-11c0"}) == ["GPU-8f2a", "GPU-11c0"]
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1,-1,2"}) == ["1"]  # CUDA stops at the first invalid id
+    for pci in ("0000:17:00.0", "0000:65:00.0", "0000:ca:00.0"):  # the driver's /proc layout
+        (tmp_path / pci).mkdir()
+    assert visible_gpus({}, driver=tmp_path) == ["0", "1", "2"]
+    assert visible_gpus({}, driver=tmp_path / "absent") == []

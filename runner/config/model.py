@@ -45,6 +45,9 @@ class ApplicationConfig:
     terminated_track_output_dir: Path | None = key(None, path="output")
     shadow_track_output_dir: Path | None = key(None, path="output")
     global_gpu_id: int = key(-1, lo=-1)
+    # dsrun extensions (docs/scale-out.md): run on a Ray cluster, as --ray ADDRESS / --ray-cpus N do
+    dsrun_ray_address: str | None = key(None)
+    dsrun_ray_cpus: int | None = key(None, lo=1)
 
 
 @dataclass(frozen=True, slots=True)

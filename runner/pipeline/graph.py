@@ -113,7 +113,8 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     readers = [NvdecReader(s, inputs, stats.add_source(s.source_id, s.name), (mux_spec.width, mux_spec.height))
                if nvdec_usable(s) else SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb)
                for s in specs]
-    mux = StreamMux(mux_spec, inputs, stats)
+    mux = StreamMux(mux_spec, inputs, stats, first_frame_num={
+        s.source_id: s.skip_frames // max(1, s.drop_frame_interval) for s in specs if s.skip_frames})
     stages = build_stages(app, engines, stats) if stages is None else stages
     sinks = build_sink_stages(app, options) if sinks is None else sinks
     return Graph(readers, inputs, mux, stages, sinks, stats)

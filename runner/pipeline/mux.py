@@ -153,9 +153,11 @@ class StreamMux:
 
     name = "streammux"
 
-    def __init__(self, spec: MuxSpec, inputs: MuxInput, stats: RunStats) -> None:
+    def __init__(self, spec: MuxSpec, inputs: MuxInput, stats: RunStats,
+                 first_frame_num: dict[int, int] | None = None) -> None:
         self.spec, self.inputs, self.stats = spec, inputs, stats
-        self._frame_num = {sid: 0 for sid in inputs.source_ids}
+        # a source resumed after a lost worker (runner.placement) goes on with its frame numbers
+        self._frame_num = {sid: (first_frame_num or {}).get(sid, 0) for sid in inputs.source_ids}
         self._ended: set[int] = set()
         self._draining = threading.Event()
         self.paused = threading.Event()  # set: no batch is formed (files wait, live sources drop)

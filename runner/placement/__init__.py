@@ -26,7 +26,7 @@ somewhere else and merges what the shards report (:class:`runner.placement.merge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 from runner.pipeline.sinks import RunOptions
@@ -77,6 +77,17 @@ class Placed:
 
 
 StartUi = Callable[[RunStats, object, RunOptions, object], object]
+
+
+def placement_options(app, options: RunOptions) -> RunOptions:
+    """``options`` with the config's placement keys filled in where the command line left them unset
+    (``[application] dsrun-ray-address``, ``dsrun-ray-cpus``; a worker never re-reads them)."""
+    application = getattr(app, "application", None)
+    address = getattr(application, "dsrun_ray_address", None)
+    cpus = getattr(application, "dsrun_ray_cpus", None)
+    if options.shard is not None or (address is None and cpus is None):
+        return options
+    return replace(options, ray_address=options.ray_address or address, ray_cpus=options.ray_cpus or cpus)
 
 
 def check_placement(app, options: RunOptions) -> None:

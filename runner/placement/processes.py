@@ -64,6 +64,7 @@ class _Worker(ShardState):
     def __init__(self, shard: Shard) -> None:
         super().__init__(shard.index, shard.sources)
         self.shard = shard
+        self.gpu_seen: str | None = None
         self.proc: subprocess.Popen | None = None
         self.reader: threading.Thread | None = None
         self._stdin_lock = threading.Lock()
@@ -188,6 +189,7 @@ class WorkerPool:
                 continue  # not ours (the child sends only JSON lines here)
             kind = message.get("kind")
             if kind == "ready":
+                w.gpu_seen = message.get("gpu")  # the CUDA_VISIBLE_DEVICES the child runs with
                 w.ready = True  # wait() starts the children once none is still loading
             elif kind == "stats":
                 self.merger.apply(w, message["stats"])
@@ -224,7 +226,7 @@ class WorkerPool:
         return self.merger.exit_code(interrupted, codes)
 
     def describe(self) -> list[dict]:
-        return [{"index": w.index, "sources": list(w.sources), "gpu": w.shard.gpu,
+        return [{"index": w.index, "sources": list(w.sources), "gpu": w.gpu_seen,
                  "pid": w.proc.pid if w.proc else None,
                  "exit_code": w.proc.returncode if w.proc else None} for w in self.workers]
 
