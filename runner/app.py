@@ -3,8 +3,9 @@ here, or shards on worker processes or Ray actors), report, exit status.
 
     $ dsrun deepstream_app_config.txt --report run.json
 
-Exit status: 0 every source ended normally; 1 a source or stage failed (the other sources still ran
-to the end); 2 config error; 130 Ctrl-C (a second Ctrl-C stops without draining).
+Exit status: 0 every source ended normally; 1 a source, stage or output failed (the other sources
+still ran to the end); 2 config error; 3 model or engine error; 130 Ctrl-C (a second Ctrl-C stops
+without draining). Every ending writes the ``--report`` asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from runner.errors import DsrunError
 from runner.pipeline.graph import feature
-from runner.pipeline.report import EXIT_CONFIG, build_report, write_report
+from runner.pipeline.report import build_report, save_report
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats
@@ -81,20 +82,20 @@ def run_app(args) -> int:
         app = load_app(args.config)
         options = placement_options(app, options)
         check_placement(app, options)
-    except DsrunError as error:
-        if options.report and getattr(error, "exit_code", 1) == EXIT_CONFIG:
-            write_report(options.report, build_report(stats, config=args.config, exit_code=EXIT_CONFIG,
-                                                      errors=[str(error)]))
+        if options.shard is None:  # a split run's parent has said them already
+            for warning in getattr(app, "warnings", ()):
+                log.warning("%s", warning)
+        placed = run_placed(app, options, stats, config=args.config, debug=debug,
+                            prepare_engines=prepare_engines, start_ui=_start_ui)
+    except DsrunError as error:  # config, model or port error: the report asked for is still written
+        if options.report:
+            save_report(options.report, build_report(stats, config=args.config, exit_code=error.exit_code,
+                                                     errors=[str(error)]))
         raise
-    if options.shard is None:  # a split run's parent has said them already
-        for warning in getattr(app, "warnings", ()):
-            log.warning("%s", warning)
-    placed = run_placed(app, options, stats, config=args.config, debug=debug, prepare_engines=prepare_engines,
-                        start_ui=_start_ui)
     for message in placed.errors if placed.stderr is None else placed.stderr:
         print(f"dsrun: {redact(message)}", file=sys.stderr)
     if options.report:
         report = build_report(stats, config=args.config, exit_code=placed.exit_code, errors=placed.errors,
                               interrupted=placed.interrupted)
-        write_report(options.report, {**report, **placed.report})
+        return save_report(options.report, {**report, **placed.report})  # 1 when it cannot be written
     return placed.exit_code

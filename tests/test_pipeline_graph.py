@@ -60,7 +60,7 @@ def test_an_unwritable_output_file_fails_the_run_with_the_sink_named(tmp_path, c
     cfg = write_config(tmp_path, [{"uri": clip}], sinks=[{"type": 3, "output-file": "/proc/nope/out.mp4"}])
     assert main([str(cfg), "--no-dashboard"]) == 1
     err = capsys.readouterr().err
-    assert "stage 'sink0' failed on source 0" in err and "/proc/nope/out.mp4" in err
+    assert "sink0 stopped after 0 frame(s): cannot write /proc/nope/out.mp4: " in err
 
 
 def test_file_sink_writes_every_frame_of_its_source_id(tmp_path, clip):

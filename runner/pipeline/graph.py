@@ -9,7 +9,10 @@ until every source has ended and every batch has reached the sinks, and stops cl
 * Ctrl-C drains (no new frames are decoded, queued batches reach the sinks, files are closed); a
   second Ctrl-C stops at once;
 * an exception in a stage stops the run with a :class:`StageError` naming the stage and the
-  batch's sources — never a hang.
+  batch's sources — never a hang;
+* an output (a sink: file, ``--jsonl``, KITTI, RTSP out, broker) that fails stops alone: its error
+  (``runner.pipeline.output_files.output_failure``: path, frames written, what to do) goes to its
+  ``StageStats.error``, it takes no more batches, and the sources and other outputs go on.
 
 The stage list is written out in :func:`build_stages` — the place where features plug in (see
 docs/pipeline.md). A stage is anything with ``name``, ``process(batch) -> batch`` and ``close()``
@@ -19,6 +22,7 @@ docs/pipeline.md). A stage is anything with ``name``, ``process(batch) -> batch`
 from __future__ import annotations
 
 import importlib
+import logging
 import queue
 import threading
 import time
@@ -31,10 +35,13 @@ from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
 from runner.pipeline.nvdec import NvdecReader, nvdec_usable
+from runner.pipeline.output_files import output_failure
 from runner.pipeline.sinks import RunOptions, build_sink_stages
 from runner.pipeline.source import SourceReader, redact, source_specs
 from runner.pipeline.stage import Stage
 from runner.pipeline.stats import RunStats
+
+log = logging.getLogger("dsrun")
 
 QUEUE_SIZE = 2  # batches waiting between two stages: enough to overlap, small for latency
 _END = object()
@@ -133,6 +140,7 @@ class Outcome:
     error: DsrunError | None = None
     traceback: str | None = None
     source_errors: dict[int, str] = field(default_factory=dict)
+    output_errors: list[str] = field(default_factory=list)  # sinks that failed and stopped alone
 
 
 class Graph:
@@ -220,7 +228,24 @@ class Graph:
             self.inputs.close()
             self._finish(outs)
 
-    def _run_stage(self, stage: Stage, inq: queue.Queue, outs: list[queue.Queue], count: bool) -> None:
+    def _output_failed(self, stage: Stage, st, exc: BaseException) -> None:
+        """A sink failed: it stops alone (the caller keeps emptying its queue); the run goes on."""
+        st.error = redact(output_failure(stage.name, exc, frames=st.frames, path=getattr(stage, "path", None)))
+        log.error("%s", st.error)
+        with self._lock:
+            if self.outcome.traceback is None:
+                self.outcome.traceback = redact("".join(traceback.format_exception(exc)))
+
+    def _discard(self, inq: queue.Queue) -> None:
+        """Take (and drop) batches until the end, so a failed output never holds the others back."""
+        try:
+            while self._get(inq) is not _END:
+                pass
+        except _Abort:
+            pass
+
+    def _run_stage(self, stage: Stage, inq: queue.Queue, outs: list[queue.Queue], count: bool,
+                   output: bool = False) -> None:
         st = self.stats.add_stage(stage.name, queue_depth=inq.qsize)
         on_eos = getattr(stage, "on_eos", None)
         batch = None
@@ -240,13 +265,29 @@ class Graph:
                 self._emit(batch, outs, count)
         except _Abort:
             pass
+        except Exception as exc:
+            if not output:
+                self._fail(stage.name, batch if isinstance(batch, Batch) else None, exc)
+            else:
+                self._output_failed(stage, st, exc)
+                try:
+                    stage.close()  # keeps what it wrote whole; its own errors add nothing
+                except Exception:
+                    pass
+                self._discard(inq)
+                return
         except BaseException as exc:
             self._fail(stage.name, batch if isinstance(batch, Batch) else None, exc)
-        finally:
-            try:
-                stage.close()
-            except BaseException as exc:
+        try:
+            stage.close()
+        except Exception as exc:
+            if output:
+                self._output_failed(stage, st, exc)
+            else:
                 self._fail(stage.name, None, exc)
+        except BaseException as exc:
+            self._fail(stage.name, None, exc)
+        finally:
             self._finish(outs)
 
     def _finish(self, outs: list[queue.Queue]) -> None:
@@ -269,7 +310,7 @@ class Graph:
             self._threads.append(threading.Thread(target=self._run_stage, args=(stage, queues[i], outs, last),
                                                   name=f"stage-{stage.name}", daemon=True))
         for sink, q in zip(self.sinks, sink_queues):
-            self._threads.append(threading.Thread(target=self._run_stage, args=(sink, q, [], False),
+            self._threads.append(threading.Thread(target=self._run_stage, args=(sink, q, [], False, True),
                                                   name=f"sink-{sink.name}", daemon=True))
         for r in self.readers:
             r.start()
@@ -308,6 +349,7 @@ class Graph:
         for r in self.readers:
             r.join(max(0.0, deadline - time.monotonic()))
         self.outcome.source_errors = {r.spec.source_id: str(r.error) for r in self.readers if r.error}
+        self.outcome.output_errors = [st.error for st in self.stats.stages.values() if st.error]
         return self.outcome
 
 

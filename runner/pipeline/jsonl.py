@@ -1,7 +1,7 @@
 """``--jsonl FILE``: every frame's metadata as one JSON object per line.
 
-A line per frame, in the order frames leave the pipeline, written and flushed batch by batch (a run
-that stops early leaves only whole lines). Keys::
+A line per frame, in the order frames leave the pipeline, written batch by batch with no buffering (a
+run that stops early, or a disk that fills up, leaves only whole lines). Keys::
 
     {"source_id": 0, "frame_num": 12, "pts": 480000000, "ntp_ts": 1700000000480000000,
      "source_size": [1920, 1080], "inferred": {"1": true},
@@ -36,6 +36,7 @@ summarised as pixel counts per class and tensors as their shapes (the values wou
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
@@ -45,6 +46,7 @@ from runner.errors import DsrunError
 from runner.pipeline.analytics.records import frame_analytics, object_analytics
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import app_labels, object_labels
+from runner.pipeline.output_files import OutputFileError, open_output, write_whole
 
 __all__ = ["JsonlStage", "JsonlError", "build_jsonl_stage", "frame_records"]
 
@@ -108,32 +110,41 @@ def frame_records(batch: Batch, labels: Mapping[int, Sequence[str]] | None = Non
 
 
 class JsonlStage:
-    """Appends :func:`frame_records` lines to ``path`` (a path, or an open text stream)."""
+    """Appends :func:`frame_records` lines to ``path`` (a path, or an open text stream). A batch's lines
+    reach the file whole or not at all (``runner.pipeline.output_files.write_whole``): on a full disk
+    the file ends with its last whole line and the stage fails naming the path."""
 
     name = "jsonl"
 
     def __init__(self, path: Path | str | IO[str], *, labels: Mapping[int, Sequence[str]] | None = None) -> None:
         self.labels = labels or {}
+        self.path = None
+        self._fd = None
         if hasattr(path, "write"):
-            self._file, self._owned = path, False
+            self._file = path
             return
-        path = Path(path)
+        self._file, self.path = None, Path(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file, self._owned = open(path, "w", encoding="utf-8"), True
-        except OSError as exc:
-            raise JsonlError(f"--jsonl {path}: cannot write: {exc.strerror} — choose a writable file") from None
+            self._fd = open_output(self.path)
+        except OutputFileError as exc:
+            raise JsonlError(f"--jsonl {self.path}: cannot write it: {exc.reason} — {exc.hint}") from None
 
     def process(self, batch: Batch) -> Batch:
         lines = [json.dumps(rec, separators=(",", ":")) for rec in frame_records(batch, self.labels)]
-        if lines:
-            self._file.write("\n".join(lines) + "\n")
+        if not lines:
+            return batch
+        text = "\n".join(lines) + "\n"
+        if self._fd is None:
+            self._file.write(text)
             self._file.flush()
+        else:
+            write_whole(self._fd, text.encode("utf-8"), self.path)
         return batch
 
     def close(self) -> None:
-        if self._owned and not self._file.closed:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def build_jsonl_stage(app, path) -> JsonlStage | None:

@@ -37,6 +37,7 @@ import numpy as np
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import UNTRACKED_OBJECT_ID, app_labels, gie_id, object_labels
+from runner.pipeline.output_files import write_file
 
 __all__ = ["KittiStage", "KittiDumps", "KittiError", "build_kitti_stages", "build_kitti_output",
            "kitti_file_name"]
@@ -90,7 +91,7 @@ class KittiStage:
                 lines.append(f"{labels[r]}{tid} 0.0 0 0.0 {x1:f} {y1:f} {x2:f} {y2:f} "
                              f"0.0 0.0 0.0 0.0 0.0 0.0 0.0 {float(conf[r]):f}\n")
             name = kitti_file_name(int(batch.source_id[i]), int(batch.frame_num[i]), self.app_index)
-            (self.directory / name).write_text("".join(lines))
+            write_file(self.directory / name, "".join(lines).encode())  # whole, or absent on a full disk
         return batch
 
     def close(self) -> None:

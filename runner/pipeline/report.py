@@ -4,8 +4,9 @@
 {gie-unique-id: {label: n}}}`` (objects before the tracker, classifier labels attached to objects or
 frames); ``totals.objects`` is their sum.
 
-Exit status (also in the report): 0 every source ended normally, 1 some source or a stage failed (the
-other sources still ran to the end), 2 config error, 130 Ctrl-C.
+Exit status (also in the report): 0 every source ended normally, 1 some source, stage or output failed
+(the other sources still ran to the end), 2 config error, 3 model or engine error (the model cannot be
+read, built or loaded), 130 Ctrl-C. Every one of them writes the report that was asked for.
 
 >>> from runner.pipeline.stats import RunStats
 >>> stats = RunStats(); s = stats.add_source(0, "file:///v.mp4"); s.state = "ended"
@@ -18,21 +19,32 @@ other sources still ran to the end), 2 config error, 130 Ctrl-C.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 
+from runner.errors import DsrunError
 from runner.pipeline.stats import RunStats
 from runner.redact import redact
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+STATUS = {EXIT_OK: "ok", EXIT_FAILED: "failed", EXIT_CONFIG: "config_error", EXIT_MODEL: "model_error",
+          EXIT_INTERRUPTED: "interrupted"}
+
+
+class ReportError(DsrunError):
+    """The ``--report`` file cannot be written (full disk, read-only directory…)."""
+
+    exit_code = EXIT_FAILED
 
 
 def exit_status(stats: RunStats, interrupted: bool, stage_error) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
-    if stage_error is not None or any(s.state == "failed" for s in stats.sources.values()):
+    if stage_error is not None or any(s.state == "failed" for s in stats.sources.values()) \
+            or any(st.error for st in stats.stages.values()):  # an output that failed and stopped alone
         return EXIT_FAILED
     return EXIT_OK
 
@@ -67,12 +79,13 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
     elapsed = now - stats.started_at
     total = lambda key: sum(src[key] for src in sources)
     stages = {name: {"batches": st.batches, "frames": st.frames, "busy_s": round(st.busy_s, 4),
-                     "ms_per_frame": round(st.ms_per_frame, 3)} for name, st in stats.stages.items()}
+                     "ms_per_frame": round(st.ms_per_frame, 3), "error": redact(st.error) if st.error else None}
+              for name, st in stats.stages.items()}
     inference = stats.inference.snapshot()  # objects per GIE and class id, classifier labels per GIE
     return {
         "config": str(config) if config else None,
         "exit_code": exit_code,
-        "status": {0: "ok", 1: "failed", 2: "config_error", 130: "interrupted"}.get(exit_code, "error"),
+        "status": STATUS.get(exit_code, "error"),
         "interrupted": interrupted,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": round(elapsed, 3),
@@ -92,11 +105,30 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
 
 
 def write_report(path: str | Path, report: dict) -> None:
-    """Write atomically (a reader never sees half a file)."""
+    """Write atomically (a reader never sees half a file); a disk that refuses it raises
+    :class:`ReportError` and leaves nothing behind (no half-written temporary file on a full disk)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"--report {path}: cannot write it: {exc.strerror or exc} — free space on that disk "
+                          "or give --report a path on another one") from None
+
+
+def save_report(path: str | Path, report: dict) -> int:
+    """:func:`write_report` for the end of a run: returns ``report["exit_code"]``, or 1 (said on stderr)
+    when the file cannot be written — the run's other outputs are kept, never a traceback."""
+    try:
+        write_report(path, report)
+    except ReportError as error:
+        logging.getLogger("dsrun").error("%s", error)
+        return report["exit_code"] or EXIT_FAILED
+    return report["exit_code"]

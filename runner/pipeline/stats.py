@@ -50,6 +50,7 @@ class StageStats:
     frames: int = 0
     busy_s: float = 0.0  # seconds spent inside process()
     queue_depth: Callable[[], int] | None = None  # items waiting in this stage's input queue
+    error: str | None = None  # an output that failed and stopped alone (runner.pipeline.output_files)
 
     @property
     def ms_per_frame(self) -> float:
@@ -120,7 +121,7 @@ class RunStats:
             stages = {
                 name: {"batches": s.batches, "frames": s.frames, "busy_s": s.busy_s,
                        "ms_per_frame": s.ms_per_frame,
-                       "queue_depth": s.queue_depth() if s.queue_depth else 0}
+                       "queue_depth": s.queue_depth() if s.queue_depth else 0, "error": s.error}
                 for name, s in self.stages.items()
             }
             now = self.clock()

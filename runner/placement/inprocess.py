@@ -27,8 +27,8 @@ def build_shard_graph(app, options: RunOptions, stats: RunStats, engines) -> Gra
 
 
 def outcome_errors(outcome: Outcome) -> list[str]:
-    """The messages a run ends with: each failed source's, then the stage error (if any)."""
-    errors = [str(e) for e in outcome.source_errors.values()]
+    """The messages a run ends with: each failed source's, each failed output's, then the stage error."""
+    errors = [str(e) for e in outcome.source_errors.values()] + list(outcome.output_errors)
     if outcome.error is not None:
         errors.append(str(outcome.error))
     return errors
@@ -61,6 +61,6 @@ def run_in_process(app, options: RunOptions, stats: RunStats, *, debug: bool = F
     finally:
         if ui is not None:
             ui.stop()
-    if debug and outcome.error is not None and outcome.traceback:
+    if debug and outcome.traceback:  # a stage's, or a failed output's
         print(outcome.traceback, file=sys.stderr)
     return Placed(code, outcome_errors(outcome), outcome.interrupted)

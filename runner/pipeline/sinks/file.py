@@ -28,6 +28,7 @@ import numpy as np
 
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
+from runner.pipeline.output_files import OutputFileError, open_output, write_whole
 from runner.pipeline.sinks import Pacer, register_sink
 
 _CODECS = {1: "libx264", 2: "libx265", 3: "mpeg4"}
@@ -48,8 +49,10 @@ class _WholeUnits(io.RawIOBase):
     and then writes them with one system call: the file never ends inside a fragment or block."""
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.path = path
+        self._fd = open_output(path)
         self._pending = bytearray()
+        self._broken = False
 
     def writable(self) -> bool:
         return True
@@ -62,17 +65,24 @@ class _WholeUnits(io.RawIOBase):
         return len(data)
 
     def commit(self) -> None:
-        with memoryview(self._pending) as view:
-            done = 0
-            while done < len(view):
-                done += os.write(self._fd, view[done:])
-        self._pending.clear()
+        """Write what FFmpeg produced since the last commit, whole or not at all (a full disk leaves
+        the file at its last complete unit: it still plays)."""
+        pending, self._pending = self._pending, bytearray()
+        if self._broken:
+            return  # after a refused unit nothing more goes in: the file ends at its last whole unit
+        try:
+            write_whole(self._fd, pending, self.path)
+        except OutputFileError:
+            self._broken = True
+            raise
 
     def close(self) -> None:
         if not self.closed:
-            self.commit()
-            os.close(self._fd)
-        super().close()
+            try:
+                self.commit()
+            finally:
+                os.close(self._fd)
+                super().close()
 
 
 class FileSink:
@@ -97,13 +107,14 @@ class FileSink:
 
     def _open(self, width: int, height: int) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = _WholeUnits(self.path)
+            self._file = _WholeUnits(self.path)  # creates the directory
             if self.container == 2:
                 self._out = av.open(self._file, "w", format="matroska", options={"flush_packets": "1"})
             else:
                 self._out = av.open(self._file, "w", format="mp4", options={
                     "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
+        except OutputFileError:
+            raise
         except (OSError, av.error.FFmpegError) as exc:
             raise SinkError(f"{self.name}: cannot write output-file {self.path}: {exc} — check the directory "
                             "exists and is writable") from None
@@ -154,12 +165,14 @@ class FileSink:
     def close(self) -> None:
         if self._out is None:
             return
+        out, file, self._out, self._file = self._out, self._file, None, None
         try:
-            self._out.mux(self._stream.encode(None))
+            out.mux(self._stream.encode(None))
         finally:
-            self._out.close()
-            self._file.close()
-            self._out = self._file = None
+            try:
+                out.close()
+            finally:
+                file.close()
 
 
 def make_file_sink(cfg, app, options) -> FileSink:
