@@ -25,6 +25,7 @@ BBOX_PARSE_FUNCS = {
     "NvDsInferParseCustomResnet": "detectnet_v2.parse_custom_resnet",
     "NvDsInferParseYolo": "yolo.parse_yolo",
     "NvDsInferParseYoloE": "yolo.parse_yolo_e",
+    "NvDsInferParseYoloCuda": "yolo.parse_yolo_cuda",
     "NvDsInferParseYoloV5": "yolo.parse_yolov5_head",
     "NvDsInferParseYoloV8": "yolo.parse_yolov8_head",
     "NvDsInferParseCustomSSD": "ssd.parse_ssd_nms",

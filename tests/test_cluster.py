@@ -103,7 +103,12 @@ def test_frame_filter_applies_size_limits_and_roi_offsets_or_clips_to_them():
     np.testing.assert_allclose(out[5], [0, 30, 20, 60])
     keep, out = frame_filter(boxes, np.zeros(6, int), p, np.full(6, 100), np.full(6, 200), crop_to_roi=True)
     assert keep.tolist() == [True, False, False, True, True, True]
-    np.testing.assert_allclose(out[3], [0, 20, 20, 40])
+    # attach_metadata_detector: the top moves to roi-top keeping the height (30), then the bottom is cut
+    np.testing.assert_allclose(out[3], [0, 20, 20, 50])
     np.testing.assert_allclose(out[4], [0, 60, 20, 90])
+    # a box below the ROI's bottom keeps its top: DeepStream attaches it with a negative height
+    keep, out = frame_filter(np.array([[0, 95, 20, 99]]), np.zeros(1, int), p, np.full(1, 100), np.full(1, 200),
+                             crop_to_roi=True)
+    assert keep.tolist() == [True] and out[0].tolist() == [0, 95, 20, 90]
     keep, _ = frame_filter(boxes, np.zeros(6, int), p, np.full(6, 100), np.full(6, 200), filter_out_class_ids=[0])
     assert not keep.any()

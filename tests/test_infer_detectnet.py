@@ -68,8 +68,14 @@ def test_cluster_mode_nms_suppresses_overlapping_cells(model_dir):
     np.testing.assert_allclose(objs.xyxy, [2 * TRIO[0], [100, 100, 120, 120], [0, 0, 40, 40]], atol=1e-3)
 
 
-def test_cluster_mode_group_rectangles_averages_the_trio_and_drops_singletons(model_dir):
-    objs = _run(_stage(model_dir, "cluster-mode=0", "eps=0.2\ngroup-threshold=1"))
+def test_cluster_mode_0_is_nms_with_topk_20_and_iou_half_in_stock_deepstream(model_dir):
+    # NvDsInferContextImpl::initialize without WITH_OPENCV: the trio overlaps by IoU > 0.5 → one box
+    objs = _run(_stage(model_dir, "cluster-mode=0", "eps=0.2\ngroup-threshold=1\nnms-iou-threshold=0.99"))
+    np.testing.assert_allclose(objs.confidence, [0.9, 0.6, 0.5], atol=1e-6)
+
+
+def test_opencv_build_cluster_mode_0_averages_the_trio_and_drops_singletons(model_dir):
+    objs = _run(_stage(model_dir, "cluster-mode=0\ndsrun-opencv-clustering=1", "eps=0.2\ngroup-threshold=1"))
     # integer x,y,w,h (10,10,30,30) (11,10,30,30) (10,11,30,30) → mean (10.3,10.3,30,30) → (10,10,30,30)
     np.testing.assert_allclose(objs.xyxy, [[20, 20, 80, 80]])
     np.testing.assert_allclose(objs.confidence, [-0.1])

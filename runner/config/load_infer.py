@@ -93,10 +93,21 @@ def _cluster_problems(config: NvInferConfig, prop, file: str) -> list[Diagnostic
 
 
 def _class_attrs(attrs: ClassAttrs, section) -> ClassAttrs:
-    """``threshold`` is the legacy spelling of pre-cluster-threshold (used when the latter is unset)."""
-    if attrs.threshold is not None and (section is None or "pre_cluster_threshold" not in section.values):
-        return dataclasses.replace(attrs, pre_cluster_threshold=attrs.threshold)
-    return attrs
+    """``threshold`` is the legacy spelling of pre-cluster-threshold: both write the same field as
+    gst_nvinfer_parse_class_attrs (gstnvinfer_property_parser.cpp) reads the group's keys in file
+    order, so the one written later in the group wins; one the group does not set keeps the value
+    inherited from ``[class-attrs-all]`` (already resolved the same way)."""
+    values = section.values if section is not None else {}
+    if "threshold" not in values:
+        return attrs
+    if "pre_cluster_threshold" in values:
+        order = list(values)  # keys in file order
+        lines = section.lines
+        later = ((lines.get("threshold") or 0, order.index("threshold"))
+                 > (lines.get("pre_cluster_threshold") or 0, order.index("pre_cluster_threshold")))
+        if not later:
+            return attrs
+    return dataclasses.replace(attrs, pre_cluster_threshold=values["threshold"])
 
 
 def read_tracker(path: Path, diags: list[Diagnostic], ref: Ref | None = None,

@@ -12,7 +12,7 @@ per-class detection defaults (pre-cluster 0.2, nms-iou 0.3, topk -1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
@@ -22,6 +22,10 @@ from runner.config.enums import (Backend, CalibMethod, ClusterMode, ComputeHW, M
 from runner.config.fields import derived, key
 
 NVDSINFER_MAX_BATCH_SIZE = 1024  # nvdsinfer_context.h
+#: what NvDsInferContextImpl::initialize (nvdsinfer_context_impl.cpp) sets on every class of a detector
+#: when nvdsinfer is built without OpenCV (the stock build: src/utils/nvdsinfer/Makefile WITH_OPENCV?=0)
+#: and cluster-mode is 0: NMS instead of cv::groupRectangles, with these two values.
+GROUP_RECTANGLES_AS_NMS = {"topk": 20, "nms_iou_threshold": 0.5}
 REINFER_NEVER = 2**31 - 1  # gstnvinfer.cpp DEFAULT_REINFER_INTERVAL = G_MAXINT
 
 Color = tuple[float, ...]
@@ -140,6 +144,8 @@ class NvInferConfig:
     dsrun_backend: Backend = key(Backend.AUTO)
     dsrun_calib_images: Path | None = key(None, path="dir")
     dsrun_calib_method: CalibMethod = key(CalibMethod.ENTROPY)
+    dsrun_opencv_clustering: bool = key(False, doc="cluster-mode=0 as an nvdsinfer built WITH_OPENCV=1: "
+                                        "cv::groupRectangles (stock DeepStream runs NMS)")
 
     class_attrs_all: ClassAttrs = derived(ClassAttrs(), doc="[class-attrs-all]")
     class_attrs_by_id: Mapping[int, ClassAttrs] = derived(
@@ -153,6 +159,33 @@ class NvInferConfig:
         -1
         """
         return self.class_attrs_by_id.get(class_id, self.class_attrs_all)
+
+    @property
+    def group_rectangles_as_nms(self) -> bool:
+        """Whether stock nvdsinfer turns this detector's cluster-mode 0 into NMS (topk 20, IoU 0.5):
+        ``NvDsInferContextImpl::initialize`` without ``WITH_OPENCV``; ``dsrun-opencv-clustering=1``
+        keeps OpenCV's groupRectangles, as an nvdsinfer rebuilt with ``WITH_OPENCV=1`` does.
+
+        >>> NvInferConfig().group_rectangles_as_nms, NvInferConfig().cluster_mode_run.name
+        (True, 'NMS')
+        """
+        return (self.network_type == NetworkType.DETECTOR and self.cluster_mode == ClusterMode.GROUP_RECTANGLES
+                and not self.dsrun_opencv_clustering)
+
+    @property
+    def cluster_mode_run(self) -> ClusterMode:
+        """The clustering nvdsinfer runs (see :attr:`group_rectangles_as_nms`)."""
+        return ClusterMode.NMS if self.group_rectangles_as_nms else self.cluster_mode
+
+    def class_attrs_run(self, class_id: int) -> ClassAttrs:
+        """:meth:`class_attrs` as nvdsinfer runs them: with :data:`GROUP_RECTANGLES_AS_NMS` applied
+        when cluster-mode 0 runs as NMS.
+
+        >>> a = NvInferConfig().class_attrs_run(0); (a.topk, a.nms_iou_threshold)
+        (20, 0.5)
+        """
+        attrs = self.class_attrs(class_id)
+        return replace(attrs, **GROUP_RECTANGLES_AS_NMS) if self.group_rectangles_as_nms else attrs
 
     @property
     def model_path(self) -> Path | None:

@@ -46,7 +46,8 @@ CONFIG_LAYER: dict[str, frozenset[str]] = {
     "tracker": frozenset({"enable", "ll-config-file"}),
     "property": frozenset({"is-classifier", "enable-dbscan",
                            # DeepStream-Yolo's Darknet builder: dsrun's conversion (runner/deepstream_libs.py)
-                           "engine-create-func-name"}),
+                           "engine-create-func-name",
+                           "dsrun-opencv-clustering"}),  # NvInferConfig.group_rectangles_as_nms
     # the nvdsanalytics file is read whole by runner/config/load_analytics.py (its own key checks)
     "nvds-analytics": frozenset({"enable", "config-file"}),
 }

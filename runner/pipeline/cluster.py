@@ -4,9 +4,11 @@ Follows nvinfer (``nvdsinfer_context_impl_output_parsing.cpp`` and ``attach_meta
 
 * every candidate below ``pre-cluster-threshold`` of its class, or of a class >= num-detected-classes,
   is dropped first;
-* ``cluster-mode`` 0 groups rectangles with OpenCV ``groupRectangles`` semantics (integer rectangles,
-  ``eps``, ``group-threshold``; skipped when group-threshold is 0; confidence becomes -0.1 as in
-  nvinfer); 1 DBSCAN (``eps``, ``minBoxes``, ``dbscan-min-score``, then ``post-cluster-threshold``
+* ``cluster-mode`` 0 is NMS with topk 20 and IoU 0.5 in stock DeepStream (the GIE passes mode 2 and
+  those parameters: ``NvInferConfig.cluster_mode_run``); here mode 0 is what an nvdsinfer built
+  ``WITH_OPENCV=1`` runs (``dsrun-opencv-clustering=1``): OpenCV ``groupRectangles`` semantics (integer
+  rectangles, ``eps``, ``group-threshold``; skipped when group-threshold is 0; confidence becomes -0.1
+  as in ``clusterAndFillDetectionOutputCV``); 1 DBSCAN (``eps``, ``minBoxes``, ``dbscan-min-score``, then ``post-cluster-threshold``
   and ``topk``); 2 NMS (``nms-iou-threshold``; kept boxes must be *above* ``post-cluster-threshold``;
   then ``topk``); 3 hybrid (DBSCAN keeps clustered boxes without merging them, then NMS); 4 none
   (``topk`` only);
@@ -352,9 +354,12 @@ def cluster(objs: Objects, mode: int, params: ClassParams) -> Objects:
 
 def frame_filter(xyxy: np.ndarray, class_id: np.ndarray, params: ClassParams, frame_height: np.ndarray,
                  frame_width: np.ndarray, *, filter_out_class_ids=(), crop_to_roi: bool = False):
-    """nvinfer's filter on boxes already scaled to frame pixels; returns ``(keep_mask, boxes)``.
+    """nvinfer's filter on boxes already scaled to frame pixels (``attach_metadata_detector``); returns
+    ``(keep_mask, boxes)``.
 
-    Negative left/top are clamped to 0 first, as nvinfer does before filtering.
+    Negative left/top are clamped to 0 first (width and height kept), as nvinfer does before filtering.
+    With ``crop_to_roi`` a box reaching below the ROI from a top inside it keeps its top and may come out
+    with y2 < y1 when it starts below the ROI's bottom — DeepStream attaches it so, and so does dsrun.
     """
     box = np.asarray(xyxy, np.float64).copy()
     w = box[:, 2] - box[:, 0]
@@ -370,10 +375,13 @@ def frame_filter(xyxy: np.ndarray, class_id: np.ndarray, params: ClassParams, fr
     keep &= (params.detected_max_h[c] <= 0) | (h <= params.detected_max_h[c])
     top_limit = params.roi_top_offset[c].astype(np.float64)
     bottom_limit = frame_height - params.roi_bottom_offset[c].astype(np.float64)
-    if crop_to_roi:
-        box[:, 1] = np.maximum(box[:, 1], top_limit)
-        box[:, 2] = np.minimum(box[:, 2], frame_width)
-        box[:, 3] = np.minimum(box[:, 3], bottom_limit)
+    if crop_to_roi:  # attach_metadata_detector: top moves down keeping the height, then the
+        # right edge (when >= the frame width) and the bottom are clipped; nothing is dropped here
+        moved = np.maximum(box[:, 1], top_limit) - box[:, 1]
+        box[:, 1] += moved
+        box[:, 3] += moved
+        box[:, 2] = np.where(box[:, 2] >= frame_width, frame_width, box[:, 2])
+        box[:, 3] = np.where(box[:, 3] > bottom_limit, bottom_limit, box[:, 3])
     else:
         keep &= (box[:, 1] >= top_limit) & (box[:, 3] <= bottom_limit)
     return keep, box

@@ -98,9 +98,10 @@ class GieStage:
             if n_cls <= 0:
                 raise InferError(f"{self.where}[property] num-detected-classes: not set for a detector — "
                                  "set it to the number of classes the model outputs")
-            attrs = [cfg.class_attrs(c) for c in range(n_cls)]
+            # as NvDsInferContextImpl::initialize leaves them (stock build: cluster-mode 0 runs as NMS)
+            attrs = [cfg.class_attrs_run(c) for c in range(n_cls)]
             self.class_params = ClassParams.from_class_attrs(attrs)  # legacy `threshold` applied by the loader
-            self.cluster_mode = _int(getattr(cfg, "cluster_mode", 0), 0)
+            self.cluster_mode = int(cfg.cluster_mode_run)
             self.bbox_parser = resolve_bbox_parser(cfg, self.where)
         elif self.network_type == 1:
             self.cls_parser = resolve_classifier_parser(cfg, self.where)

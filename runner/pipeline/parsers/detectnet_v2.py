@@ -5,8 +5,8 @@ Layout: a coverage output whose name contains ``cov`` ((n, C, gh, gw)) and a bbo
 contains ``bbox`` ((n, 4C, gh, gw): x1, y1, x2, y2 per class). With ``stride = ceil(net / grid)`` and
 cell centres ``(i * stride + 0.5) / 35``, a cell's box is ``x1 = (centre - o_x1) * 35``,
 ``x2 = (o_x2 + centre) * 35`` (likewise y); cells whose coverage is >= the class's
-pre-cluster-threshold become candidates. The default parser clips to ``[0, net - 1]`` and drops
-inverted boxes; the ResNet variant clips and adds one pixel to width/height, as its sample code does.
+pre-cluster-threshold become candidates. The default parser sets coordinates >= the network size to
+size - 1 and negative ones to 0, and drops inverted boxes (zero-width ones stay); the ResNet variant clips and adds one pixel to width/height, as its sample code does.
 
 >>> import numpy as np
 >>> from runner.pipeline.cluster import ClassParams
@@ -63,13 +63,19 @@ def _grid(outputs, net: NetworkInfo, params):
     return item, cls, conf[item, cls, row, col], x1, y1, x2, y2
 
 
+def _clip_to_network(v: np.ndarray, size: int) -> np.ndarray:
+    """``parseBoundingBox``'s clipping: a coordinate >= the network size becomes size - 1 (values in
+    (size - 1, size) stay), then a negative one becomes 0."""
+    v = np.where(v >= size, np.float32(size - 1), v)
+    return np.where(v < 0, np.float32(0), v).astype(np.float32)
+
+
 def parse_detectnet_v2(outputs: dict, net: NetworkInfo, params) -> Objects:
     """nvinfer's built-in ``parseBoundingBox`` (no parse-bbox-func-name)."""
     item, cls, conf, x1, y1, x2, y2 = _grid(outputs, net, params)
-    w1, h1 = np.float32(net.width - 1), np.float32(net.height - 1)
-    x1, x2 = np.clip(x1, 0, w1), np.clip(x2, 0, w1)
-    y1, y2 = np.clip(y1, 0, h1), np.clip(y2, 0, h1)
-    ok = (x2 - x1 >= 0) & (y2 - y1 >= 0)
+    x1, x2 = _clip_to_network(x1, net.width), _clip_to_network(x2, net.width)
+    y1, y2 = _clip_to_network(y1, net.height), _clip_to_network(y2, net.height)
+    ok = (x2 - x1 >= 0) & (y2 - y1 >= 0)  # "prevent underflows": inverted boxes are dropped
     return Objects.from_columns(frame=item[ok], class_id=cls[ok], confidence=conf[ok],
                                 xyxy=np.stack([x1, y1, x2, y2], 1)[ok])
 
