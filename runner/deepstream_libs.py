@@ -26,6 +26,14 @@ BBOX_PARSE_FUNCS = {
     "NvDsInferParseYolo": "yolo.parse_yolo",
     "NvDsInferParseYoloE": "yolo.parse_yolo_e",
     "NvDsInferParseYoloCuda": "yolo.parse_yolo_cuda",
+    "NvDsInferParseCustomYoloV4": "yolo_nvidia.parse_yolov4",
+    "NvDsInferParseCustomYoloV7": "yolo_nvidia.parse_yolov7",
+    "NvDsInferParseCustomYoloV8": "yolo_nvidia.parse_yolov8",
+    "NvDsInferParseYoloV11": "yolo_nvidia.parse_yolov11",
+    "NvDsInferParseCustomYoloV7_cuda": "yolo_nvidia.parse_yolov7_cuda",
+    "NvDsInferParseCustomYoloV8_cuda": "yolo_nvidia.parse_yolov8_cuda",
+    "NvDsInferParseCustomYoloV11_cuda": "yolo_nvidia.parse_yolov11_cuda",
+    "NvDsInferParseCustomDDETRTAO": "tao.parse_ddetr_tao",
     "NvDsInferParseYoloV5": "yolo.parse_yolov5_head",
     "NvDsInferParseYoloV8": "yolo.parse_yolov8_head",
     "NvDsInferParseCustomSSD": "ssd.parse_ssd_nms",
@@ -40,11 +48,16 @@ CLASSIFIER_PARSE_FUNCS = {
 #: ``engine-create-func-name`` → what dsrun does instead: DeepStream-Yolo's builder of Darknet models
 #: (``custom-network-config`` + ``model-file``) is dsrun's Darknet → ONNX conversion (runner/engine/darknet.py).
 ENGINE_CREATE_FUNCS = {"NvDsInferYoloCudaEngineGet": "darknet"}
+#: ``parse-segmentation-func-name`` → dsrun's parser (None: nvinfer's argmax above segmentation-threshold).
+SEGMENTATION_PARSE_FUNCS = {
+    "NvDsInferParseCustomSegformerTAO": "tao.parse_segformer_tao",
+}
 #: the nvinfer keys naming a function in ``custom-lib-path``, and dsrun's built-ins for each
 #: (a key with no entry, e.g. engine-create-func-name, has none).
 _PARSE_FUNC_KEYS = {"parse_bbox_func_name": BBOX_PARSE_FUNCS,
                     "parse_classifier_func_name": CLASSIFIER_PARSE_FUNCS,
-                    "parse_bbox_instance_mask_func_name": {}, "parse_segmentation_func_name": {},
+                    "parse_bbox_instance_mask_func_name": {},
+                    "parse_segmentation_func_name": SEGMENTATION_PARSE_FUNCS,
                     "engine_create_func_name": ENGINE_CREATE_FUNCS}
 
 #: ``msg-broker-proto-lib`` adaptors by a word of the library's file name → what it is;

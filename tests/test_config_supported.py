@@ -70,8 +70,7 @@ READ_NOT_ACTED: dict[str, dict[str, str]] = {
     "secondary-gieN": {"device": "as [primary-gie]", "backend": "as [primary-gie]"},
     "sinkN": {"width": "frame sizes, not the display sink's key", "height": "as width"},
     "property": {"proto-file": "read only to say: convert the Caffe model to ONNX",
-                 "uff-file": "as proto-file", "tlt-encoded-model": "as proto-file",
-                 "parse-segmentation-func-name": "only in the engine cache key; segmentation uses the built-in parser"},
+                 "uff-file": "as proto-file", "tlt-encoded-model": "as proto-file"},
     "TrajectoryManagement": {"minMatchingScore4Overall": "DataAssociator's key of the same name is the one used"},
 }
 

@@ -89,3 +89,109 @@ def test_nvdsinferparseyolocuda_keeps_boxes_under_a_pixel():
         ref.decode_tensor_yolo_cuda(out[i], NET.width, NET.height, THRESHOLDS), THRESHOLDS) for i in range(2)])
     assert ((expected[:, 5] - expected[:, 3]) < 1).any()
     _assert_same(got, expected)
+
+
+# -- NVIDIA's tools/yolo_deepstream parsers and the TAO post-processor ---------------------------------
+
+THRESH80 = [0.25 + 0.005 * (c % 7) for c in range(80)]
+
+
+def _resolve(name):
+    return resolve_bbox_parser(type("Cfg", (), {"parse_bbox_func_name": name, "custom_lib_path": "lib.so"})())
+
+
+def _rows_with_scores(rng, n, rows, n_scores, objectness):
+    x1, y1, x2, y2 = _corners(rng, n, rows)
+    cols = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
+    if objectness:
+        cols.append(rng.uniform(0, 1, (n, rows)))
+    scores = rng.uniform(-0.2, 1, (n, rows, n_scores)) ** 3  # some rows with no positive score
+    return np.concatenate([np.stack(cols, -1), scores], -1).astype(np.float32)
+
+
+def _after_nvinfer(objs_per_item, thresholds):
+    """Reference: the parser's objects after nvinfer's preClusteringThreshold and cluster-mode 4."""
+    params = [{"topK": -1}] * len(thresholds)
+    return [ref_nvds.fill_unclustered_output(ref_nvds.pre_clustering_threshold(objs, thresholds), params)
+            for objs in objs_per_item]
+
+
+def _dsrun_after_nvinfer(objs, params):
+    """dsrun: the parser's objects through the GIE's threshold and cluster-mode 4."""
+    from runner.pipeline.cluster import cluster
+    return _table(cluster(objs, 4, params))
+
+
+@pytest.mark.parametrize("name", ["NvDsInferParseCustomYoloV7", "NvDsInferParseCustomYoloV8"])
+def test_tools_yolo_deepstream_v7_v8_parsers(name):
+    rng = np.random.default_rng(21)
+    v7 = name.endswith("V7")
+    out = _rows_with_scores(rng, 2, 300, 80, objectness=v7)
+    params = _params(THRESH80)
+    got = _dsrun_after_nvinfer(_resolve(name)({"output": out}, NET, params), params)
+    fn = ref.nvds_infer_parse_yolov7 if v7 else ref.nvds_infer_parse_yolov8
+    expected = _after_nvinfer([fn(out[i], NET.width, NET.height) for i in range(2)], THRESH80)
+    _assert_same(got, _ref_table(expected))
+
+
+def test_nvdsinferparseyolov11_reads_the_untransposed_head():
+    rng = np.random.default_rng(22)
+    out = _rows_with_scores(rng, 2, 250, 6, objectness=False).transpose(0, 2, 1).copy()  # (n, 4 + 6, anchors)
+    thresholds = [0.1, 0.3, 0.2, 0.4, 0.15, 0.5]
+    got = _table(_resolve("NvDsInferParseYoloV11")({"output0": out}, NET, _params(thresholds)))
+    expected = _ref_table([ref.decode_yolov11_tensor(out[i], NET.width, NET.height, thresholds) for i in range(2)])
+    _assert_same(got, expected)
+
+
+@pytest.mark.parametrize("name, version, size", [("NvDsInferParseCustomYoloV7_cuda", True, 25200),
+                                                 ("NvDsInferParseCustomYoloV8_cuda", False, 8400),
+                                                 ("NvDsInferParseCustomYoloV11_cuda", False, 9261)])
+def test_tools_yolo_deepstream_cuda_parsers(name, version, size):
+    rng = np.random.default_rng(23)
+    rows = 300
+    out = _rows_with_scores(rng, 2, rows, 80, objectness=version)
+    got = _dsrun_after_nvinfer(_resolve(name)({"output": out}, NET, _params(THRESH80)), _params(THRESH80))
+    expected = _after_nvinfer([ref.decode_yolo_tensor_cuda(out[i], NET.width, NET.height, THRESH80, version, size)
+                               for i in range(2)], THRESH80)
+    _assert_same(got, _ref_table(expected))
+
+
+def test_nvdsinferparsecustomyolov4_reads_batched_nms_outputs_by_name():
+    rng = np.random.default_rng(24)
+    n, k = 3, 40
+    boxes = np.sort(rng.uniform(-0.1, 1.1, (n, k, 2, 2)), axis=2).reshape(n, k, 4)  # x1, y1, x2, y2
+    outputs = {"num_detections": np.array([[40], [17], [0]], np.int32),
+               "nmsed_boxes": boxes.astype(np.float32),
+               "nmsed_scores": rng.uniform(0, 1, (n, k)).astype(np.float32),
+               "nmsed_classes": rng.integers(0, 6, (n, k)).astype(np.float32)}  # 4 and 5 not configured
+    got = _table(_resolve("NvDsInferParseCustomYoloV4")(outputs, NET, _params()))
+    expected = _ref_table([ref.decode_yolov4_tensor(int(outputs["num_detections"][i, 0]), outputs["nmsed_boxes"][i],
+                                                    outputs["nmsed_scores"][i], outputs["nmsed_classes"][i],
+                                                    NET.width, NET.height, THRESHOLDS) for i in range(n)])
+    _assert_same(got, expected)
+
+
+def test_nvdsinferparsecustomddetrtao_keeps_one_box_per_confidence_the_200_best_without_background():
+    rng = np.random.default_rng(25)
+    n, q, c = 2, 300, 4
+    logits = rng.normal(0, 2, (n, q, c)).astype(np.float32)
+    logits[:, 10] = logits[:, 3]  # equal confidences: the later query replaces the earlier one
+    boxes = rng.uniform(-0.1, 1.1, (n, q, 4)).astype(np.float32)
+    thresholds = [0.3, 0.2, 0.25, 0.35]
+    got = _table(_resolve("NvDsInferParseCustomDDETRTAO")({"pred_boxes": boxes, "pred_logits": logits}, NET,
+                                                           _params(thresholds)))
+    expected = _ref_table([ref.nvds_infer_parse_custom_ddetr_tao(boxes[i], logits[i], NET.width, NET.height,
+                                                                  thresholds) for i in range(n)])
+    assert len(expected) < n * 200  # the top-200 cut and background removal both bite
+    _assert_same(got, expected)
+
+
+def test_nvdsinferparsecustomsegformertao_returns_the_int64_class_map():
+    from runner.pipeline.parsers import resolve_segmentation_parser
+    rng = np.random.default_rng(26)
+    out = rng.integers(0, 19, (2, 1, NET.height, NET.width)).astype(np.int64)
+    parser = resolve_segmentation_parser(type("Cfg", (), {"parse_segmentation_func_name":
+                                                          "NvDsInferParseCustomSegformerTAO"})())
+    got = parser({"output": out}, NET)
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], ref.nvds_infer_parse_custom_segformer_tao(out[i], NET.width, NET.height))

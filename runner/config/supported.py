@@ -80,7 +80,8 @@ RUNTIME: dict[str, frozenset[str]] = {
         "process-mode", "secondary-reinfer-interval", "output-tensor-meta", "network-mode", "int8-calib-file",
         "workspace-size", "network-type", "infer-dims", "input-dims", "model-color-format", "net-scale-factor",
         "offsets", "maintain-aspect-ratio", "symmetric-padding", "scaling-filter", "network-input-order",
-        "custom-lib-path", "parse-bbox-func-name", "parse-classifier-func-name", "onnx-file",
+        "custom-lib-path", "parse-bbox-func-name", "parse-classifier-func-name", "parse-segmentation-func-name",
+        "onnx-file",
         # a Darknet cfg + weights pair (runner/engine/darknet.py)
         "custom-network-config", "model-file",
         "num-detected-classes", "cluster-mode", "crop-objects-to-roi-boundary", "classifier-type",

@@ -97,11 +97,30 @@ class Objects:
 
     @property
     def width(self) -> np.ndarray:
-        return self.xyxy[:, 2] - self.xyxy[:, 0]
+        """``rect_params.width`` (see :func:`box_extent`)."""
+        return box_extent(self.xyxy[:, 0], self.xyxy[:, 2])
 
     @property
     def height(self) -> np.ndarray:
-        return self.xyxy[:, 3] - self.xyxy[:, 1]
+        return box_extent(self.xyxy[:, 1], self.xyxy[:, 3])
+
+
+def box_extent(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``hi - lo`` of float32 box edges, as DeepStream's (left, width) rectangle had it.
+
+    DeepStream keeps left and width; dsrun keeps x1 and x2 = x1 + width rounded to float32, so a width
+    of 20 at x1 = 100.3 comes back as 19.999998 — and nvinfer's crop (``GST_ROUND_DOWN_2`` of the
+    width) or size filters would see 18 or "under 20". Where ``lo + k`` rounds to ``hi`` for the whole
+    number ``k`` nearest the difference, the width was ``k``.
+
+    >>> box_extent(np.float32([100.3]), np.float32([100.3]) + np.float32(20)).tolist()
+    [20.0]
+    """
+    lo = np.asarray(lo, np.float32)
+    hi = np.asarray(hi, np.float32)
+    diff = hi - lo
+    whole = np.rint(diff)
+    return np.where(lo + whole == hi, whole, diff)
 
 
 def _remap_rows(refs: np.ndarray, kept_rows: np.ndarray, n: int) -> np.ndarray:

@@ -10,8 +10,9 @@ Entry point for the graph::
 
 What a :class:`GieStage` does per batch, as nvinfer does:
 
-* ``process-mode=1``: frames of each source are inferred once every ``interval + 1`` frames of that
-  source (``Batch.inferred[gie-unique-id]`` says which); frames are batched up to the engine's batch.
+* ``process-mode=1``: every frame of one batch in ``interval + 1`` is inferred — nvinfer counts
+  batches, not frames of a source (``Batch.inferred[gie-unique-id]`` says which); frames are batched
+  up to the engine's batch.
 * ``process-mode=2``: objects of ``operate-on-gie-id`` (all GIEs when -1) whose class is in
   ``operate-on-class-ids`` and whose size is within ``input-object-min/max-width/height`` are cropped
   from every frame of the batch and inferred together, ``batch-size`` crops at a time. Tracked
@@ -41,7 +42,8 @@ from runner.pipeline.batch import Batch, Classifications, Objects
 from runner.pipeline.cluster import ClassParams, cluster, frame_filter
 from runner.pipeline.infer_history import REINFER_AREA_THRESHOLD, TrackHistory
 from runner.pipeline.infer_stats import InferCounters
-from runner.pipeline.parsers import NetworkInfo, resolve_bbox_parser, resolve_classifier_parser
+from runner.pipeline.parsers import (NetworkInfo, resolve_bbox_parser, resolve_classifier_parser,
+                                     resolve_segmentation_parser)
 from runner.pipeline.parsers.classifier import ClassifierContext, read_labels
 from runner.pipeline.parsers.segmentation import class_map
 from runner.pipeline.preprocess import PreprocessSpec, preprocess
@@ -88,7 +90,7 @@ class GieStage:
         self.output_tensor_meta = bool(getattr(cfg, "output_tensor_meta", False)) or self.network_type == 100
         self.counters = counters or InferCounters()
         self.timings = {"preprocess": 0.0, "infer": 0.0, "parse": 0.0, "cluster": 0.0}
-        self._frames_seen: dict[int, int] = {}
+        self._interval_counter = 0  # batches seen (gstnvinfer.cpp interval_counter)
         self.history = TrackHistory()
         self._lock = threading.Lock()
         self._async: ThreadPoolExecutor | None = None
@@ -113,7 +115,9 @@ class GieStage:
         elif self.network_type == 2 and self.process_mode == 2:
             raise InferError(f"{self.where}[property] process-mode: segmentation on objects is not "
                              "supported by dsrun — use process-mode=1")
-        elif self.network_type not in (2, 100):
+        elif self.network_type == 2:
+            self.seg_parser = resolve_segmentation_parser(cfg, self.where)
+        elif self.network_type != 100:
             raise InferError(f"{self.where}[property] network-type={self.network_type}: dsrun runs "
                              "0 (detector), 1 (classifier), 2 (segmentation) and 100 (other) — change it")
 
@@ -131,8 +135,9 @@ class GieStage:
             self._process_objects(batch)
         else:
             self._process_frames(batch)
-        for sid in batch.eos:
-            self._frames_seen.pop(int(sid), None)
+        if batch.eos:  # GST_NVEVENT_STREAM_EOS: the source's object history is cleared
+            with self._lock:
+                self.history.forget_sources(np.asarray(batch.eos, np.int64))
         return batch
 
     def close(self) -> None:
@@ -143,13 +148,12 @@ class GieStage:
     # -- process-mode 1 ------------------------------------------------------------------------
 
     def interval_mask(self, batch: Batch) -> np.ndarray:
-        """Which frames this GIE infers: each source's 1st, (interval+2)th, ... frame it sees."""
-        mask = np.zeros(len(batch), bool)
-        for i, sid in enumerate(batch.source_id.tolist()):  # O(frames)
-            seen = self._frames_seen.get(sid, 0)
-            mask[i] = seen % (self.interval + 1) == 0
-            self._frames_seen[sid] = seen + 1
-        return mask
+        """Which frames this GIE infers: ``interval`` counts batches, not frames of a source
+        (gst_nvinfer_process_full_frame: a batch is skipped unless ``interval_counter++ % (interval + 1)
+        == 0``) — every frame of the 1st, (interval+2)th, … batch, whichever sources they come from."""
+        infer = self._interval_counter % (self.interval + 1) == 0
+        self._interval_counter += 1
+        return np.full(len(batch), infer, bool)
 
     def _process_frames(self, batch: Batch) -> None:
         mask = self.interval_mask(batch)
@@ -192,41 +196,43 @@ class GieStage:
         return sel
 
     def _process_objects(self, batch: Batch) -> None:
+        """gst_nvinfer_process_objects, for every object at once: an object is inferred when it passes
+        ``should_infer_object``; a classifier re-attaches its cached result to every tracked object it
+        does not infer now — filtered out by size, class or gie-id included — as nvinfer does."""
         objs = batch.objects
-        sel = self.select_objects(batch)
-        tracked = sel & (objs.track_id >= 0)
+        passes = self.select_objects(batch)
         is_cls = self.network_type == 1
-        if self._async is not None:
-            sel &= objs.track_id >= 0  # nvinfer cannot infer untracked objects asynchronously
-        rows = np.flatnonzero(sel)
+        has_track = objs.track_id >= 0
+        # asynchronous classifiers cannot infer untracked objects and skip them altogether
+        rows = np.flatnonzero(has_track) if self._async is not None else np.arange(len(objs))
+        passes, has_track = passes[rows], has_track[rows]
         frame_num = batch.frame_num[objs.frame[rows]]
+        source = batch.source_id[objs.frame[rows]]
         area = (objs.width * objs.height)[rows].astype(np.float64)
         tracks = objs.track_id[rows]
-        has_track = tracks >= 0
         with self._lock:
             idx, found = self.history.lookup(tracks)
             found &= has_track
-            needs = ~found
+            needs = passes & ~found
             reinfer = _int(getattr(self.cfg, "secondary_reinfer_interval", REINFER_NEVER), REINFER_NEVER)
             if found.any():
                 since = frame_num - self.history.last_inferred[idx]
                 if is_cls:
                     grown = self.history.area[idx] * (1 + REINFER_AREA_THRESHOLD) < area
-                    needs |= found & (grown | (since > reinfer))
+                    needs |= passes & found & (grown | (since > reinfer))
                 else:
-                    needs |= found & ((since > reinfer) | (reinfer == REINFER_NEVER))
-            if is_cls and tracked.any():  # attach cached results for tracked objects not (yet) re-inferred
+                    needs |= passes & found & ((since > reinfer) | (reinfer == REINFER_NEVER))
+            if is_cls:  # the cached result of tracked objects not inferred now (async: all of them)
                 attach = found & (~needs | (self._async is not None))
                 cached, obj_rows = self.history.cached_for(tracks[attach], rows[attach])
                 if len(cached):
                     cached.obj = obj_rows.astype(np.int32)
                     cached.frame = objs.frame[obj_rows]
                     self._append_classifications(batch, cached)
-            self.history.touch(tracks[has_track & ~needs], frame_num[has_track & ~needs])
-            self.history.touch(tracks[has_track & needs], frame_num[has_track & needs], area[has_track & needs],
-                               inferred=True)
-            if len(batch):
-                self.history.cleanup(int(batch.frame_num.max()))
+                self.history.touch(tracks[attach], frame_num[attach])
+            new = has_track & needs
+            self.history.touch(tracks[new], frame_num[new], source[new], area[new], inferred=True)
+            self.history.end_batch(batch.source_id, batch.frame_num)
         todo = rows[needs]
         if not len(todo):
             return
@@ -311,9 +317,12 @@ class GieStage:
                     self.history.store_results(done, mine)
             self._append_classifications(batch, res)
         elif self.network_type == 2:
-            probs = next(iter(outputs.values()))
-            order = _int(getattr(self.cfg, "segmentation_output_order", 0))
-            cmap = self._timed("parse", class_map, probs, float(self.cfg.segmentation_threshold or 0), order)
+            if self.seg_parser is not None:
+                cmap = self._timed("parse", self.seg_parser, outputs, self.net)
+            else:
+                probs = next(iter(outputs.values()))
+                order = _int(getattr(self.cfg, "segmentation_output_order", 0))
+                cmap = self._timed("parse", class_map, probs, float(self.cfg.segmentation_threshold or 0), order)
             masks = batch.masks.get(self.gie_id)
             if masks is None:
                 masks = np.full((len(batch), *cmap.shape[1:]), -1, np.int32)

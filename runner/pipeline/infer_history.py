@@ -1,17 +1,25 @@
 """Per-track inference history of a secondary GIE (nvinfer's ``GstNvInferObjectHistory``), columnar.
 
-For tracked objects nvinfer remembers, per track id, the frame number and box area of the last
-inference and the last classifier result, so that a classifier re-infers only when
+For tracked objects nvinfer remembers, per source and track id, the frame number and box area of the
+last inference and the last classifier result, so that a classifier re-infers only when
 ``secondary-reinfer-interval`` frames have passed or the box grew by more than 20 %, and otherwise
-re-attaches the cached result. Entries untouched for 150 frames are dropped. Track ids are unique
-across sources in dsrun, so the track id alone is the key.
+re-attaches the cached result (gstnvinfer.cpp ``should_infer_object``, ``gst_nvinfer_process_objects``).
+
+Clean-up is nvinfer's: every :data:`MAP_CLEANUP_INTERVAL` batches (``cleanup_history_map``), a source
+whose newest frame number moved on by at least that much since its last sweep loses the entries not
+accessed for :data:`CLEANUP_ACCESS_CRITERIA` frames; a source's whole history goes at its end of
+stream (``GST_NVEVENT_STREAM_EOS``). Track ids are unique across sources in dsrun, so the track id is
+the key; the source column serves the per-source sweeps.
 
 >>> import numpy as np
 >>> h = TrackHistory()
->>> h.touch(np.array([7, 3]), frame_num=np.array([10, 10]), area=np.array([100.0, 50.0]), inferred=True)
+>>> h.touch(np.array([7, 3]), frame_num=np.array([10, 10]), source=np.array([0, 1]),
+...         area=np.array([100.0, 50.0]), inferred=True)
 >>> idx, found = h.lookup(np.array([3, 9]))
 >>> found.tolist(), h.last_inferred[idx[found]].tolist()
 ([True, False], [10])
+>>> h.forget_sources(np.array([1])); len(h)
+1
 """
 
 from __future__ import annotations
@@ -21,17 +29,23 @@ import numpy as np
 from runner.pipeline.batch import Classifications
 
 REINFER_AREA_THRESHOLD = 0.2  # gstnvinfer.cpp
-CLEANUP_ACCESS_CRITERIA = 150  # frames without access before an entry is dropped
+CLEANUP_ACCESS_CRITERIA = 150  # frames without access before an entry may be dropped
+MAP_CLEANUP_INTERVAL = 1800  # batches between sweeps (and frames of a source between its sweeps)
 
 
 class TrackHistory:
     def __init__(self) -> None:
         self.key = np.zeros(0, np.int64)  # sorted track ids
+        self.source = np.zeros(0, np.int64)
         self.last_inferred = np.zeros(0, np.int64)
         self.last_accessed = np.zeros(0, np.int64)
         self.area = np.zeros(0, np.float64)
         # cached classifier results: one row per (track, head); ``obj`` holds the track id
         self.cached = Classifications.empty()
+        self.batch_num = 0  # gstnvinfer.cpp current_batch_num
+        self.last_sweep_batch = 0  # last_map_cleanup_frame_num
+        self.last_seen: dict[int, int] = {}  # source → newest frame number (last_seen_frame_num)
+        self.last_sweep: dict[int, int] = {}  # source → last_cleanup_frame_num
 
     def __len__(self) -> int:
         return len(self.key)
@@ -43,13 +57,15 @@ class TrackHistory:
         found = (len(self.key) > 0) & (self.key[idx] == tracks) if len(self.key) else np.zeros(len(tracks), bool)
         return idx, found
 
-    def touch(self, tracks, frame_num, area=None, inferred: bool = False) -> None:
-        """Mark ``tracks`` accessed at ``frame_num``; with ``inferred`` also record inference + area."""
+    def touch(self, tracks, frame_num, source=None, area=None, inferred: bool = False) -> None:
+        """Mark ``tracks`` accessed at ``frame_num``; with ``inferred`` also record inference + area
+        (creating entries for tracks not yet known, of source ``source``)."""
         tracks = np.asarray(tracks, np.int64)
         if not len(tracks):
             return
         tracks, first = np.unique(tracks, return_index=True)
         frame_num = np.asarray(frame_num, np.int64)[first]
+        source = np.zeros(len(tracks), np.int64) if source is None else np.asarray(source, np.int64)[first]
         area = None if area is None else np.asarray(area, np.float64)[first]
         idx, found = self.lookup(tracks)
         self.last_accessed[idx[found]] = frame_num[found]
@@ -61,6 +77,7 @@ class TrackHistory:
             key = np.concatenate([self.key, tracks[new]])
             order = np.argsort(key, kind="stable")
             self.key = key[order]
+            self.source = np.concatenate([self.source, source[new]])[order]
             last_inf = frame_num[new] if inferred else np.full(new.sum(), -(2**62))
             self.last_inferred = np.concatenate([self.last_inferred, last_inf])[order]
             self.last_accessed = np.concatenate([self.last_accessed, frame_num[new]])[order]
@@ -83,14 +100,38 @@ class TrackHistory:
         hit = st[pos] == ct
         return self.cached[hit], rows[order][pos[hit]]
 
-    def cleanup(self, newest_frame_num: int, busy: np.ndarray | None = None) -> None:
-        """Drop entries not accessed for :data:`CLEANUP_ACCESS_CRITERIA` frames."""
-        stale = newest_frame_num - self.last_accessed > CLEANUP_ACCESS_CRITERIA
-        if busy is not None and len(busy):
+    def end_batch(self, source_id: np.ndarray, frame_num: np.ndarray, busy: np.ndarray | None = None) -> None:
+        """After a batch (``source_id``/``frame_num`` of its frames): the sources' newest frame numbers,
+        and every :data:`MAP_CLEANUP_INTERVAL` batches nvinfer's ``cleanup_history_map``."""
+        for sid, fn in zip(source_id.tolist(), frame_num.tolist()):  # O(frames)
+            self.last_seen[sid] = fn
+        self.batch_num += 1
+        if self.batch_num - self.last_sweep_batch > MAP_CLEANUP_INTERVAL:
+            self._sweep(busy)
+            self.last_sweep_batch = self.batch_num
+
+    def _sweep(self, busy: np.ndarray | None) -> None:
+        stale = np.zeros(len(self.key), bool)
+        for sid, seen in self.last_seen.items():  # O(sources)
+            if seen - self.last_sweep.get(sid, 0) < MAP_CLEANUP_INTERVAL:
+                continue
+            self.last_sweep[sid] = seen
+            stale |= (self.source == sid) & (seen - self.last_accessed > CLEANUP_ACCESS_CRITERIA)
+        if busy is not None and len(busy):  # under_inference
             stale &= ~np.isin(self.key, busy)
-        if stale.any():
-            gone = self.key[stale]
-            self.key, self.last_inferred = self.key[~stale], self.last_inferred[~stale]
-            self.last_accessed, self.area = self.last_accessed[~stale], self.area[~stale]
-            if len(self.cached):
-                self.cached = self.cached[~np.isin(self.cached.obj.astype(np.int64), gone)]
+        self._drop(stale)
+
+    def forget_sources(self, sources: np.ndarray) -> None:
+        """End of stream of ``sources``: their whole history is cleared."""
+        self._drop(np.isin(self.source, sources))
+
+    def _drop(self, gone_rows: np.ndarray) -> None:
+        if not gone_rows.any():
+            return
+        gone = self.key[gone_rows]
+        keep = ~gone_rows
+        self.key, self.source = self.key[keep], self.source[keep]
+        self.last_inferred, self.last_accessed, self.area = \
+            self.last_inferred[keep], self.last_accessed[keep], self.area[keep]
+        if len(self.cached):
+            self.cached = self.cached[~np.isin(self.cached.obj.astype(np.int64), gone)]

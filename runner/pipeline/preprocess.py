@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from runner.errors import DsrunError
+from runner.pipeline.batch import box_extent
 
 __all__ = ["PreprocessSpec", "InputMapping", "preprocess", "SCALING_FILTERS", "PreprocessError"]
 
@@ -137,8 +138,8 @@ def _crop_geometry(rects: np.ndarray, frame_w: np.ndarray, frame_h: np.ndarray):
     """nvinfer's crop rounding: left/top up to even, width/height down to even; clipped to the frame."""
     left = np.maximum(rects[:, 0], 0).astype(np.int64)
     top = np.maximum(rects[:, 1], 0).astype(np.int64)
-    width = np.maximum(rects[:, 2] - rects[:, 0], 0).astype(np.int64)
-    height = np.maximum(rects[:, 3] - rects[:, 1], 0).astype(np.int64)
+    width = np.maximum(box_extent(rects[:, 0], rects[:, 2]), 0).astype(np.int64)  # rect_params.width
+    height = np.maximum(box_extent(rects[:, 1], rects[:, 3]), 0).astype(np.int64)
     left = (left + 1) // 2 * 2
     top = (top + 1) // 2 * 2
     width = width // 2 * 2

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from runner import deepstream_libs
 from runner.errors import DsrunError
 
-__all__ = ["NetworkInfo", "ParserError", "BBOX_PARSERS", "CLASSIFIER_PARSERS", "resolve_bbox_parser",
-           "resolve_classifier_parser"]
+__all__ = ["NetworkInfo", "ParserError", "BBOX_PARSERS", "CLASSIFIER_PARSERS", "SEGMENTATION_PARSERS",
+           "resolve_bbox_parser", "resolve_classifier_parser", "resolve_segmentation_parser"]
 
 
 class ParserError(DsrunError):
@@ -53,6 +53,10 @@ def _classifier_registry():
     return _registry(deepstream_libs.CLASSIFIER_PARSE_FUNCS)
 
 
+def _segmentation_registry():
+    return _registry(deepstream_libs.SEGMENTATION_PARSE_FUNCS)
+
+
 class _Lazy(dict):
     def __init__(self, factory):
         super().__init__()
@@ -77,6 +81,7 @@ class _Lazy(dict):
 
 BBOX_PARSERS = _Lazy(_bbox_registry)  # parse-bbox-func-name → built-in (None: nvinfer's default)
 CLASSIFIER_PARSERS = _Lazy(_classifier_registry)
+SEGMENTATION_PARSERS = _Lazy(_segmentation_registry)
 
 
 def resolve_bbox_parser(cfg, where: str = ""):
@@ -84,6 +89,19 @@ def resolve_bbox_parser(cfg, where: str = ""):
     from runner.pipeline.parsers.custom import resolve
 
     return resolve(cfg, "parse_bbox_func_name", BBOX_PARSERS, where)
+
+
+def resolve_segmentation_parser(cfg, where: str = ""):
+    """``parse-segmentation-func-name``'s built-in parser ``(outputs, network_info) -> (n, h, w) class
+    map``, or None for nvinfer's own (argmax above segmentation-threshold)."""
+    name = getattr(cfg, "parse_segmentation_func_name", None) if cfg is not None else None
+    if not name:
+        return None
+    if name in SEGMENTATION_PARSERS:
+        return SEGMENTATION_PARSERS[name]
+    raise ParserError(f"{where}[property] parse-segmentation-func-name: {name!r} is not a dsrun built-in "
+                      f"(built in: {', '.join(SEGMENTATION_PARSERS.keys())}) — remove the key to use "
+                      "nvinfer's own parser (the class above segmentation-threshold)")
 
 
 def resolve_classifier_parser(cfg, where: str = ""):

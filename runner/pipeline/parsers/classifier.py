@@ -45,25 +45,36 @@ def read_labels(path) -> list[list[str]]:
 
 
 def label_table(labels: list, head: int, n: int) -> np.ndarray:
+    """Labels of ``head`` for classes 0..n-1, None where the label file has none (then one more None)."""
     names = list(labels[head]) if head < len(labels) else []
-    return np.asarray((names + [""] * n)[:max(n, len(names))] + [""], dtype=object)
+    return np.asarray((names + [None] * n)[:max(n, len(names))] + [None], dtype=object)
 
 
 def parse_softmax(outputs: dict, ctx: ClassifierContext) -> Classifications:
+    """``parseAttributesFromSoftmaxLayers`` + ``attach_metadata_classifier``: per output layer the most
+    probable class *above* classifier-threshold (and 0) among ``dims.d[0]`` classes — the first axis
+    after the batch, so an (n, 1, C) output has one class, as in nvinfer; an object whose found
+    attributes all lack a label (class beyond the label file's line) gets nothing attached, as
+    ``attach_metadata_classifier`` returns on an empty label string."""
     parts = []
     for head, arr in enumerate(outputs.values()):
         probs = np.asarray(arr, np.float32)
-        probs = probs.reshape(probs.shape[0], -1)
+        n_cls = probs.shape[1] if probs.ndim > 1 else 1  # getDimsCHWFromDims: c = d[0]
+        probs = probs.reshape(probs.shape[0], -1)[:, :n_cls]
         cls = probs.argmax(1)
         best = probs[np.arange(len(probs)), cls]
         found = (best > ctx.threshold) & (best > 0)
         items = np.flatnonzero(found)
-        table = label_table(ctx.labels, head, probs.shape[1])
+        table = label_table(ctx.labels, head, n_cls)
         parts.append(Classifications.from_columns(
             obj=items, frame=items, head=head, class_id=cls[items], confidence=best[items],
             label=table[cls[items]]))
     out = Classifications.empty()
     for p in parts:
         out = out.concat(p)
-    order = np.lexsort((out.head, out.obj))
-    return out[order]
+    out = out[np.lexsort((out.head, out.obj))]
+    labelled = np.not_equal(out.label, None).astype(bool)
+    keep = np.isin(out.obj, out.obj[labelled])  # objects with at least one labelled attribute
+    out = out[keep]
+    out.label = np.where(labelled[keep], out.label, "").astype(object)
+    return out
