@@ -165,3 +165,18 @@ def test_detectnet_boxes_at_the_network_edges_clip_as_parse_bounding_box():
     assert ((expected[:, 3] > net_w - 1) & (expected[:, 3] < net_w)).any()  # the case that used to differ
     assert (expected[:, 5] == expected[:, 3]).any()  # zero-width boxes stay
     _assert_same(table, expected)
+
+
+def test_dsrun_check_says_cluster_mode_0_runs_as_nms(tmp_path, assets):
+    import json
+    import subprocess
+    import sys
+    cfg = tmp_path / "pgie.txt"
+    cfg.write_text(f"[property]\nonnx-file={assets.models['detectnet_small']}\nnum-detected-classes=4\n")
+    out = subprocess.run([sys.executable, "-m", "runner", "check", str(cfg)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "cluster-mode=0 runs as NMS with topk 20 and nms-iou-threshold 0.5" in out.stdout
+    cfg.write_text(cfg.read_text() + "dsrun-opencv-clustering=1\n")
+    out = subprocess.run([sys.executable, "-m", "runner", "check", "--json", str(cfg)], capture_output=True,
+                         text=True, timeout=120)
+    assert "OpenCV groupRectangles" in json.loads(out.stdout)["configs"][0]["pipeline"]["nvinfer"]["clustering"]

@@ -74,7 +74,19 @@ def _nvinfer_summary(n: NvInferConfig) -> dict:
             "interval": n.interval, "gie_unique_id": n.gie_unique_id,
             "process_mode": n.process_mode.name.lower(), "operate_on_gie_id": n.operate_on_gie_id,
             "operate_on_class_ids": list(n.operate_on_class_ids),
-            "num_detected_classes": n.num_detected_classes, "backend": n.dsrun_backend.value}
+            "num_detected_classes": n.num_detected_classes, "backend": n.dsrun_backend.value,
+            "clustering": _clustering(n)}
+
+
+def _clustering(n: NvInferConfig) -> str | None:
+    """How a detector's boxes are clustered at run time — cluster-mode 0 is NMS in stock DeepStream."""
+    if n.network_type != n.network_type.DETECTOR:
+        return None
+    if n.group_rectangles_as_nms:
+        return ("cluster-mode=0 runs as NMS with topk 20 and nms-iou-threshold 0.5 on every class, as stock "
+                "DeepStream does (nvdsinfer built without OpenCV); dsrun-opencv-clustering=1 for groupRectangles")
+    return f"cluster-mode={int(n.cluster_mode)} ({n.cluster_mode.name.lower()})" + (
+        ", OpenCV groupRectangles (dsrun-opencv-clustering=1)" if n.dsrun_opencv_clustering else "")
 
 
 def _gie_summary(g: GieConfig) -> dict:
@@ -172,3 +184,5 @@ def _print_nvinfer(say, n: dict) -> None:
         f"{n['interval']}, gie-unique-id {n['gie_unique_id']}, process-mode {n['process_mode']}, "
         f"operate-on-gie-id {n['operate_on_gie_id']}, operate-on-class-ids "
         f"{n['operate_on_class_ids'] or 'all'}")
+    if n.get("clustering"):
+        say(f"    clustering: {escape(n['clustering'])}")
