@@ -71,7 +71,8 @@ def test_a_really_missing_onnx_file_still_warns_for_it_and_its_engine(tmp_path, 
 
 def test_custom_lib_path_warns_only_when_its_parse_function_is_not_built_in(tmp_path, assets):
     model = assets.models["yolo_small"]
-    for func, warns in (("NvDsInferParseYoloV8", False), ("NvDsInferParseCustomYoloV7_cuda", True)):
+    for func, warns in (("NvDsInferParseYoloV8", False), ("NvDsInferParseCustomYoloV7_cuda", False),
+                        ("NvDsInferParseCustomYoloX_cuda", True)):
         cfg = tmp_path / f"{func}.txt"
         cfg.write_text(f"[property]\nonnx-file={model}\nnetwork-type=0\nnum-detected-classes=80\n"
                        f"parse-bbox-func-name={func}\n"
