@@ -98,7 +98,8 @@ def _summary(sample: Sample) -> tuple[str, str]:
         uri = getattr(s, "uri", "") or ""
         sources.append(uri.rsplit("/", 1)[-1] if uri.startswith("file://") else uri)
     gies = [g for g in (app.primary_gie, *app.secondary_gies) if g is not None]
-    models = [Path(str(g.nvinfer.onnx_file)).stem for g in gies if g.nvinfer and g.nvinfer.onnx_file]
+    models = [Path(str(g.nvinfer.onnx_file or g.nvinfer.custom_network_config)).stem for g in gies
+              if g.nvinfer and (g.nvinfer.onnx_file or g.nvinfer.custom_network_config)]
     text = " → ".join(models)
     if len(sample.configs) > 1:
         text += f" (in {len(sample.configs)} app configs)"

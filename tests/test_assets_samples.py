@@ -33,10 +33,12 @@ def test_sample_configs_load_and_name_existing_models_and_labels(sample, assets)
         app = load_app(config)
         assert app.sources
         for gie in (app.primary_gie, *app.secondary_gies):
-            assert gie.nvinfer.onnx_file.is_file(), gie.nvinfer.onnx_file
+            models = [gie.nvinfer.onnx_file] if gie.nvinfer.onnx_file else [gie.nvinfer.custom_network_config,
+                                                                            gie.nvinfer.model_file]  # Darknet
+            assert all(m.is_file() for m in models), models
             assert gie.nvinfer.labelfile_path.is_file(), gie.nvinfer.labelfile_path
             # resolved: the assets root may be reached through a link (``$DSRUN_ASSETS``, a linked folder)
-            assert assets.root.resolve() in gie.nvinfer.onnx_file.resolve().parents
+            assert all(assets.root.resolve() in m.resolve().parents for m in models)
         for source in app.sources:
             if source.uri.startswith("file://"):
                 assert (assets.root / "videos").resolve() in Path(source.uri[7:]).resolve().parents

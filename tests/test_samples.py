@@ -17,6 +17,7 @@ import pytest
 from assets_oracles import mtcnn, rapidocr
 from runner import gallery, gallery_services
 from rtsp_server import gst_rtsp_available
+from opencv_darknet import opencv_yolo_detections
 from samples_support import DetectNetReference, cut, frames, iou, records, sample_copy
 
 CUT = 30  # frames of each 30 fps clip the tests run (the samples as shipped run the whole clips)
@@ -54,25 +55,42 @@ def detectnet(assets):
 # -- test1 -------------------------------------------------------------------------------------------
 
 
-def test_test1_boxes_per_frame_are_the_reference_detectors_and_the_osd_draws_them(tmp_path_factory, assets,
-                                                                                   detectnet):
-    out = run("test1", tmp_path_factory, assets, {"sample_720p.h264": CUT})
+STREET_CUT = 205  # frames of street.mp4 (10 fps) the test1 test runs: frame 201 is the one asserted
+
+
+def test_test1_finds_the_boxes_opencvs_darknet_loader_finds_and_the_osd_draws_them(tmp_path_factory, assets):
+    """YOLOv4-tiny from its Darknet files (DeepStream-Yolo's config) against OpenCV's own Darknet network on
+    the same frames (RGB, nearest-scaled to 416x416 as nvinfer's default scaling-filter, / 255), decoded
+    and NMS'd per class by OpenCV at the config's 0.25 / 0.45: >= 95 % of OpenCV's boxes found with
+    mean IoU >= 0.95; on frame 201 at least 5 people and the car."""
+    out = run("test1", tmp_path_factory, assets, {"street.mp4": STREET_CUT})
     recs = records(out / "detections.jsonl")
-    inputs = frames(assets.root / "videos" / "sample_720p.h264", limit=CUT)
-    drawn = frames(out / "out.mp4")
-    assert len(recs) == len(drawn) == CUT and drawn[0].shape == (720, 1280, 3)
-    same, found, total = 0, 0, 0
-    for rec, rgb in zip(recs, inputs):
-        ref = np.array([b for _, b in detectnet.boxes(rgb)]).reshape(-1, 4)
-        got = np.array([o["bbox"] for o in objects(rec)]).reshape(-1, 4)
-        same += len(ref) == len(got)
-        found += int((iou(ref, got).max(axis=1) > 0.9).sum()) if len(got) else 0
-        total += len(ref)
-    assert total > 100 and same == CUT and found == total
+    inputs = frames(assets.videos["street"], limit=STREET_CUT)
+    assert len(recs) == STREET_CUT and inputs[0].shape == (576, 768, 3)
+    small = np.stack([cv2.resize(f, (416, 416), interpolation=cv2.INTER_NEAREST) for f in inputs])
+    ref = opencv_yolo_detections(assets.models["yolov4_tiny_cfg"], assets.models["yolov4_tiny_weights"], small,
+                                 tmp_path_factory.mktemp("ref"), conf=0.25, nms=0.45, topk=300)
+    scale = np.array([768 / 416, 576 / 416] * 2)
+    found, total, ious = 0, 0, []
+    for i, rec in enumerate(recs):
+        want = ref[ref[:, 0] == i]
+        got = objects(rec)
+        for c in np.unique(want[:, 1]).astype(int):
+            boxes = np.clip(want[want[:, 1] == c, 3:], 0, 416) * scale
+            mine = np.array([o["bbox"] for o in got if o["class_id"] == c]).reshape(-1, 4)
+            total += len(boxes)
+            if len(mine):
+                best = iou(boxes, mine).max(axis=1)
+                found += int((best >= 0.5).sum())
+                ious += best[best >= 0.5].tolist()
+    assert total > 5 * STREET_CUT and found >= 0.95 * total and np.mean(ious) >= 0.95, (found, total, np.mean(ious))
+    frame201 = Counter(o["label"] for o in objects(recs[201]))
+    assert frame201["person"] >= 5 and frame201["car"] >= 1, frame201
     # the OSD drew the boxes: along a box's top edge the output differs from the decoded input
-    box = np.array(objects(recs[10])[0]["bbox"]).astype(int)
-    edge = (slice(box[1], box[1] + 2), slice(box[0] + 4, box[2] - 4))
-    diff = np.abs(drawn[10].astype(int) - inputs[10].astype(int)).sum(axis=2)
+    drawn = frames(out / "out.mp4", limit=202)
+    box = np.array(max(objects(recs[201]), key=lambda o: o["confidence"])["bbox"]).astype(int)
+    edge = (slice(box[1], box[1] + 2), slice(box[0] + 2, box[2] - 2))
+    diff = np.abs(drawn[201].astype(int) - inputs[201].astype(int)).sum(axis=2)
     assert diff[edge].mean() > 60 > np.median(diff)
 
 
