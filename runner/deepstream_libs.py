@@ -64,7 +64,8 @@ _PARSE_FUNC_KEYS = {"parse_bbox_func_name": BBOX_PARSE_FUNCS,
 #: dsrun publishes with its own clients for :data:`BROKERS_SUPPORTED`.
 BROKER_ADAPTORS = {"mqtt": "MQTT", "kafka": "Kafka", "redis": "Redis", "amqp": "AMQP",
                    "azure": "Azure IoT"}
-BROKERS_SUPPORTED = ("mqtt",)  # paho-mqtt (runner/pipeline/sinks/msgbroker.py)
+#: paho-mqtt, redis, pika, confluent-kafka (runner/pipeline/sinks/brokers/)
+BROKERS_SUPPORTED = ("mqtt", "redis", "amqp", "kafka")
 
 #: ``[tracker] ll-lib-file`` libraries dsrun's own trackers stand in for, by a word of the file
 #: name → the tracker family (NvMultiObjectTracker: IOU / NvSORT / NvDCF / NvDeepSORT configs).

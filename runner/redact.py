@@ -68,6 +68,12 @@ def _remember(userinfo: str) -> None:
             _known.update(spellings)
 
 
+def remember_secret(secret: str) -> None:
+    """Hide ``secret`` (a password read from a config file or the environment, not from a URL) in every
+    later output, as passwords met in URLs are."""
+    _remember(":" + secret)
+
+
 def _redact_urls(text: str) -> str:
     out, pos = [], 0
     for m in _SCHEME.finditer(text):

@@ -28,7 +28,11 @@ def _missing_config_names(app: dict) -> set[str]:
 def test_app_config_loads_with_no_error_but_its_missing_sdk_config_files(app):
     config, diags = inspect_app(_file(app["app_config"]))
     allowed = _missing_config_names(app)
-    unexpected = [str(d) for d in diags if d.is_error
+    # NVIDIA's sample sinks ship placeholders (msg-broker-conn-str=<host>;<port>;<topic>) and name the Azure
+    # adaptor dsrun does not implement: a run would fail, and check says so at the key
+    placeholders = [d for d in diags if d.is_error and (d.key == "msg-broker-conn-str" and "'<" in d.message
+                                                        or d.key == "msg-broker-proto-lib" and "Azure" in d.message)]
+    unexpected = [str(d) for d in diags if d.is_error and d not in placeholders
                   and not (d.code == "missing-file" and any(name in d.message for name in allowed))]
     assert unexpected == []
     assert config is not None

@@ -165,7 +165,8 @@ def test_minimal_payload_is_one_message_per_frame_with_pipe_separated_objects(tm
     sub.close()
 
 
-def test_broker_down_at_start_and_restarted_mid_run_messages_resume(tmp_path, broker):
+def test_broker_down_at_start_and_restarted_mid_run_messages_resume(tmp_path, broker, caplog):
+    caplog.set_level("WARNING", logger="dsrun")
     sub = Subscriber(broker.port, "dsrun/test", persistent=True)  # session kept by the broker
     sub.wait_subscribed()
     broker.stop()  # down before the run starts
@@ -188,11 +189,20 @@ def test_broker_down_at_start_and_restarted_mid_run_messages_resume(tmp_path, br
     want = Counter(tuple(int(v) for v in b.objects.xyxy[r]) for _, b, r in expected_objects(early + middle + late, 1))
     assert not want - got  # every payload delivered (QoS 1: at least once), none lost
     sub.close()
+    # each outage is said once, and its end once, with what was buffered meanwhile
+    said = [r.getMessage() for r in caplog.records if "MQTT 127.0.0.1" in r.getMessage()]
+    down = [m for m in said if "unreachable" in m]
+    back = [m for m in said if " is back after " in m]
+    assert len(down) == 2 and len(back) == 2, said
+    assert f"{len(expected_objects(early, 1))} buffered messages are being delivered, 0 were dropped" in back[0]
 
 
-def test_other_broker_adaptors_are_refused_with_a_clear_error(tmp_path):
-    cfg = sink_config(tmp_path, 9092, msg_broker_proto_lib="/opt/nvidia/deepstream/deepstream/lib/libnvds_kafka_proto.so")
-    with pytest.raises(MsgBrokerError, match=r"\[sink2\] msg-broker-proto-lib: the Kafka adaptor .* not supported yet"):
+def test_unknown_and_unimplemented_adaptors_are_refused_with_a_clear_error(tmp_path):
+    cfg = sink_config(tmp_path, 9092, msg_broker_proto_lib="/opt/nvidia/deepstream/deepstream/lib/libnvds_azure_proto.so")
+    with pytest.raises(MsgBrokerError, match=r"\[sink2\] msg-broker-proto-lib: the Azure IoT adaptor .* not implemented"):
         make_msgbroker_sink(cfg, app_for(tmp_path), None)
+    with pytest.raises(MsgBrokerError, match=r"msg-broker-proto-lib: unknown adaptor libmy_proto.so — dsrun "
+                                             r"implements libnvds_mqtt_proto.so \(MQTT\), libnvds_redis_proto.so"):
+        make_msgbroker_sink(sink_config(tmp_path, 1, msg_broker_proto_lib="/x/libmy_proto.so"), app_for(tmp_path), None)
     with pytest.raises(MsgBrokerError, match=r"msg-broker-conn-str: 'localhost' is not host;port"):
         make_msgbroker_sink(sink_config(tmp_path, 1, msg_broker_conn_str="localhost"), app_for(tmp_path), None)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from runner.broker_settings import BrokerSettingsError
+from runner.broker_settings import resolve as resolve_broker
 from runner.config.app_rules import gie_id_problems, list_batch, source_list_problems, with_batch
 from runner.config.build import build
 from runner.config.diagnostics import ConfigError, Diagnostic
-from runner.config.enums import PluginType, ProcessMode
+from runner.config.enums import PluginType, ProcessMode, SinkType
 from runner.config.files import check_exists, provided_by_dsrun, read_document
 from runner.config.groups import (APP_GROUPS, HOME_GROUPS, LEGACY_KEYS, app_group,
                                   foreign_app_group, known_group_names, refused_app_group)
@@ -90,6 +92,7 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
         tracker = dataclasses.replace(tracker, ll_config=ll)
     sinks = tuple(build(SinkConfig, s, base, file, diags, group=s.name,
                         index=_number(s.name)) for s in numbered("sinkN"))
+    _check_brokers(sinks, numbered("sinkN"), file, diags)
     consumers = tuple(build(MessageConsumerConfig, s, base, file, diags, index=_number(s.name))
                       for s in numbered("message-consumerN"))
     config = AppConfig(
@@ -194,6 +197,23 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
         check_exists(engine, "asset", diags, (file, section.line_of("model_engine_file"), section.name,
                                               section.written.get("model_engine_file", "model-engine-file")))
     return gie
+
+
+def _check_brokers(sinks, sections: list[Section], file: str, diags: list[Diagnostic]) -> None:
+    """A type-6 sink whose broker cannot be reached as configured (unknown adaptor, no server address,
+    no topic) is an error at the key to fix, before the run (runner/broker_settings.py decides)."""
+    for sink, section in zip(sinks, sections):
+        if not sink.enable or sink.type != SinkType.MSG_CONV_BROKER:
+            continue
+        if sink.msg_broker_config is not None and not Path(sink.msg_broker_config).is_file():
+            continue  # build() reported the missing file at its line
+        try:
+            resolve_broker(sink.msg_broker_proto_lib, sink.msg_broker_conn_str, sink.topic, sink.msg_broker_config)
+        except BrokerSettingsError as exc:
+            field = exc.key.replace("-", "_")
+            line = section.line_of(field) if field in section.written else section.line
+            diags.append(Diagnostic("error", "inconsistent", file, line, section.name, exc.key, exc.message,
+                                    exc.hint))
 
 
 def _analytics(section: Section | None, base: Path, file: str, diags: list[Diagnostic]) -> DsAnalyticsConfig | None:

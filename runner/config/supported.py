@@ -72,7 +72,7 @@ RUNTIME: dict[str, frozenset[str]] = {
         "enable", "type", "sync", "source-id", "link-to-demux", "container", "codec", "bitrate", "profile",
         "iframeinterval", "sw-preset", "output-file", "rtsp-port", "udp-port", "udp-buffer-size",
         "msg-conv-config", "msg-conv-payload-type", "msg-conv-frame-interval", "msg-broker-proto-lib",
-        "msg-broker-conn-str", "topic", "disable-msgconv"}),
+        "msg-broker-conn-str", "topic", "disable-msgconv", "msg-broker-config"}),
     "message-converter": frozenset({"enable", "msg-conv-config", "msg-conv-payload-type",
                                     "msg-conv-frame-interval"}),
     "property": _NVINFER_GIE | {"labelfile-path",

@@ -124,6 +124,9 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
         s.source_id: s.skip_frames // max(1, s.drop_frame_interval) for s in specs if s.skip_frames})
     stages = build_stages(app, engines, stats) if stages is None else stages
     sinks = build_sink_stages(app, options) if sinks is None else sinks
+    for sink in sinks:  # sinks with counters of their own (message brokers) publish them in the run stats
+        if hasattr(sink, "bind_stats"):
+            sink.bind_stats(stats)
     return Graph(readers, inputs, mux, stages, sinks, stats)
 
 
