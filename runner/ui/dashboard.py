@@ -55,6 +55,8 @@ def render(view: RunView, *, keys: bool = False) -> Group:
         parts.append(_stages(view))
     if view.engines:
         parts.append(_engines(view))
+    parts += [_analytics_line(sid, a) for sid, a in sorted(view.analytics.items()) if any(a.values())]
+    parts += [_broker_line(name, b) for name, b in sorted(view.brokers.items())]
     for g in view.gpus:
         decode = f"  NVDEC {g.decoder_pct:.0f} % busy" if g.decoder_pct is not None else ""
         parts.append(Text(f"GPU {g.index} {g.name}: {g.utilization_pct:.0f} % busy  "
@@ -97,6 +99,29 @@ def _engines(view: RunView) -> Text:
         t.append(f"{name:<{width}} ")
         t.append(f"{state}\n", style=ENGINE_STYLE.get(state, ""))
     t.rstrip()
+    return t
+
+
+def _analytics_line(sid: int, a: dict) -> Text:
+    """``analytics 0: Exit 12 crossed  RF 3 in  OC 4 in CROWDED`` (cumulative crossings, objects in ROIs)."""
+    t = Text(f"analytics {sid}:")
+    for label, total in a.get("lines", {}).items():
+        t.append(f"  {label} {total} crossed")
+    for label, count in a.get("roi", {}).items():
+        t.append(f"  {label} {count} in")
+    for label, oc in a.get("overcrowding", {}).items():
+        t.append(f"  {label} {oc['count']} in")
+        if oc["crowded"]:
+            t.append(" CROWDED", style="bold red")
+    return t
+
+
+def _broker_line(name: str, b: dict) -> Text:
+    """``sink1 Redis 127.0.0.1:6379 connected  sent 120  queued 0  dropped 0``."""
+    t = Text(f"{name} {b.get('protocol', '')} {b.get('address', '')} ")
+    state = b.get("state", "connecting")
+    t.append(state, style={"connected": "green", "down": "bold red"}.get(state, "yellow"))
+    t.append(f"  sent {b.get('sent', 0)}  queued {b.get('queued', 0)}  dropped {b.get('dropped', 0)}")
     return t
 
 

@@ -154,6 +154,40 @@ class Exporter:
             engines.add_metric([name, st], 1)
         yield engines
         yield GaugeMetricFamily("dsrun_paused", "1 while the run is paused", value=int(view.paused))
+        yield from Exporter._analytics(view)
+
+    @staticmethod
+    def _analytics(view: RunView):
+        """[nvds-analytics] counts (cumulative crossings per line, objects per ROI) and broker sinks."""
+        lines = CounterMetricFamily("dsrun_analytics_line_crossings", "Objects that crossed each nvdsanalytics "
+                                    "line since the start", labels=["source_id", "line"])
+        roi = GaugeMetricFamily("dsrun_analytics_roi_objects", "Objects in each nvdsanalytics ROI (latest frame)",
+                                labels=["source_id", "roi"])
+        crowded = GaugeMetricFamily("dsrun_analytics_overcrowded", "1 while an overcrowding ROI is over its "
+                                    "object-threshold", labels=["source_id", "roi"])
+        for sid, a in sorted(view.analytics.items()):
+            for label, total in a.get("lines", {}).items():
+                lines.add_metric([str(sid), label], total)
+            for label, count in a.get("roi", {}).items():
+                roi.add_metric([str(sid), label], count)
+            for label, oc in a.get("overcrowding", {}).items():
+                roi.add_metric([str(sid), label], oc["count"])
+                crowded.add_metric([str(sid), label], int(oc["crowded"]))
+        yield from (lines, roi, crowded)
+        sent = CounterMetricFamily("dsrun_broker_messages_sent", "Payloads a broker took", labels=["sink", "protocol"])
+        dropped = CounterMetricFamily("dsrun_broker_messages_dropped", "Payloads dropped by the buffer bound "
+                                      "while the broker was away", labels=["sink", "protocol"])
+        queued = GaugeMetricFamily("dsrun_broker_messages_queued", "Payloads waiting for the broker",
+                                   labels=["sink", "protocol"])
+        up = GaugeMetricFamily("dsrun_broker_connected", "1 while the sink is connected to its broker",
+                               labels=["sink", "protocol"])
+        for name, b in sorted(view.brokers.items()):
+            ids = [name, str(b.get("protocol", ""))]
+            sent.add_metric(ids, b.get("sent", 0))
+            dropped.add_metric(ids, b.get("dropped", 0))
+            queued.add_metric(ids, b.get("queued", 0))
+            up.add_metric(ids, int(b.get("state") == "connected"))
+        yield from (sent, dropped, queued, up)
 
     def json_metrics(self) -> dict:
         """DeepStream's ``/api/v1/metrics`` JSON document."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.pipeline.stats import RunStats
 from runner.ui.gpu import GpuMonitor, GpuReading
@@ -57,6 +57,11 @@ class RunView:
     stages: tuple[StageView, ...]
     engines: tuple[tuple[str, str], ...]  # (engine name, building | loaded | swapped | failed)
     gpus: tuple[GpuReading, ...]
+    # [nvds-analytics] per source id: {"lines": {label: crossings}, "roi": {label: objects},
+    # "overcrowding": {label: {"count", "crowded"}}} (RunStats.analytics)
+    analytics: dict = field(default_factory=dict)
+    # message-broker sinks by name: protocol, address, state, sent, queued, dropped, outages (RunStats.brokers)
+    brokers: dict = field(default_factory=dict)
 
     @property
     def total_frames(self) -> int:
@@ -107,7 +112,8 @@ class Sampler:
         stages = tuple(self._stage(name, s, base) for name, s in snap["stages"].items())
         view = RunView(elapsed_s=snap["elapsed_s"], paused=snap["paused"], sources=sources,
                        stages=stages, engines=tuple(snap["engines"].items()),
-                       gpus=self.gpu.read() if self.gpu else ())
+                       gpus=self.gpu.read() if self.gpu else (), analytics=snap.get("analytics", {}),
+                       brokers=snap.get("brokers", {}))
         self.latest = view
         return view
 
