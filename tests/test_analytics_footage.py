@@ -176,7 +176,7 @@ def test_dashboard_and_metrics_show_cumulative_crossings_per_line():
     text = console.export_text()
     assert "analytics 0:  Westward 2 crossed  Eastward 0 crossed  Path 3 in  OC 4 in CROWDED" in text
     assert "sink1 Redis 127.0.0.1:6379 down  sent 7  queued 3  dropped 1" in text
-    samples = {(m.name, tuple(sorted(s.labels.items()))): s.value for m in Exporter._analytics(view)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in Exporter._analytics(view)
                for s in m.samples}
     assert samples[("dsrun_analytics_line_crossings_total", (("line", "Westward"), ("source_id", "0")))] == 2
     assert samples[("dsrun_analytics_roi_objects", (("roi", "Path"), ("source_id", "0")))] == 3
