@@ -105,18 +105,18 @@ def cluster(tmp_path_factory):
                        capture_output=True, timeout=120)
 
 
-def write_app(folder: Path, assets, camera_url: str | None) -> Path:
-    """4 file sources (+ the RTSP camera), DetectNet_v2-shaped PGIE, KITTI dumps, fakesink."""
+def write_app(folder: Path, assets, camera_url: str | None, files: int = FILES) -> Path:
+    """``files`` file sources (+ the RTSP camera), DetectNet_v2-shaped PGIE, KITTI dumps, fakesink."""
     write_pgie(folder, assets)
     clip = assets.videos["bikes"]
     lines = ["[application]", "enable-perf-measurement=0", f"gie-kitti-output-dir={folder / 'kitti'}", "",
              "[tiled-display]", "enable=0", "", "[osd]", "enable=0", "",
              "[streammux]", "batch-size=4", "width=640", "height=360", "batched-push-timeout=40000", ""]
-    for i in range(FILES):
+    for i in range(files):
         lines += [f"[source{i}]", "enable=1", "type=2", f"uri=file://{clip}", ""]
     if camera_url:
         # TCP: RTP over UDP on a loaded loopback loses packets (decode errors that are not the point here)
-        lines += [f"[source{FILES}]", "enable=1", "type=4", f"uri={camera_url}", "select-rtp-protocol=4", ""]
+        lines += [f"[source{files}]", "enable=1", "type=4", f"uri={camera_url}", "select-rtp-protocol=4", ""]
     lines += ["[primary-gie]", "enable=1", "config-file=pgie.txt", "",
               "[sink0]", "enable=1", "type=1", "sync=0", ""]
     (folder / "kitti").mkdir(exist_ok=True)
@@ -226,3 +226,24 @@ def test_a_node_lost_mid_run_has_its_sources_resumed_on_the_other_and_no_file_fr
     assert replacement["node"] != node2 and replacement["exit_code"] == 0
     for sid in range(FILES):  # every file frame is there, with the one-process run's objects
         assert kitti_objects(tmp_path, sid) == reference[sid]
+
+
+def test_a_source_that_keeps_killing_its_actor_fails_after_three_restarts(cluster, tmp_path, assets):
+    """A parser that takes its whole process down (as a crashing native parser would): the source is
+    restarted on a new actor three times, then fails with an error saying so — the run ends, exit 1."""
+    config = write_app(tmp_path, assets, camera_url=None, files=1)
+    (tmp_path / "crash.py").write_text("import os\n\n\ndef crash(outputs, network_info, detection_params):\n"
+                                       "    os._exit(1)\n")
+    pgie = tmp_path / "pgie.txt"
+    pgie.write_text(pgie.read_text().replace("[class-attrs-all]", "custom-lib-path=crash.py\n"
+                                             "parse-bbox-func-name=crash\n[class-attrs-all]"))
+    report = tmp_path / "run.json"
+    proc = dsrun(config, report, tmp_path / "engines", "--ray", cluster, "--ray-cpus", "2")
+    err = finish(proc)
+    assert proc.returncode == 1, err
+    written = json.loads(report.read_text())
+    assert [len(r["sources"]) for r in written["restarts"]] == [1, 1, 1]
+    [source] = written["sources"]
+    assert source["state"] == "failed"
+    assert any("its worker was lost 4 times" in e for e in source["errors"]), source["errors"]
+    assert any("its worker was lost 4 times" in e for e in written["errors"])

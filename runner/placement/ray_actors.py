@@ -46,6 +46,8 @@ log = logging.getLogger("dsrun")
 
 DEFAULT_CPUS_PER_ACTOR = 2
 POLL_TIMEOUT_S = 10.0  # an actor that does not answer a poll for this long is asked again
+PLACE_TIMEOUT_S = 1800.0  # an actor not built (placed, engines loaded or built) by then is given up
+MAX_RESTARTS = 3  # a source whose actor is lost more often than this fails (it may be what kills them)
 
 
 def _ray():
@@ -137,6 +139,7 @@ class RayPool:
         self.specs = {s.source_id: s for s in source_specs(app)}
         self.restarts: list[dict] = []
         self.lost_nodes: set[str] = set()
+        self.lost_count: dict[int, int] = {}  # source id -> times its actor was lost
         self._next_index = 0
         self._paused = False
         self._lock = threading.Lock()
@@ -194,8 +197,12 @@ class RayPool:
         """Wait until every actor has built its pipeline, then start them together."""
         for a in actors:
             try:
-                a.where = self.ray.get(a.handle.where.remote())
+                a.where = self.ray.get(a.handle.where.remote(), timeout=PLACE_TIMEOUT_S)
                 a.ready = True
+            except self.ray.exceptions.GetTimeoutError:
+                self.ray.kill(a.handle)
+                self._lose(a, f"not running after {PLACE_TIMEOUT_S:.0f} s (no node has the resources it asks "
+                              "for, or its engines are still building) — check `ray status`")
             except self.ray.exceptions.RayError as exc:
                 self._lose(a, _reason(exc))
         for a in actors:
@@ -270,6 +277,12 @@ class RayPool:
                 carry[sid] = resume_point(seen, spec.drop_frame_interval)
                 resume[sid] = already + carry[sid]["frames_decoded"]
         self.merger.retire(a, carry)
+        for sid in list(unfinished):
+            self.lost_count[sid] = self.lost_count.get(sid, 0) + 1
+            if self.lost_count[sid] > MAX_RESTARTS:  # it keeps taking its actor down: stop trying
+                unfinished.remove(sid)
+                self._give_up(sid, f"source {sid}: its worker was lost {self.lost_count[sid]} times (last: {why}) "
+                                   "— not restarted again; run it alone with --debug to see why")
         if not unfinished:
             return
         shard = Shard(self._next_index, tuple(unfinished), resume)
@@ -281,6 +294,13 @@ class RayPool:
             self.lost_nodes.add(a.where["node"])
         replacement = self.launch(shard, {"num_cpus": 0, "num_gpus": 0, **self._survivor()}, replacement_of=a.index)
         self.start_all([replacement])
+
+    def _give_up(self, sid: int, problem: str) -> None:
+        self.merger.errors.append(problem)
+        s = self.stats.sources.get(sid)
+        if s is not None:
+            s.state = "failed"
+            s.errors.append(problem)
 
     def _survivor(self) -> dict:
         """Scheduling for a replacement: a live node that no lost actor was on, the one running the
