@@ -45,8 +45,7 @@ class Shard:
 
     @property
     def name(self) -> str:
-        ids = ", ".join(map(str, self.sources))
-        return f"worker {self.index} (source{'s' if len(self.sources) != 1 else ''} {ids})"
+        return shard_name(self.index, self.sources)
 
     def to_args(self) -> list[str]:
         """The hidden ``dsrun run`` options that make a child process run this shard."""
@@ -54,6 +53,12 @@ class Shard:
         if self.resume:
             args += ["--resume", ",".join(f"{s}:{n}" for s, n in sorted(self.resume.items()))]
         return args
+
+
+def shard_name(index: int, sources: Sequence[int]) -> str:
+    """How messages name a shard: ``worker 1 (sources 1, 3)``."""
+    ids = ", ".join(map(str, sources))
+    return f"worker {index} (source{'s' if len(sources) != 1 else ''} {ids})"
 
 
 def plan_shards(source_ids: Sequence[int], count: int, gpus: Sequence[str] = ()) -> list[Shard]:

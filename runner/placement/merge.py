@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from runner.pipeline.report import EXIT_FAILED, EXIT_INTERRUPTED
 from runner.pipeline.stats import RunStats
+from runner.placement import shard_name
 
 STATS_INTERVAL_S = 0.2  # how often a shard sends its counters
 # copied from a shard's snapshot; times first, so a reader never sees frames without their clock
@@ -35,8 +36,7 @@ class ShardState:
 
     @property
     def name(self) -> str:
-        ids = ", ".join(map(str, self.sources))
-        return f"worker {self.index} (source{'s' if len(self.sources) != 1 else ''} {ids})"
+        return shard_name(self.index, self.sources)
 
 
 class _MergedInference:
