@@ -39,3 +39,27 @@ def test_batched_nms_equals_nms_per_frame_and_class(seed, topk, post):
     assert len(expected) > 20
     table = np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)
     np.testing.assert_allclose(table, expected, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
+    """Every group at once (pairs of one group only), ties in confidence kept in row order, a group
+    too large for the pair list taking nms_keep on its own, per-class thresholds."""
+    import runner.pipeline.cluster as cl
+
+    monkeypatch.setattr(cl, "PAIRWISE_GROUP_LIMIT", 150)  # group 0 below is larger: the fallback path
+    rng = np.random.default_rng(seed)
+    n = 2000
+    centre = rng.uniform(0, 200, (n, 2)).round(-1)
+    size = rng.uniform(10, 50, (n, 2))
+    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    conf = rng.uniform(0, 1, n).round(2)  # many ties
+    group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
+    threshold = np.where(group % 2 == 0, 0.3, 0.6)
+    keep = cl.grouped_nms(xyxy, conf, group, threshold)
+    expected = np.zeros(n, bool)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+    assert (group == 0).sum() > 150 and 0 < expected.sum() < n
+    np.testing.assert_array_equal(keep, expected)

@@ -23,7 +23,7 @@ with the highest member confidence, and the area-to-hit-ratio filter nvinfer ena
 (``sqrt(area) / members > 60`` drops the cluster) is applied.
 
 All work is vectorised numpy within one (frame, class) group; Python loops only over groups — and for
-NMS (mode 2) not even that on a GPU machine, where one ``batched_nms`` call covers the whole batch.
+NMS (mode 2) not even that: :func:`grouped_nms` suppresses every group of the batch in one pass.
 
 >>> import numpy as np
 >>> from runner.pipeline.batch import Objects
@@ -257,47 +257,58 @@ def _cluster_group(xyxy, conf, mode: int, c: int, p: ClassParams):
 def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class).
 
-    On a machine with a CUDA GPU and torchvision, every group is suppressed in one ``batched_nms``
-    call per distinct threshold; otherwise :func:`nms_keep` runs group by group."""
-    keep = np.zeros(len(conf), bool)
-    if len(conf) == 0:
+    Every group of the batch at once, on the host, with no loop over groups: the overlaps of every
+    pair of boxes of one group are computed together, then :func:`nms_keep`'s fixed-point rule runs on
+    that pair list — the same result as :func:`nms_keep` group by group. (On a GPU, torchvision's
+    ``batched_nms`` spent 14 % of the H200's time in its one-block ``gather_keep_from_mask`` kernel and
+    stopped the PGIE thread on a device sync per batch: docs/bench/bench_h200_profile_i1_n32.txt.)
+    Groups of more than :data:`PAIRWISE_GROUP_LIMIT` boxes take :func:`nms_keep` on their own.
+    """
+    n = len(conf)
+    keep = np.zeros(n, bool)
+    if n == 0:
         return keep
-    device_nms = _device_nms()
-    for thr in np.unique(threshold):
-        rows = np.flatnonzero(threshold == thr)
-        if device_nms is not None:
-            keep[rows[device_nms(xyxy[rows], conf[rows], group[rows], float(thr))]] = True
-            continue
-        order = np.argsort(group[rows], kind="stable")
-        _, starts = np.unique(group[rows][order], return_index=True)
-        for members in np.split(rows[order], starts[1:]):  # one iteration per group
-            keep[members[nms_keep(xyxy[members], conf[members], float(thr))]] = True
+    conf = np.asarray(conf, np.float64)
+    group = np.asarray(group, np.int64)
+    order = np.lexsort((-conf, group))  # by group, then descending confidence (stable: ties keep row order)
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    big = sizes > PAIRWISE_GROUP_LIMIT
+    for s, size in zip(starts[big].tolist(), sizes[big].tolist()):  # rare: one loop step per huge group
+        members = order[s:s + size]
+        keep[members[nms_keep(xyxy[members], conf[members], float(threshold[members[0]]))]] = True
+    small = np.repeat(~big, sizes)
+    pos = np.flatnonzero(small)  # positions (in ``order``) of boxes in pairwise groups
+    if not len(pos):
+        return keep
+    # every pair (a, b), a ranked before b, of one group: b - a = 1 .. size-1 within the group
+    end_of = np.repeat(starts + sizes, sizes)[pos]
+    later = end_of - pos - 1  # boxes ranked after each box in its group
+    a = np.repeat(pos, later)
+    b = a + 1 + (np.arange(int(later.sum())) - np.repeat(np.cumsum(later) - later, later))
+    ra, rb = order[a], order[b]
+    box = np.asarray(xyxy, np.float64)
+    iw = np.clip(np.minimum(box[ra, 2], box[rb, 2]) - np.maximum(box[ra, 0], box[rb, 0]), 0, None)
+    ih = np.clip(np.minimum(box[ra, 3], box[rb, 3]) - np.maximum(box[ra, 1], box[rb, 1]), 0, None)
+    inter = iw * ih
+    union = ((box[ra, 2] - box[ra, 0]) * (box[ra, 3] - box[ra, 1])
+             + (box[rb, 2] - box[rb, 0]) * (box[rb, 3] - box[rb, 1]) - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    edge = iou > np.asarray(threshold, np.float64)[ra]
+    src, dst = a[edge], b[edge]  # a kept ``src`` suppresses ``dst``
+    alive = np.ones(n, bool)  # indexed by position in ``order``
+    while True:  # nms_keep's rule to its fixed point: kept unless a kept, higher-ranked box overlaps it
+        new_alive = np.bincount(dst[alive[src]], minlength=n) == 0
+        if np.array_equal(new_alive, alive):
+            break
+        alive = new_alive
+    keep[order[pos[alive[pos]]]] = True
     return keep
 
 
-def _device_nms():
-    """``(xyxy, conf, group, thr) -> kept indices`` on the GPU, or None without CUDA + torchvision."""
-    global _DEVICE_NMS
-    if _DEVICE_NMS is False:
-        try:
-            import torch
-            from torchvision.ops import batched_nms
-        except ImportError:
-            _DEVICE_NMS = None
-        else:
-            if not torch.cuda.is_available():
-                _DEVICE_NMS = None
-            else:
-                def run(xyxy, conf, group, thr):
-                    # one copy to the device (each copy waits for the stream), float64 holds every column exactly
-                    rows = torch.from_numpy(np.column_stack([xyxy, conf, group]).astype(np.float64)).to("cuda")
-                    kept = batched_nms(rows[:, :4].float(), rows[:, 4].float(), rows[:, 5].long(), thr)
-                    return kept.cpu().numpy()
-                _DEVICE_NMS = run
-    return _DEVICE_NMS
-
-
-_DEVICE_NMS = False  # not looked up yet
+PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this size
 
 
 def _cluster_nms(objs: Objects, params: ClassParams) -> Objects:
