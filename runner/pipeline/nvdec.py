@@ -43,12 +43,12 @@ class NvdecReader(SourceReader):
     loop is the GPU's: only :meth:`_play` differs."""
 
     def __init__(self, spec: SourceSpec, sink, stats: SourceStats, size: tuple[int, int] = (0, 0),
-                 stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 4) -> None:
+                 stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 2) -> None:
         super().__init__(spec, sink, stats, to_rgb=None, stop=stop)
         self.name = f"nvdec-{spec.source_id}"
         self.size = size  # streammux (width, height); (0, 0) keeps the decoded size
-        # frames the decoder holds ahead (1080p RGB: 6 MiB each, per source): 4, not 8, keeps 128
-        # sources' decoders ~3 GiB lighter (docs/bench/bench_h200_decode_prefetch.json)
+        # frames the decoder holds ahead (1080p RGB: 6 MiB each, per source): 2, not 8, keeps 128
+X
         self.gpu_id, self.prefetch = gpu_id, prefetch
 
     def _play(self) -> None:
