@@ -59,12 +59,31 @@ def prepare_engines(app, options: RunOptions, stats: RunStats):
 
 
 def _start_ui(stats: RunStats, app, options: RunOptions, controls):
-    """Dashboard or **PERF lines; ``controls`` (the Graph, or a split run's pool) has drain/pause/resume."""
+    """Dashboard or **PERF lines; ``controls`` (the Graph, or a split run's pool) has drain/pause/resume.
+    With DeepStream's REST API asked for (only in one process: runner.placement refuses it for split
+    runs), its routes are served too."""
     ui = feature("runner.ui")
     if ui is None or not hasattr(ui, "start_ui"):
         return None
+    extra = {}
+    rest = _rest(app, options, controls)
+    if rest is not None:
+        settings, api = rest
+        extra = {"rest_port": settings.http_port, "rest_host": settings.http_ip, "rest_routes": api}
     return ui.start_ui(stats, app, dashboard=options.dashboard, metrics_port=options.metrics_port,
-                       on_quit=controls.drain, on_pause=controls.pause, on_resume=controls.resume)
+                       on_quit=controls.drain, on_pause=controls.pause, on_resume=controls.resume, **extra)
+
+
+def _rest(app, options: RunOptions, graph):
+    """(LiveSourceList, RestApi) when the config or --rest-port asks for DeepStream's REST API."""
+    from runner.pipeline.live_sources import LiveSources, live_source_list
+
+    settings = live_source_list(app, options.rest_port)
+    if settings is None:
+        return None
+    from runner.rest.api import RestApi
+
+    return settings, RestApi(LiveSources(graph, app, settings), graph, on_quit=graph.drain)
 
 
 def run_app(args) -> int:

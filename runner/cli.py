@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="JSON", help="write a run summary to this file at exit")
     run.add_argument("--no-dashboard", action="store_true", help="print **PERF lines, not the live view")
     run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics on port N")
+    run.add_argument("--rest-port", type=int, metavar="N",
+                     help="serve DeepStream's REST API (add/remove streams, runtime parameters, quit) "
+                          "on port N; docs/rest.md")
     run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
     run.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="split the sources over N processes (one Python interpreter each)")

@@ -42,7 +42,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "tests": ("pipeline/source.py",),
     "sourceN": ("pipeline/source.py",),
     "source-attr-all": ("pipeline/source.py",),  # merged into each [source-list] source
-    "streammux": ("pipeline/mux.py", "pipeline/source.py"),
+    "streammux": ("pipeline/mux.py", "pipeline/source.py", "pipeline/live_sources.py"),
+    "source-list": ("pipeline/live_sources.py",),
     "primary-gie": _NVINFER + ("pipeline/osd.py",),  # overrides reach the nvinfer readers
     "secondary-gieN": _NVINFER + ("pipeline/osd.py",),
     "tracker": ("pipeline/tracker", "pipeline/osd.py"),

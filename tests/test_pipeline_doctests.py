@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["runner.pipeline.source", "runner.pipeline.mux", "runner.pipeline.report", "runner.pipeline.sinks",
            "runner.pipeline.sinks.fake", "runner.pipeline.sinks.file",
-           "runner.placement", "runner.placement.merge", "runner.placement.devices"]
+           "runner.placement", "runner.placement.merge", "runner.placement.devices",
+           "runner.pipeline.live_sources", "runner.pipeline.tiler", "runner.rest.parse", "runner.rest.api"]
 
 
 @pytest.mark.parametrize("name", MODULES)

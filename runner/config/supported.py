@@ -60,7 +60,9 @@ RUNTIME: dict[str, frozenset[str]] = {
     "sourceN": _SOURCE,
     "source-attr-all": _SOURCE,
     "streammux": frozenset({"width", "height", "batch-size", "batched-push-timeout", "live-source",
-                            "enable-padding"}),
+                            "enable-padding", "drop-pipeline-eos"}),
+    # nvmultiurisrcbin and its REST server (runner/pipeline/live_sources.py, runner/rest/)
+    "source-list": frozenset({"use-nvmultiurisrcbin", "max-batch-size", "http-ip", "http-port"}),
     "gie": _NVINFER_GIE | {"enable", "bbox-border-color<N>", "bbox-bg-color<N>"},
     "secondary-gieN": frozenset({"operate-on-gie-id", "operate-on-class-ids"}),
     "tracker": frozenset({"enable", "ll-lib-file", "operate-on-class-ids", "display-tracking-id"}),

@@ -117,9 +117,13 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     mux_spec = MuxSpec.from_config(app.streammux, len(specs))
     inputs = MuxInput(stats, {s.source_id: s.live for s in specs})
     to_rgb = rgb_converter(mux_spec)
-    readers = [NvdecReader(s, inputs, stats.add_source(s.source_id, s.name), (mux_spec.width, mux_spec.height))
-               if nvdec_usable(s) else SourceReader(s, inputs, stats.add_source(s.source_id, s.name), to_rgb)
-               for s in specs]
+
+    def make_reader(spec, source_stats):
+        if nvdec_usable(spec):
+            return NvdecReader(spec, inputs, source_stats, (mux_spec.width, mux_spec.height))
+        return SourceReader(spec, inputs, source_stats, to_rgb)
+
+    readers = [make_reader(s, stats.add_source(s.source_id, s.name)) for s in specs]
     mux = StreamMux(mux_spec, inputs, stats, first_frame_num={
         s.source_id: s.skip_frames // max(1, s.drop_frame_interval) for s in specs if s.skip_frames})
     stages = build_stages(app, engines, stats) if stages is None else stages
@@ -127,7 +131,9 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     for sink in sinks:  # sinks with counters of their own (message brokers) publish them in the run stats
         if hasattr(sink, "bind_stats"):
             sink.bind_stats(stats)
-    return Graph(readers, inputs, mux, stages, sinks, stats)
+    graph = Graph(readers, inputs, mux, stages, sinks, stats)
+    graph.make_reader = make_reader
+    return graph
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -156,14 +162,26 @@ class Graph:
         self._abort = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.make_reader = None  # (spec, SourceStats) -> reader; set by build_graph (sources added live)
 
     # -- control -----------------------------------------------------------------------------------
 
     def drain(self) -> None:
         """Stop decoding; let what is queued reach the sinks; then every thread ends."""
-        for r in self.readers:
+        for r in list(self.readers):
             r.stop()
         self.mux.drain()
+
+    def add_reader(self, reader) -> None:
+        """A source joining the running graph (``runner.pipeline.live_sources``): its queue is
+        registered with streammux before its reader thread starts."""
+        sid = reader.spec.source_id
+        self.inputs.add_source(sid, reader.spec.live)
+        self.mux.joined(sid)
+        with self._lock:
+            self.readers.append(reader)
+        if self._threads:  # running: start now (else _start starts every reader)
+            reader.start()
 
     def pause(self) -> None:
         """Hold batches at streammux (the dashboard's ``p`` key); files wait, live sources drop."""
@@ -346,12 +364,14 @@ class Graph:
                     self.outcome.forced = True
                     self.abort()
                     force_deadline = time.monotonic() + 5.0
-        for r in self.readers:
+        readers = list(self.readers)
+        for r in readers:
             r.stop()
         deadline = time.monotonic() + 1.0  # a reader blocked in a network read is left behind (daemon)
-        for r in self.readers:
-            r.join(max(0.0, deadline - time.monotonic()))
-        self.outcome.source_errors = {r.spec.source_id: str(r.error) for r in self.readers if r.error}
+        for r in readers:
+            if r.ident is not None:  # started
+                r.join(max(0.0, deadline - time.monotonic()))
+        self.outcome.source_errors = {r.spec.source_id: str(r.error) for r in readers if r.error}
         self.outcome.output_errors = [st.error for st in self.stats.stages.values() if st.error]
         return self.outcome
 

@@ -17,6 +17,7 @@ the aspect ratio is kept and the picture is centred on black bands (even offsets
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -111,6 +112,15 @@ class MuxInput:
     def source_ids(self) -> list[int]:
         return list(self._queues)
 
+    def add_source(self, source_id: int, live: bool) -> None:
+        """A source joining a running batch (the REST API's stream/add): a fresh, empty queue.
+        Re-using the id of a source that has ended replaces its queue."""
+        with self._cond:
+            self._queues[source_id] = collections.deque()
+            self._room[source_id] = threading.Condition(self._cond._lock)
+            self._live[source_id] = bool(live)
+            self._cond.notify_all()
+
     def put(self, source_id: int, image: np.ndarray, pts_ns: int, size: tuple[int, int]) -> bool:
         """Queue one frame; ``False`` when the run is stopping (the reader should return)."""
         q = self._queues[source_id]
@@ -160,9 +170,38 @@ class StreamMux:
         self._frame_num = {sid: (first_frame_num or {}).get(sid, 0) for sid in inputs.source_ids}
         self._ended: set[int] = set()
         self._draining = threading.Event()
+        # True while the run must outlive its sources (a REST server waiting for stream/add, or
+        # [streammux] drop-pipeline-eos=1): all sources ended then means "wait", not "end"
+        self.stay_open = False
         self.paused = threading.Event()  # set: no batch is formed (files wait, live sources drop)
         self._next = 0  # round-robin start
         self._stage = stats.add_stage(self.name, queue_depth=inputs.depth)
+
+    def joined(self, source_id: int) -> None:
+        """A source added at run time (after ``MuxInput.add_source``): frame numbers restart at 0."""
+        with self.inputs._cond:
+            self._ended.discard(source_id)
+            self._frame_num[source_id] = 0
+            self.inputs._cond.notify_all()
+
+    def active(self, source_id: int) -> bool:
+        """The source has a queue whose end of stream streammux has not yet taken."""
+        return source_id in self.active_ids()
+
+    def active_ids(self) -> set[int]:
+        with self.inputs._cond:
+            return set(self.inputs._queues) - self._ended
+
+    def set_batched_push_timeout(self, usec: int) -> None:
+        """The REST API's ``/mux/batched-push-timeout``: from the next batch on."""
+        with self.inputs._cond:
+            self.spec = dataclasses.replace(self.spec, batched_push_timeout=int(usec))
+            self.inputs._cond.notify_all()
+
+    def set_stay_open(self, value: bool) -> None:
+        with self.inputs._cond:
+            self.stay_open = bool(value)
+            self.inputs._cond.notify_all()
 
     def drain(self) -> None:
         """Ctrl-C: emit the frames already queued, then end every source (no new decoding)."""
@@ -211,9 +250,14 @@ class StreamMux:
                     continue
                 if (frames or eos) and deadline is None:
                     deadline = time.monotonic() + timeout if timeout is not None else None
-                all_ended = len(self._ended) == len(queues)
+                all_ended = self._ended.issuperset(queues)
                 draining = self._draining.is_set() and not any(
                     q and q[0] is not _EOS for q in queues.values())
+                if all_ended and self.stay_open and not self._draining.is_set():
+                    if frames or eos:
+                        break  # hand over the last frames and EOS; then wait for a new source
+                    cond.wait(0.1)
+                    continue
                 if len(frames) == spec.batch_size or all_ended or draining:
                     break
                 if (frames or eos) and all(taken[s] >= quota for s in active if s not in self._ended):

@@ -165,26 +165,29 @@ def _field(cfg, name: str, default):
 def source_specs(app) -> list[SourceSpec]:
     """The sources of an ``AppConfig`` (already enabled-only and expanded: ``[sourceN]`` with
     ``num-sources``, ``[source-list]``) as specs, by source id."""
+    specs = [source_spec(app, cfg, int(_field(cfg, "index", i))) for i, cfg in enumerate(app.sources)]
+    return sorted(specs, key=lambda s: s.source_id)
+
+
+def source_spec(app, cfg, source_id: int) -> SourceSpec:
+    """One source group (``SourceConfig``) of ``app`` as the spec of source ``source_id``."""
     tests_loop = bool(_field(getattr(app, "tests", None), "file_loop", 0))
     live = bool(_field(getattr(app, "streammux", None), "live_source", 0))
-    specs = []
-    for i, cfg in enumerate(app.sources):
-        specs.append(SourceSpec(
-            source_id=int(_field(cfg, "index", i)), type=int(cfg.type), uri=str(_field(cfg, "uri", "")),
-            live_source=live, file_loop=tests_loop,
-            drop_frame_interval=int(_field(cfg, "drop_frame_interval", 0)),
-            camera_dev_node=int(_field(cfg, "camera_v4l2_dev_node", 0)),
-            camera_width=int(_field(cfg, "camera_width", 0)) or 640,
-            camera_height=int(_field(cfg, "camera_height", 0)) or 480,
-            camera_fps_n=int(_field(cfg, "camera_fps_n", 0)) or 30,
-            camera_fps_d=int(_field(cfg, "camera_fps_d", 0)) or 1,
-            latency_ms=int(_field(cfg, "latency", 100)),
-            select_rtp_protocol=int(_field(cfg, "select_rtp_protocol", 0)),
-            rtsp_reconnect_interval_sec=float(_field(cfg, "rtsp_reconnect_interval_sec", 0)),
-            rtsp_reconnect_attempts=int(_field(cfg, "rtsp_reconnect_attempts", -1)),
-            init_rtsp_reconnect_interval_sec=float(_field(cfg, "init_rtsp_reconnect_interval_sec", 0)),
-        ))
-    return sorted(specs, key=lambda s: s.source_id)
+    return SourceSpec(
+        source_id=source_id, type=int(cfg.type), uri=str(_field(cfg, "uri", "")),
+        live_source=live, file_loop=tests_loop,
+        drop_frame_interval=int(_field(cfg, "drop_frame_interval", 0)),
+        camera_dev_node=int(_field(cfg, "camera_v4l2_dev_node", 0)),
+        camera_width=int(_field(cfg, "camera_width", 0)) or 640,
+        camera_height=int(_field(cfg, "camera_height", 0)) or 480,
+        camera_fps_n=int(_field(cfg, "camera_fps_n", 0)) or 30,
+        camera_fps_d=int(_field(cfg, "camera_fps_d", 0)) or 1,
+        latency_ms=int(_field(cfg, "latency", 100)),
+        select_rtp_protocol=int(_field(cfg, "select_rtp_protocol", 0)),
+        rtsp_reconnect_interval_sec=float(_field(cfg, "rtsp_reconnect_interval_sec", 0)),
+        rtsp_reconnect_attempts=int(_field(cfg, "rtsp_reconnect_attempts", -1)),
+        init_rtsp_reconnect_interval_sec=float(_field(cfg, "init_rtsp_reconnect_interval_sec", 0)),
+    )
 
 
 def open_container(spec: SourceSpec, read_timeout: float = 10.0):

@@ -77,8 +77,12 @@ class RunStats:
         self.brokers: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def add_source(self, source_id: int, uri: str) -> SourceStats:
+    def add_source(self, source_id: int, uri: str, fresh: bool = False) -> SourceStats:
+        """The counters of a source; ``fresh``: a new stream re-using an ended source's id (a
+        stream added at run time) starts from zero."""
         with self._lock:
+            if fresh:
+                self.sources[source_id] = SourceStats(source_id, uri)
             return self.sources.setdefault(source_id, SourceStats(source_id, uri))
 
     def add_stage(self, name: str, queue_depth: Callable[[], int] | None = None) -> StageStats:

@@ -81,10 +81,16 @@ class TilerStage:
 
     def __init__(self, tiled_display, *, num_sources: int) -> None:
         self.mode = int(getattr(tiled_display, "enable", 1))
-        self.rows, self.columns = tile_grid(getattr(tiled_display, "rows", 1),
-                                            getattr(tiled_display, "columns", 1), num_sources)
+        self.config = tiled_display
         self.width = int(getattr(tiled_display, "width", 0) or DEFAULT_WIDTH)
         self.height = int(getattr(tiled_display, "height", 0) or DEFAULT_HEIGHT)
+        self.relayout(num_sources)
+
+    def relayout(self, num_sources: int) -> None:
+        """Lay the grid out again for ``num_sources`` tiles (sources added or removed at run time,
+        runner.pipeline.live_sources); the output size stays, the tiles start black."""
+        self.rows, self.columns = tile_grid(getattr(self.config, "rows", 1),
+                                            getattr(self.config, "columns", 1), max(1, num_sources))
         self.tiles = tile_rects(self.width, self.height, self.rows, self.columns)
         self.canvas = np.zeros((self.height, self.width, 3), np.uint8)
 

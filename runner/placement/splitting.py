@@ -33,8 +33,17 @@ def check_splittable(app, options: RunOptions) -> None:
         raise WorkersError(f"--jsonl cannot be combined with {how}: the processes would each write a "
                            f"part of one file — run without {how}, or use [application] "
                            "gie-kitti-output-dir (one file per source and frame)")
+    if options.rest_port is not None:
+        raise WorkersError(f"--rest-port cannot be combined with {how}: streams added at run time join "
+                           f"one process's batch — run without {how}")
     line = _line_finder(app)
     problems = []
+    sl = getattr(app, "source_list", None)
+    if sl is not None and sl.use_nvmultiurisrcbin:
+        problems.append(Diagnostic(
+            "error", "unsupported", str(app.path), line("source-list", "use-nvmultiurisrcbin"), "source-list",
+            "use-nvmultiurisrcbin", f"streams added through the REST API join one process's batch, which "
+            f"{how} splits", f"set use-nvmultiurisrcbin=0 or run without {how}"))
     tiled = int(getattr(app.tiled_display, "enable", 0) or 0)
     if tiled:
         problems.append(Diagnostic(

@@ -43,13 +43,14 @@ class UiHandle:
     """The running UI; ``stop()`` is idempotent and safe from any thread but the UI's own."""
 
     def __init__(self, stats: RunStats, *, perf: PerfReporter | None, dashboard, sampler, keys,
-                 metrics) -> None:
+                 metrics, rest=None) -> None:
         self.stats = stats
         self.perf = perf
         self.dashboard = dashboard
         self.sampler = sampler
         self.keys = keys
         self.metrics = metrics  # MetricsServer or None; .port is the port actually bound
+        self.rest = rest  # the REST API's server (metrics and health routes too), or None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dsrun-ui", daemon=True)
         self._stopped = False
@@ -63,6 +64,8 @@ class UiHandle:
             self.dashboard.start()
         if self.metrics:
             self.metrics.start()
+        if self.rest:
+            self.rest.start()
         if self.keys:
             self.keys.start()
         self._thread.start()
@@ -106,6 +109,8 @@ class UiHandle:
             self.dashboard.stop(self.sampler.sample())
         if self.metrics:
             self.metrics.stop()
+        if self.rest:
+            self.rest.stop()
         if self.sampler and self.sampler.gpu:
             self.sampler.gpu.close()
 
@@ -113,10 +118,13 @@ class UiHandle:
 def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_port: int | None = None,
              on_quit: Callable[[], object] | None = None, on_pause: Callable[[], object] | None = None,
              on_resume: Callable[[], object] | None = None, stdout: TextIO | None = None,
-             stdin: TextIO | None = None, metrics_host: str | None = None) -> UiHandle:
+             stdin: TextIO | None = None, metrics_host: str | None = None,
+             rest_port: int | None = None, rest_host: str | None = None, rest_routes=None) -> UiHandle:
     """Start the UI for one run. ``config``: the AppConfig (or its ``application`` group, or None for
     deepstream-app's defaults): ``enable_perf_measurement``, ``perf_measurement_interval_sec`` and,
     for metrics labels, ``sources[i].sensor_id`` / ``sensor_name`` where the config has them.
+    ``rest_routes`` (``runner.rest.api.RestApi``): DeepStream's REST API, served with the metrics and
+    health routes on ``rest_port`` (bound to ``rest_host``), as DeepStream's one server does.
 
     >>> from runner.pipeline.stats import RunStats
     >>> import io
@@ -133,16 +141,21 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
     live_view = dashboard and _isatty(stdout)
     keys_on = _isatty(stdin) and _foreground(stdin) and any((on_quit, on_pause, on_resume))
 
-    sampler = dash = metrics = keys = perf = None
-    if live_view or metrics_port is not None:
+    sampler = dash = metrics = rest = keys = perf = None
+    if rest_routes is not None and rest_port == metrics_port:
+        metrics_port = None  # one server answers both
+    if live_view or metrics_port is not None or rest_routes is not None:
         from runner.ui.gpu import GpuMonitor
 
         sampler = Sampler(stats, gpu=GpuMonitor())
-    if metrics_port is not None:
+    if metrics_port is not None or rest_routes is not None:
         from runner.ui.metrics import DEFAULT_HOST, Exporter, MetricsServer
 
-        metrics = MetricsServer(Exporter(sampler, _sensors(config)), metrics_port,
-                                metrics_host or DEFAULT_HOST)
+        exporter = Exporter(sampler, _sensors(config))
+        if rest_routes is not None:
+            rest = MetricsServer(exporter, rest_port, rest_host or DEFAULT_HOST, routes=rest_routes)
+        if metrics_port is not None:
+            metrics = MetricsServer(exporter, metrics_port, metrics_host or DEFAULT_HOST)
     if live_view:
         from rich.console import Console
 
@@ -159,7 +172,8 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
         keys = KeyReader(stdin.fileno(), actions)
         if not live_view:
             print(HELP, file=sys.stderr)
-    return UiHandle(stats, perf=perf, dashboard=dash, sampler=sampler, keys=keys, metrics=metrics)._start()
+    return UiHandle(stats, perf=perf, dashboard=dash, sampler=sampler, keys=keys, metrics=metrics,
+                    rest=rest)._start()
 
 
 def _isatty(stream) -> bool:

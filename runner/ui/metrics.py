@@ -214,15 +214,19 @@ _PROBES = {"live": ("live-info", "ds-liveness", "GET_LIVE_INFO_SUCCESS", "live_m
 class MetricsServer:
     """A small threaded HTTP server; ``port=0`` picks a free port (see ``.port``)."""
 
-    def __init__(self, exporter: Exporter, port: int, host: str = DEFAULT_HOST) -> None:
+    def __init__(self, exporter: Exporter, port: int, host: str = DEFAULT_HOST, routes=None) -> None:
         self.exporter = exporter
+        # more routes served first (the REST API, runner.rest.api.RestApi): an object whose
+        # ``handle(method, path, body)`` returns (status, content type, bytes), or None for "not mine"
+        self.routes = routes
         self.running = True
         handler = type("Handler", (_Handler,), {"server_ref": self})
         try:
             self._httpd = ThreadingHTTPServer((host, port), handler)
         except OSError as error:
-            raise MetricsError(f"--metrics-port {port}: cannot listen on {host}:{port} ({error.strerror}) "
-                               f"— choose a free port, e.g. --metrics-port {port + 1}") from None
+            flag = "--rest-port" if routes is not None else "--metrics-port"
+            raise MetricsError(f"{flag} {port}: cannot listen on {host}:{port} ({error.strerror}) "
+                               f"— choose a free port, e.g. {flag} {port + 1}") from None
         self._httpd.daemon_threads = True
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="dsrun-metrics",
@@ -247,12 +251,40 @@ class _Handler(BaseHTTPRequestHandler):
     server_ref: MetricsServer
     server_version = "dsrun"
 
+    def _routed(self, method: str) -> bool:
+        """Let the extra routes (REST API) answer; True when they did."""
+        routes = self.server_ref.routes
+        if routes is None:
+            return False
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            answer = routes.handle(method, self.path, body)
+        except Exception as error:  # a bug in a route must not take the run down
+            answer = (500, "application/json", json.dumps(
+                {"reason": f"{type(error).__name__}: {error}", "status": "HTTP/1.1 500 Internal Server Error"}
+            ).encode())
+        if answer is None:
+            return False
+        self._send(*answer)
+        return True
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._routed("POST"):
+            self._json(404, {"reason": "NOT_FOUND", "status": "HTTP/1.1 404 Not Found"})
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         text = "text/plain" in self.headers.get("Accept", "")
         exporter = self.server_ref.exporter
+        if self._routed("GET"):
+            return
         try:
-            if path == "/metrics" or (path == "/api/v1/metrics" and text):
+            if path == "/api/v1/health/get-dsready-state":  # DeepStream's older readiness route
+                ok = self.server_ref.probe("ready")
+                self._json(200, {"health-info": {"ds-ready": "YES" if ok else "NO"},
+                                 "reason": "GET_READY_INFO_SUCCESS", "status": "HTTP/1.1 200 OK"})
+            elif path == "/metrics" or (path == "/api/v1/metrics" and text):
                 self._send(200, TEXT, generate_latest(exporter.registry))
             elif path == "/api/v1/metrics":
                 self._json(200, exporter.json_metrics())

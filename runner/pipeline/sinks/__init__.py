@@ -52,6 +52,7 @@ class RunOptions:
     report: Path | None = None
     dashboard: bool = True
     metrics_port: int | None = None
+    rest_port: int | None = None  # --rest-port: DeepStream's REST API (runner.rest) on this port
     engine_dir: Path | None = None
     workers: int = 1  # --workers N: the sources split over N child processes (runner.placement)
     ray_address: str | None = None  # --ray [ADDRESS]: shards on Ray actors ("auto": RAY_ADDRESS or a new local cluster)
@@ -67,6 +68,7 @@ class RunOptions:
         return cls(jsonl=Path(get("jsonl")) if get("jsonl") else None,
                    report=Path(get("report")) if get("report") else None,
                    dashboard=not get("no_dashboard"), metrics_port=get("metrics_port"),
+                   rest_port=get("rest_port"),
                    engine_dir=Path(get("engine_dir")) if get("engine_dir") else None,
                    workers=int(get("workers") or 1), ray_address=get("ray"), ray_cpus=get("ray_cpus"),
                    shard=tuple(int(s) for s in shard.split(",") if s) if shard is not None else None,

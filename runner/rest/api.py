@@ -1,0 +1,184 @@
+"""DeepStream's REST API routes (``nvds_rest_server.cpp`` ``nvds_rest_server_start``) and what dsrun
+does for each (the callbacks of gstdsnvmultiurisrcbin.cpp, ``s_*_api_impl``). docs/rest.md lists them.
+
+Every POST route answers HTTP 200 with DeepStream's JSON ``{"status": "HTTP/1.1 <code> <text>",
+"reason": "<STATUS_NAME>[, detail]"}`` — DeepStream puts the outcome in the body, not in the HTTP
+status line; clients written for it read ``status``. A route DeepStream has and dsrun does not act on
+answers ``501 Not Implemented`` in ``status`` with the reason; a route DeepStream does not have gets
+an HTTP 404. A POST route asked with GET (or the reverse) gets an HTTP 405 (DeepStream: ``null``).
+
+>>> reply(200, "QUIT_SUCCESS")
+{'status': 'HTTP/1.1 200 OK', 'reason': 'QUIT_SUCCESS'}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Callable
+
+from runner.pipeline.live_sources import LiveSources, StreamError
+from runner.rest import parse
+from runner.rest.parse import BadRequest
+
+log = logging.getLogger("dsrun")
+
+# NvDsServerStatusCodeToHttpStatusCode (nvds_rest_server.cpp)
+HTTP_TEXT = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+             500: "Internal Server Error", 501: "Not Implemented"}
+VERSION = "DeepStream-SDK 9.1 - REST API Version v1"  # the API dsrun speaks (VersionInfo)
+JSON = "application/json"
+
+Response = tuple[int, str, bytes]
+
+
+def reply(code: int, reason: str, **extra) -> dict:
+    return {"status": f"HTTP/1.1 {code} {HTTP_TEXT.get(code, '')}".rstrip(), "reason": reason, **extra}
+
+
+class RestApi:
+    """Answers the REST routes for one run. ``sources``: the run's :class:`LiveSources`; ``graph``:
+    the running Graph (streammux, stages); ``on_quit``: what ``/app/quit`` calls (drain the run)."""
+
+    def __init__(self, sources: LiveSources, graph, on_quit: Callable[[], object]) -> None:
+        self.sources, self.graph, self.on_quit = sources, graph, on_quit
+        P = parse
+        self._post: dict[str, Callable[[object], dict]] = {
+            "/api/v1/stream/add": self._stream,
+            "/api/v1/stream/remove": self._stream,
+            "/api/v1/infer/set-interval": lambda b: self._per_stream(b, P.INFER_INTERVAL, self._set_interval,
+                                                                     "Unable to find stream id for infer property updation"),
+            "/api/v1/dec/drop-frame-interval": lambda b: self._per_stream(
+                b, P.DROP_FRAME_INTERVAL, self._set_drop_frame_interval, "drop-frame-interval not set on decoder"),
+            "/api/v1/mux/batched-push-timeout": self._batched_push_timeout,
+            "/api/v1/osd/process-mode": lambda b: self._per_stream(
+                b, P.PROCESS_MODE, self._set_osd_process_mode, "Unable to find stream id for osd property updation"),
+            "/api/v1/app/quit": self._quit,
+        }
+        # DeepStream routes dsrun has no element for: parsed as DeepStream does, then refused with 501
+        for path, field, why in (
+                ("/api/v1/dec/skip-frames", P.SKIP_FRAMES, "dsrun's decoder decodes every frame"),
+                ("/api/v1/dec/low-latency-mode", P.LOW_LATENCY_MODE, "dsrun has no NVDEC low-latency mode"),
+                ("/api/v1/mux/max-latency", P.MAX_LATENCY, "max-latency belongs to the new nvstreammux"),
+                ("/api/v1/enc/bitrate", P.BITRATE, "dsrun's encoders keep their configured bitrate"),
+                ("/api/v1/enc/force-idr", P.FORCE_IDR, "dsrun's encoders follow iframeinterval"),
+                ("/api/v1/enc/force-intra", P.FORCE_INTRA, "dsrun's encoders follow iframeinterval"),
+                ("/api/v1/enc/iframe-interval", P.IFRAME_INTERVAL, "dsrun's encoders keep their GOP"),
+        ):
+            self._post[path] = self._unsupported(field, why)
+        for path, fail in (("/api/v1/roi/update", "ROI_UPDATE_FAIL"),
+                           ("/api/v1/conv/srccrop", "SRC_CROP_UPDATE_FAIL"),
+                           ("/api/v1/conv/destcrop", "DEST_CROP_UPDATE_FAIL"),
+                           ("/api/v1/conv/interpolation-method", "INTERPOLATION_METHOD_UPDATE_FAIL"),
+                           ("/api/v1/conv/flip-method", "FLIP_METHOD_UPDATE_FAIL"),
+                           ("/api/v1/inferserver/set-interval", "INFERSERVER_INTERVAL_UPDATE_FAIL"),
+                           ("/api/v1/nvtracker/config-path", "NVTRACKER_CONFIG_UPDATE_FAIL"),
+                           ("/api/v1/analytics/reload-config", "RELOAD_CONFIG_UPDATE_FAIL")):
+            self._post[path] = (lambda f: lambda body: reply(
+                501, f"{f}, dsrun has no element for this route — see docs/rest.md"))(fail)
+        self._get: dict[str, Callable[[], dict]] = {
+            "/api/v1/stream/get-stream-info": self._stream_info,
+            "/version": lambda: {"version": VERSION},
+        }
+
+    # -- HTTP -------------------------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, body: bytes) -> Response | None:
+        """The response to one request, or ``None`` when the path is not a REST route (the metrics and
+        health routes answer those)."""
+        path = path.split("?", 1)[0].rstrip("/") or "/"
+        method = method.upper()
+        if path in self._post:
+            if method != "POST":
+                return self._json(405, reply(405, "use POST for this route"))
+            try:
+                doc = json.loads(body or b"null")
+            except (ValueError, UnicodeDecodeError):
+                doc = None  # DeepStream's handlers then see an empty request
+            log.debug("REST %s %s", method, path)
+            try:
+                answer = self._post[path](doc)
+            except BadRequest as error:
+                answer = reply(400, str(error))
+            return self._json(200, answer)
+        if path in self._get:
+            if method != "GET":
+                return self._json(405, reply(405, "use GET for this route"))
+            return self._json(200, self._get[path]())
+        return None
+
+    @staticmethod
+    def _json(status: int, doc: dict) -> Response:
+        return status, JSON, json.dumps(doc, indent=2).encode()
+
+    # -- streams ----------------------------------------------------------------------------------------
+
+    def _stream(self, body) -> dict:
+        """s_stream_api_impl: ``change`` decides (``add``/``streaming`` adds, ``remove`` removes) —
+        whichever of the two routes was called."""
+        req = parse.stream_request(body)
+        try:
+            if "add" in req.change or "streaming" in req.change:
+                self.sources.add(req.camera_id, req.camera_name, req.camera_url)
+                return reply(200, "STREAM_ADD_SUCCESS")
+            if "remove" in req.change:
+                self.sources.remove(req.camera_id, req.camera_url)
+                return reply(200, "STREAM_REMOVE_SUCCESS")
+        except StreamError as error:
+            return reply(500, str(error))
+        return reply(400, "Sensor API change string not supported")
+
+    def _stream_info(self) -> dict:
+        streams = [{"source_id": s.source_id, "camera_id": s.camera_id, "camera_name": s.camera_name}
+                   for s in self.sources.streams()]
+        return reply(200, "GET_LIVE_STREAM_INFO_SUCCESS",
+                     **{"stream-info": {"stream-count": len(streams), "stream-info": streams}})
+
+    # -- runtime parameters -----------------------------------------------------------------------------
+
+    def _per_stream(self, body, field: parse.Field, apply: Callable[[int, int], None], missing: str) -> dict:
+        """A route naming ``stream_id``: refused with 500 when no such stream is active."""
+        stream_id, value = parse.field_request(body, field)
+        sid = parse.source_id(stream_id)
+        if sid is None or not self.sources.has(sid):
+            return reply(500, f"{field.fail}, {missing}")
+        apply(sid, 0 if value is None else value)
+        return reply(200, field.fail.replace("_FAIL", "_SUCCESS"))
+
+    def _set_interval(self, _sid: int, interval: int) -> None:
+        """gst_nvevent_infer_interval_update: every nvinfer the event reaches takes the new interval
+        (gstnvinfer.cpp sets ``nvinfer->interval``, for all of its streams)."""
+        for stage in self.graph.stages:
+            if hasattr(stage, "interval"):
+                stage.interval = int(interval)
+        log.info("REST: inference interval set to %d", interval)
+
+    def _set_drop_frame_interval(self, sid: int, interval: int) -> None:
+        self.sources.set_drop_frame_interval(sid, interval)
+        log.info("REST: source %d drop-frame-interval set to %d", sid, interval)
+
+    def _set_osd_process_mode(self, sid: int, mode: int) -> None:
+        """Accepted: dsrun's OSD draws the same pixels in every process-mode (CPU drawing)."""
+        log.info("REST: osd process-mode %d for source %d (dsrun draws the same in every mode)", mode, sid)
+
+    def _batched_push_timeout(self, body) -> dict:
+        _, value = parse.field_request(body, parse.BATCHED_PUSH_TIMEOUT)
+        self.graph.mux.set_batched_push_timeout(-1 if value is None else value)
+        log.info("REST: streammux batched-push-timeout set to %s µs", -1 if value is None else value)
+        return reply(200, "BATCHED_PUSH_TIMEOUT_UPDATE_SUCCESS")
+
+    def _unsupported(self, field: parse.Field, why: str) -> Callable[[object], dict]:
+        def answer(body) -> dict:
+            parse.field_request(body, field)  # a malformed body still gets DeepStream's 400
+            return reply(501, f"{field.fail}, {why} — see docs/rest.md")
+        return answer
+
+    # -- application ------------------------------------------------------------------------------------
+
+    def _quit(self, body) -> dict:
+        """s_appinstance_api_impl: ``app_quit`` true ends the pipeline (queued frames still finish)."""
+        _, value = parse.field_request(body, parse.APP_QUIT)
+        if value:
+            log.info("REST: app/quit — finishing the frames already decoded, then exiting")
+            self.on_quit()
+        return reply(200, "QUIT_SUCCESS")
