@@ -23,6 +23,7 @@ OPTIONAL = {
     "tensorrt_bindings": ("tensorrt", "tensorrt"),   # TensorRT's bare bindings wheel (tests name-check it)
     "cuda": ("tensorrt", "cuda-python"),             # the TensorRT backend's CUDA runtime calls
     "ray": ("ray", "ray"),                           # --ray: shards on a Ray cluster's actors
+    "supervision": ("supervision", "supervision"),   # dsrun.to_detections / from_detections
 }
 
 #: modules from the operating system, not PyPI: used only by helpers that Debian's python3 runs

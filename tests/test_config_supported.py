@@ -38,10 +38,10 @@ _NVINFER = ("pipeline/infer.py", "pipeline/preprocess.py", "pipeline/cluster.py"
             "pipeline/labels.py", "engine/spec.py")
 #: group kind → the modules (under runner/) that receive its config object; kinds absent here have none
 CONSUMERS: dict[str, tuple[str, ...]] = {
-    "application": ("ui/perf.py", "pipeline/kitti.py"),
+    "application": ("ui/perf.py", "pipeline/kitti.py", "pipeline/sinks/hook.py"),
     "tests": ("pipeline/source.py",),
-    "sourceN": ("pipeline/source.py",),
-    "source-attr-all": ("pipeline/source.py",),  # merged into each [source-list] source
+    "sourceN": ("pipeline/source.py", "pipeline/smart_record.py"),
+    "source-attr-all": ("pipeline/source.py", "pipeline/smart_record.py"),  # merged into each [source-list] source
     "streammux": ("pipeline/mux.py", "pipeline/source.py", "pipeline/live_sources.py"),
     "source-list": ("pipeline/live_sources.py",),
     "primary-gie": _NVINFER + ("pipeline/osd.py",),  # overrides reach the nvinfer readers

@@ -48,6 +48,8 @@ class ApplicationConfig:
     # dsrun extensions (docs/scale-out.md): run on a Ray cluster, as --ray ADDRESS / --ray-cpus N do
     dsrun_ray_address: str | None = key(None)
     dsrun_ray_cpus: int | None = key(None, lo=1)
+    dsrun_batch_hook: str | None = key(None, doc="dsrun extension: file.py:function called with every batch "
+                                                 "(file relative to the config; docs/python.md)")
 
 
 @dataclass(frozen=True, slots=True)

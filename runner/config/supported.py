@@ -23,7 +23,11 @@ import re
 _SOURCE = frozenset({
     "type", "uri", "latency", "drop-frame-interval", "camera-v4l2-dev-node", "camera-width",
     "camera-height", "camera-fps-n", "camera-fps-d", "select-rtp-protocol", "rtsp-reconnect-interval-sec",
-    "init-rtsp-reconnect-interval-sec", "rtsp-reconnect-attempts"})
+    "init-rtsp-reconnect-interval-sec", "rtsp-reconnect-attempts",
+    # smart record (runner/pipeline/smart_record.py); camera-id names the clips
+    "smart-record", "smart-rec-dir-path", "smart-rec-file-prefix", "smart-rec-cache", "smart-rec-video-cache",
+    "smart-rec-container", "smart-rec-start-time", "smart-rec-default-duration", "smart-rec-duration",
+    "smart-rec-interval", "camera-id"})
 _NVINFER_GIE = frozenset({  # nvinfer keys an app's GIE group may set too (they override [property])
     "batch-size", "interval", "gie-unique-id", "model-engine-file", "gpu-id",
     "dsrun-backend", "dsrun-calib-images", "dsrun-calib-method"})
@@ -55,7 +59,7 @@ CONFIG_LAYER: dict[str, frozenset[str]] = {
 #: what runner/pipeline, runner/engine (EngineSpec.from_nvinfer) and runner/ui act on
 RUNTIME: dict[str, frozenset[str]] = {
     "application": frozenset({"enable-perf-measurement", "perf-measurement-interval-sec",
-                              "gie-kitti-output-dir", "kitti-track-output-dir"}),
+                              "gie-kitti-output-dir", "kitti-track-output-dir", "dsrun-batch-hook"}),
     "tests": frozenset({"file-loop"}),
     "sourceN": _SOURCE,
     "source-attr-all": _SOURCE,

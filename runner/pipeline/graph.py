@@ -36,6 +36,7 @@ from runner.pipeline.batch import Batch
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
 from runner.pipeline.nvdec import NvdecReader, nvdec_usable
 from runner.pipeline.output_files import output_failure
+from runner.pipeline.smart_record import SmartRecorder, smart_record_specs
 from runner.pipeline.sinks import RunOptions, build_sink_stages
 from runner.pipeline.source import SourceReader, redact, source_specs
 from runner.pipeline.stage import Stage
@@ -118,10 +119,14 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     inputs = MuxInput(stats, {s.source_id: s.live for s in specs})
     to_rgb = rgb_converter(mux_spec)
 
+    recorders = {sid: SmartRecorder(rec) for sid, rec in smart_record_specs(app).items()}
+
     def make_reader(spec, source_stats):
-        if nvdec_usable(spec):
+        if nvdec_usable(spec) and spec.source_id not in recorders:  # smart record needs PyAV's packets
             return NvdecReader(spec, inputs, source_stats, (mux_spec.width, mux_spec.height))
-        return SourceReader(spec, inputs, source_stats, to_rgb)
+        reader = SourceReader(spec, inputs, source_stats, to_rgb)
+        reader.recorder = recorders.get(spec.source_id)
+        return reader
 
     readers = [make_reader(s, stats.add_source(s.source_id, s.name)) for s in specs]
     mux = StreamMux(mux_spec, inputs, stats, first_frame_num={
@@ -133,6 +138,10 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
             sink.bind_stats(stats)
     graph = Graph(readers, inputs, mux, stages, sinks, stats)
     graph.make_reader = make_reader
+    graph.recorders = recorders
+    for sink in sinks:  # the batch hook triggers smart record (batch.smart_record)
+        if hasattr(sink, "recorders"):
+            sink.recorders = recorders
     return graph
 
 
@@ -163,6 +172,7 @@ class Graph:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self.make_reader = None  # (spec, SourceStats) -> reader; set by build_graph (sources added live)
+        self.recorders: dict = {}  # source id -> SmartRecorder ([sourceN] smart-record)
 
     # -- control -----------------------------------------------------------------------------------
 

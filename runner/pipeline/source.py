@@ -256,6 +256,7 @@ class SourceReader(threading.Thread):
         self.spec, self.sink, self.stats, self.to_rgb = spec, sink, stats, to_rgb
         self.stop_event = stop or threading.Event()
         self.error: SourceError | None = None
+        self.recorder = None  # smart record (runner.pipeline.smart_record): sees every demuxed packet
         self._decoded = 0
         self._skipped = 0  # of spec.skip_frames
         self._pts_offset = 0  # file-loop: each pass continues the previous pass's timeline
@@ -273,6 +274,8 @@ class SourceReader(threading.Thread):
             self.stats.state = "failed"
         finally:
             self.stats.ended_at = time.monotonic()
+            if self.recorder is not None:
+                self.recorder.close()
             self.sink.finish(self.spec.source_id)
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -382,6 +385,8 @@ class SourceReader(threading.Thread):
                 if not self.sink.put(spec.source_id, image, self._pts_offset + pts - (first_pts or 0),
                                      (frame.width, frame.height)):
                     return  # the run is stopping
+            if self.recorder is not None:
+                self.recorder.on_packet(packet, stream)
         if not spec.network and spec.type != CAMERA_V4L2 and expected and packets < expected:
             raise SourceCorruptData(spec.source_id, spec.uri,
                                     f"the file ends after {packets} of its {expected} frames (truncated)",

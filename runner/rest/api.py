@@ -54,6 +54,9 @@ class RestApi:
             "/api/v1/osd/process-mode": lambda b: self._per_stream(
                 b, P.PROCESS_MODE, self._set_osd_process_mode, "Unable to find stream id for osd property updation"),
             "/api/v1/app/quit": self._quit,
+            # dsrun's own (DeepStream triggers smart record from messages or its local timer only)
+            "/api/v1/record/start": self._record_start,
+            "/api/v1/record/stop": self._record_stop,
         }
         # DeepStream routes dsrun has no element for: parsed as DeepStream does, then refused with 501
         for path, field, why in (
@@ -172,6 +175,37 @@ class RestApi:
             parse.field_request(body, field)  # a malformed body still gets DeepStream's 400
             return reply(501, f"{field.fail}, {why} — see docs/rest.md")
         return answer
+
+    # -- smart record -----------------------------------------------------------------------------------
+
+    def _recorder(self, body, fail: str):
+        """(the stream's SmartRecorder, None) or (None, the refusal)."""
+        stream_id, _ = parse.field_request(body, parse.RECORD_START_TIME)
+        sid = parse.source_id(stream_id)
+        recorder = self.graph.recorders.get(sid) if sid is not None else None
+        if recorder is None:
+            return None, reply(500, f"{fail}, no smart-record on stream_id {stream_id!r} — set "
+                                    "[sourceN] smart-record=1 for it")
+        return recorder, None
+
+    def _record_start(self, body) -> dict:
+        """``{"stream": {"stream_id": "0", "start_time": 5, "duration": 10}}``: NvDsSRStart."""
+        recorder, refused = self._recorder(body, "SMART_RECORD_START_FAIL")
+        if refused:
+            return refused
+        _, start = parse.field_request(body, parse.RECORD_START_TIME)
+        _, duration = parse.field_request(body, parse.RECORD_DURATION)
+        if not recorder.start(start, duration):
+            return reply(500, "SMART_RECORD_START_FAIL, a recording of this stream is already running")
+        return reply(200, "SMART_RECORD_START_SUCCESS")
+
+    def _record_stop(self, body) -> dict:
+        recorder, refused = self._recorder(body, "SMART_RECORD_STOP_FAIL")
+        if refused:
+            return refused
+        if not recorder.stop():
+            return reply(500, "SMART_RECORD_STOP_FAIL, no recording of this stream is running")
+        return reply(200, "SMART_RECORD_STOP_SUCCESS")
 
     # -- application ------------------------------------------------------------------------------------
 

@@ -66,6 +66,11 @@ FORCE_INTRA = Field("force_intra", 0, 1, "FORCE_INTRA_UPDATE_FAIL", "")
 IFRAME_INTERVAL = Field("iframeinterval", 0, 256, "IFRAME_INTERVAL_UPDATE_FAIL",
                         "iframeinterval value not parsed correctly, Unsigned Integer Range: 0 - 4294967295")
 APP_QUIT = Field("app_quit", 0, 1, "QUIT_FAIL", "")
+# dsrun's smart-record routes (DeepStream has none): seconds, as NvDsSRStart takes them
+RECORD_START_TIME = Field("start_time", 0, 2**31 - 1, "SMART_RECORD_START_FAIL",
+                          "start_time value not parsed correctly, seconds >= 0")
+RECORD_DURATION = Field("duration", 0, 2**31 - 1, "SMART_RECORD_START_FAIL",
+                        "duration value not parsed correctly, seconds >= 0")
 
 
 def _objects(body: Any):

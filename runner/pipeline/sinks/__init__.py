@@ -38,7 +38,8 @@ PROVIDERS: dict[int, str] = {
     6: "runner.pipeline.sinks.msgbroker",  # message converter + broker (outputs helper)
 }
 # modules providing app-wide outputs (register_output); a module not built yet is skipped
-OUTPUT_PROVIDERS: tuple[str, ...] = ("runner.pipeline.sinks.jsonl", "runner.pipeline.sinks.kitti")
+OUTPUT_PROVIDERS: tuple[str, ...] = ("runner.pipeline.sinks.jsonl", "runner.pipeline.sinks.kitti",
+                                     "runner.pipeline.sinks.hook")
 
 _SINKS: dict[int, SinkFactory] = {}
 _OUTPUTS: list[OutputFactory] = []

@@ -1,0 +1,1 @@
+"""Adapters between dsrun's columnar metadata and other libraries' types (optional extras)."""
