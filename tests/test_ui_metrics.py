@@ -48,6 +48,10 @@ list=file://a.mp4;file://b.mp4
 sensor-id-list=cam-a;cam-b
 sensor-name-list=Gate;Dock
 
+[source-attr-all]
+enable=1
+type=3
+
 [streammux]
 batch-size=2
 width=640
