@@ -156,6 +156,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(_normalise(argv))
+    if args.debug:  # a crash in native code (signal 6 / 11) prints every thread's Python stack
+        import faulthandler
+        faulthandler.enable()
     try:
         return _dispatch(args)
     except DsrunError as error:

@@ -154,7 +154,7 @@ def run_count(config, n: int, *, fps: float, seconds: float = 10.0, warmup: floa
     except (IndexError, json.JSONDecodeError):
         how = (f"killed by signal {-done.returncode} ({signal.Signals(-done.returncode).name})"
                if done.returncode < 0 else f"exit {done.returncode}")
-        tail = done.stderr.strip()[-1500:]
+        tail = done.stderr.strip()[-6000 if done.returncode < 0 else -1500:]  # a crash: the threads' stacks
         return {"sources": n, "held": False, "exit_code": done.returncode, "min_source_fps": 0.0,
                 "mean_source_fps": 0.0, "aggregate_fps": 0.0, "stages": {}, "busiest_stage": None,
                 "utilisation": {}, "bound": f"the run failed ({how})", "error": f"{how}: {tail}"}
