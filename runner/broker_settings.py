@@ -34,9 +34,8 @@ from runner.deepstream_libs import BROKER_ADAPTORS, BROKERS_SUPPORTED, broker_ad
 
 __all__ = ["BrokerSettings", "BrokerSettingsError", "resolve", "read_broker_cfg", "ADAPTOR_LIBS", "DEFAULT_PORTS"]
 
-#: the .so name DeepStream ships for each adaptor dsrun implements
-ADAPTOR_LIBS = {"mqtt": "libnvds_mqtt_proto.so", "redis": "libnvds_redis_proto.so",
-                "amqp": "libnvds_amqp_proto.so", "kafka": "libnvds_kafka_proto.so"}
+#: the .so name DeepStream ships for each adaptor dsrun implements (runner/deepstream_libs.py lists them)
+ADAPTOR_LIBS = {word: f"libnvds_{word}_proto.so" for word in BROKERS_SUPPORTED}
 DEFAULT_PORTS = {"mqtt": 1883, "redis": 6379, "amqp": 5672, "kafka": 9092}
 AMQP_DEFAULT_TOPIC = "deepstream_topic"  # amqp_client.cpp DFLT_TOPIC
 

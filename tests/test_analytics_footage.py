@@ -118,7 +118,7 @@ def run(tmp_path_factory, assets):
     (folder / "config_nvdsanalytics.txt").write_text(ANALYTICS)
     (folder / "app.txt").write_text(APP)
     done = subprocess.run([sys.executable, "-m", "runner", "app.txt", "--jsonl", "out.jsonl", "--no-dashboard",
-                           "--engine-dir", str(folder / "engines")], cwd=folder, capture_output=True, text=True,
+                           "--report", "run.json", "--engine-dir", str(folder / "engines")], cwd=folder, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     records = [json.loads(line) for line in (folder / "out.jsonl").read_text().splitlines()]
@@ -135,6 +135,8 @@ def test_line_crossings_on_real_footage_match_the_hand_checked_counts(run):
     assert 185 <= f1 <= 195 and 205 <= f2 <= 215 and id1 != id2
     last = records[-1]["analytics"]["lines"]
     assert last == {"Westward": {"now": 0, "total": 2}, "Eastward": {"now": 0, "total": 0}}
+    report = json.loads((run[0] / "run.json").read_text())
+    assert report["analytics"]["0"]["lines"] == {"Westward": 2, "Eastward": 0}
     # the per-frame count is cumulative: 0 before the first crossing, 1 between, 2 after
     totals = [r["analytics"]["lines"]["Westward"]["total"] for r in records]
     assert totals == [0] * (f1 - FIRST) + [1] * (f2 - f1) + [2] * (LAST - f2 + 1)

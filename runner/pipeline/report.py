@@ -2,7 +2,9 @@
 
 ``inference`` counts what the GIEs produced: ``{"objects": {gie-unique-id: {class-id: n}}, "labels":
 {gie-unique-id: {label: n}}}`` (objects before the tracker, classifier labels attached to objects or
-frames); ``totals.objects`` is their sum.
+frames); ``totals.objects`` is their sum. With ``[nvds-analytics]``, ``analytics`` holds per source id the
+cumulative crossings per line and the latest ROI/overcrowding counts; with ``[sinkN] type=6``, ``brokers``
+holds per sink its protocol, address, state and how many payloads were sent, dropped or left queued.
 
 Exit status (also in the report): 0 every source ended normally, 1 some source, stage or output failed
 (the other sources still ran to the end), 2 config error, 3 model or engine error (the model cannot be
@@ -101,6 +103,8 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
         },
         "stages": stages,
         "inference": inference,
+        **({"analytics": {str(sid): a for sid, a in sorted(stats.analytics.items())}} if stats.analytics else {}),
+        **({"brokers": {name: dict(b) for name, b in sorted(stats.brokers.items())}} if stats.brokers else {}),
     }
 
 

@@ -3,7 +3,7 @@
 The pipeline never waits for a broker: :meth:`BufferedPublisher.publish` only appends to a buffer of at
 most ``max_queued`` payloads (the oldest is dropped, and counted, when it is full). A background
 thread connects, sends, and when the broker goes away reconnects with exponential backoff
-(0.2 s doubling to 5 s) — payloads made meanwhile wait in the buffer and are delivered when it is back.
+(0.2 s doubling to 2 s, as paho's MQTT client does) — payloads made meanwhile wait in the buffer and are delivered when it is back.
 
 An outage is reported twice, once each way, naming the broker by ``host:port`` (never credentials)::
 
@@ -27,11 +27,20 @@ import time
 
 from runner.redact import redact
 
-__all__ = ["BufferedPublisher", "ThreadedPublisher", "MAX_QUEUED", "BACKOFF"]
+__all__ = ["BufferedPublisher", "ThreadedPublisher", "Undelivered", "MAX_QUEUED", "BACKOFF"]
 
 log = logging.getLogger("dsrun")
 MAX_QUEUED = 10_000  # payloads buffered per sink while its broker is away
-BACKOFF = (0.2, 5.0)  # first and longest wait between reconnection attempts, seconds
+SEND_BATCH = 256  # payloads handed to a client at once (one Kafka flush, one redis pipeline…)
+
+
+class Undelivered(Exception):
+    """Raised by ``_send_many``: these payloads (in order) did not reach the broker; ``reason`` is why."""
+
+    def __init__(self, payloads: list, reason: object) -> None:
+        super().__init__(str(reason))
+        self.payloads, self.reason = payloads, reason
+BACKOFF = (0.2, 2.0)  # first and longest wait between reconnection attempts, seconds
 
 
 class BufferedPublisher:
@@ -48,6 +57,10 @@ class BufferedPublisher:
         self.dropped = 0
         self.state = "connecting"
         self.outages = 0
+        self.last_outage_s = 0.0  # how long the latest outage lasted, from its detection to reconnection
+        self.last_cutoff_s = 0.0  # from the last payload the broker took before it to reconnection
+        self._last_ok = time.monotonic()
+        self._ok_before_down = 0.0
         self._cond = threading.Condition()
         self._down_at: float | None = None
         self._dropped_at_down = 0
@@ -73,6 +86,7 @@ class BufferedPublisher:
             return
         self._down_at = time.monotonic()
         self._dropped_at_down = self._dropped_ok
+        self._ok_before_down = self._last_ok
         self.state = "down"
         self.outages += 1
         log.warning("%s: %s %s unreachable (%s) — buffering up to %d messages and reconnecting", self.name,
@@ -82,6 +96,8 @@ class BufferedPublisher:
     def _came_up(self) -> None:
         self.state = "connected"
         if self._down_at is not None:
+            self.last_outage_s = time.monotonic() - self._down_at
+            self.last_cutoff_s = time.monotonic() - self._ok_before_down
             log.warning("%s: %s %s is back after %.1f s: %d buffered messages are being delivered, %d were "
                         "dropped", self.name, self.protocol, self.address, time.monotonic() - self._down_at,
                         len(self.queue), self.dropped - self._dropped_at_down)
@@ -100,8 +116,9 @@ class BufferedPublisher:
 
 class ThreadedPublisher(BufferedPublisher):
     """A publisher whose client is driven from one thread: subclasses implement ``_connect``,
-    ``_send(payload)`` and ``_disconnect`` (each may raise; a raise from ``_send`` means the broker went
-    away and the payload is sent again after reconnection)."""
+    ``_send(payload)`` (or ``_send_many(payloads)``, raising :class:`Undelivered` with what did not
+    arrive) and ``_disconnect``. A raise means the broker went away: what was not delivered goes back to
+    the front of the buffer and is sent again after reconnection."""
 
     def __init__(self, address: str, *, backoff: tuple[float, float] = BACKOFF, **kw) -> None:
         super().__init__(address, **kw)
@@ -121,6 +138,13 @@ class ThreadedPublisher(BufferedPublisher):
 
     def _send(self, payload) -> None:
         raise NotImplementedError
+
+    def _send_many(self, payloads: list) -> None:
+        for i, payload in enumerate(payloads):
+            try:
+                self._send(payload)
+            except Exception as exc:  # noqa: BLE001
+                raise Undelivered(payloads[i:], exc) from exc
 
     def _disconnect(self) -> None:
         pass
@@ -151,23 +175,27 @@ class ThreadedPublisher(BufferedPublisher):
             with self._cond:
                 if not self.queue:
                     continue
-                payload = self.queue.popleft()
+                batch = [self.queue.popleft() for _ in range(min(SEND_BATCH, len(self.queue)))]
             try:
-                self._send(payload)
+                self._send_many(batch)
+                failed: list = []
+            except Undelivered as exc:
+                failed, reason = exc.payloads, exc.reason
             except Exception as exc:  # noqa: BLE001 — the broker went away mid-send
+                failed, reason = batch, exc
+            self.sent += len(batch) - len(failed)
+            if failed:
                 with self._cond:
-                    if len(self.queue) < self.max_queued:
-                        self.queue.appendleft(payload)
-                    else:
-                        self.dropped += 1
+                    room = self.max_queued - len(self.queue)
+                    keep = failed[len(failed) - max(room, 0):] if room < len(failed) else failed
+                    self.dropped += len(failed) - len(keep)
+                    self.queue.extendleft(reversed(keep))
                 self.connected = False
                 self._quiet_disconnect()
-                self._went_down(exc)
+                self._went_down(reason)
                 continue
-            self.sent += 1
-            self._dropped_ok = self.dropped
-            if self.sent % 64 == 0 or not self.queue:
-                self._update_stats()
+            self._dropped_ok, self._last_ok = self.dropped, time.monotonic()
+            self._update_stats()
         self._quiet_disconnect()
         self._update_stats()
 

@@ -12,9 +12,9 @@ One difference, on purpose: DeepStream 9.1's ``json_get_key_value`` cuts the las
 path component but the last (``memcpy`` then ``subpath[len - 1] = 0``), so ``sensor.id`` looks up
 ``senso`` and never matches — every message goes without a key. dsrun follows the documented meaning.
 
-Each payload is produced and flushed before the next (up to 5 s); a failure means the broker is away:
-the payload goes back to the buffer, the producer is purged (no duplicate later) and rebuilt on
-reconnection.
+What is buffered is produced in batches of up to 256 and flushed (up to 2 s); what was not delivered
+means the broker is away: it goes back to the buffer, the producer is purged (no duplicate later) and
+rebuilt on reconnection.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import json
 
 import logging
 
-from runner.pipeline.sinks.brokers.base import ThreadedPublisher
+from runner.pipeline.sinks.brokers.base import ThreadedPublisher, Undelivered
 
 __all__ = ["KafkaPublisher", "parse_proto_cfg", "partition_key", "DEFAULT_PARTITION_KEY"]
 
@@ -75,7 +75,7 @@ class KafkaPublisher(ThreadedPublisher):
     protocol = "Kafka"
 
     def __init__(self, host: str, port: int, topic: str, *, settings: dict[str, str] | None = None,
-                 key_path: str = DEFAULT_PARTITION_KEY, flush_timeout: float = 5.0, **kw) -> None:
+                 key_path: str = DEFAULT_PARTITION_KEY, flush_timeout: float = 2.0, **kw) -> None:
         super().__init__(f"{host}:{port}", **kw)
         self.topic, self.key_path, self.flush_timeout = topic, key_path, flush_timeout
         self.conf = {**(settings or {}), "bootstrap.servers": f"{host}:{port}"}
@@ -88,15 +88,18 @@ class KafkaPublisher(ThreadedPublisher):
         producer.list_topics(timeout=3)  # raises KafkaException while no broker answers
         self._producer = producer
 
-    def _send(self, payload) -> None:
-        outcome: list = []
-        text = payload if isinstance(payload, str) else payload.decode()
-        self._producer.produce(self.topic, value=text.encode(), key=partition_key(text, self.key_path),
-                               on_delivery=lambda err, msg: outcome.append(err))
+    def _send_many(self, payloads: list) -> None:
+        outcome: dict[int, object] = {}
+        for i, payload in enumerate(payloads):
+            text = payload if isinstance(payload, str) else payload.decode()
+            self._producer.produce(self.topic, value=text.encode(), key=partition_key(text, self.key_path),
+                                   on_delivery=lambda err, msg, i=i: outcome.__setitem__(i, err))
         self._producer.flush(self.flush_timeout)
-        if not outcome or outcome[0] is not None:
-            raise ConnectionError(str(outcome[0]) if outcome else "not delivered within "
-                                  f"{self.flush_timeout:g} s")
+        failed = [i for i in range(len(payloads)) if outcome.get(i, "timeout") is not None]
+        if failed:
+            first = outcome.get(failed[0], "timeout")
+            reason = f"not delivered within {self.flush_timeout:g} s" if first == "timeout" else str(first)
+            raise Undelivered([payloads[i] for i in failed], reason)
 
     def _disconnect(self) -> None:
         if self._producer is not None:

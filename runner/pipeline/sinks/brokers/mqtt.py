@@ -67,7 +67,7 @@ class MqttPublisher(BufferedPublisher):
             info = self.client.publish(self.topic, payload, qos=1)
             if info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):
                 self.sent += 1  # NO_CONN: paho keeps a QoS 1 message and sends it on reconnection
-                self._dropped_ok = self.dropped
+                self._dropped_ok, self._last_ok = self.dropped, time.monotonic()
                 if self.sent % 64 == 0 or not self.queue:
                     self._update_stats()
             else:

@@ -10,7 +10,7 @@ cfg file's ``hostname`` and ``port``; the password is the cfg file's ``password`
 
 from __future__ import annotations
 
-from runner.pipeline.sinks.brokers.base import ThreadedPublisher
+from runner.pipeline.sinks.brokers.base import ThreadedPublisher, Undelivered
 
 __all__ = ["RedisPublisher"]
 
@@ -29,15 +29,31 @@ class RedisPublisher(ThreadedPublisher):
 
     def _connect(self) -> None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # no retries inside redis-py (its default retries with backoff would hide an outage and hold the
+        # buffer): the publisher's own reconnection reports it and keeps the bound
         client = redis.Redis(host=self.host, port=self.port, password=self._password, socket_timeout=5,
-                             socket_connect_timeout=3)
+                             socket_connect_timeout=3, retry=Retry(NoBackoff(), 0))
         client.ping()
         self._client = client
 
     def _send(self, payload) -> None:
         self._client.xadd(self.topic, {self.payload_key: payload}, maxlen=self.stream_size,
                           approximate=self.stream_size is not None)
+
+    def _send_many(self, payloads: list) -> None:
+        """One round trip for the batch (a pipeline of XADDs, in order); on a failure the whole batch
+        is sent again (a payload may then arrive twice, never zero times)."""
+        pipe = self._client.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(self.topic, {self.payload_key: payload}, maxlen=self.stream_size,
+                      approximate=self.stream_size is not None)
+        try:
+            pipe.execute()
+        except Exception as exc:  # noqa: BLE001
+            raise Undelivered(payloads, exc) from exc
 
     def _disconnect(self) -> None:
         if self._client is not None:
