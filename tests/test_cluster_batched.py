@@ -1,40 +1,42 @@
-"""cluster-mode 2 over the whole batch at once gives what NMS group by group gives."""
+"""cluster-mode 2 over the whole batch at once gives what nvinfer's per-frame, per-class NMS gives
+(tests/reference/nvdsinfer.py: preClusteringThreshold, clusterAndFillDetectionOutputNMS)."""
 
 import numpy as np
 import pytest
 
+from reference import nvdsinfer as ref
 from runner.pipeline.batch import Objects
-from runner.pipeline.cluster import ClassParams, _cluster_group, cluster
+from runner.pipeline.cluster import ClassParams, cluster
 
 
-def _per_group(objs: Objects, params: ClassParams):
-    """The reference: nvinfer's order — frame, class, then each group's NMS output."""
+def _reference(objs: Objects, n_cls: int, topk: int, post: float) -> np.ndarray:
+    """nvinfer's output, frame by frame: fillDetectionOutput with cluster-mode 2."""
+    params = [{"preClusterThreshold": 0.2, "postClusterThreshold": post, "topK": topk, "nmsIOUThreshold": 0.4}
+              for _ in range(n_cls)]
     rows = []
-    n_cls = params.num_classes
-    keep = objs.confidence >= params.pre_cluster_threshold[objs.class_id]
-    objs = objs[keep]
     for f in np.unique(objs.frame):
-        for c in range(n_cls):
-            g = (objs.frame == f) & (objs.class_id == c)
-            if g.any():
-                boxes, conf = _cluster_group(objs.xyxy[g].astype(np.float64),
-                                             objs.confidence[g].astype(np.float64), 2, c, params)
-                rows += [(f, c, *b, s) for b, s in zip(boxes, conf)]
+        mine = objs[objs.frame == f]
+        candidates = [{"classId": int(c), "detectionConfidence": np.float32(s), "left": np.float32(b[0]),
+                       "top": np.float32(b[1]), "width": np.float32(b[2] - b[0]), "height": np.float32(b[3] - b[1])}
+                      for c, s, b in zip(mine.class_id, mine.confidence, mine.xyxy)]
+        for o in ref.fill_detection_output(candidates, ref.CLUSTER_NMS, params):
+            rows.append((f, o["classId"], o["left"], o["top"], o["left"] + o["width"], o["top"] + o["height"],
+                         o["detectionConfidence"]))
     return np.array(rows, np.float64).reshape(-1, 7)
 
 
 @pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (1, 3, 0.0), (2, 2, 0.5), (3, 5, 0.3)])
-def test_batched_nms_equals_nms_per_frame_and_class(seed, topk, post):
+def test_batched_nms_equals_nvinfers_nms_per_frame_and_class(seed, topk, post):
     rng = np.random.default_rng(seed)
-    n = 600
+    n = 400
     centre = rng.uniform(0, 300, (n, 2)).round(-1)  # clustered centres: many overlaps
     size = rng.uniform(10, 60, (n, 2))
-    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
-    objs = Objects.from_columns(frame=rng.integers(0, 8, n), class_id=rng.integers(0, 3, n),
+    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1).astype(np.float32)
+    objs = Objects.from_columns(frame=rng.integers(0, 6, n), class_id=rng.integers(0, 3, n),
                                 confidence=rng.uniform(0, 1, n).round(3), xyxy=xyxy)
     params = ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.4,
                                  topk=topk, post_cluster_threshold=post)
-    expected = _per_group(objs, params)
+    expected = _reference(objs, 3, topk, post)
     got = cluster(objs, 2, params)
     assert len(expected) > 20
     table = np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)

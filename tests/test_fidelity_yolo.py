@@ -195,3 +195,61 @@ def test_nvdsinferparsecustomsegformertao_returns_the_int64_class_map():
     got = parser({"output": out}, NET)
     for i in range(2):
         np.testing.assert_array_equal(got[i], ref.nvds_infer_parse_custom_segformer_tao(out[i], NET.width, NET.height))
+
+
+# -- a real YOLO on real video ---------------------------------------------------------------------------
+
+def test_real_yolov4_tiny_on_street_video_gives_what_deepstream_yolo_and_nvinfer_give(tmp_path, assets):
+    """YOLOv4-tiny (Darknet cfg + weights, converted to DeepStream-Yolo's (n, B, 6) output) on real street
+    frames through a primary GIE with NvDsInferParseYolo and NMS; the raw outputs it saw (output-tensor-meta)
+    through the port of decodeTensorYolo, fillDetectionOutput and attach_metadata_detector."""
+    import shutil
+
+    import av
+
+    from infer_models import load
+    from reference import gstnvinfer as ref_gst
+    from runner.config import load_nvinfer
+    from runner.pipeline.batch import Batch
+    from runner.pipeline.infer import GieStage
+
+    shutil.copy(assets.models["yolov4_tiny_cfg"], tmp_path / "yolov4-tiny.cfg")
+    shutil.copy(assets.models["yolov4_tiny_weights"], tmp_path / "yolov4-tiny.weights")
+    (tmp_path / "pgie.txt").write_text(
+        "[property]\nnet-scale-factor=0.0039215697906911373\ncustom-network-config=yolov4-tiny.cfg\n"
+        "model-file=yolov4-tiny.weights\nbatch-size=4\nnum-detected-classes=80\ngie-unique-id=1\n"
+        "cluster-mode=2\noutput-tensor-meta=1\nparse-bbox-func-name=NvDsInferParseYolo\n"
+        "custom-lib-path=nvdsinfer_custom_impl_Yolo/libnvdsinfer_custom_impl_Yolo.so\n"
+        "engine-create-func-name=NvDsInferYoloCudaEngineGet\n"
+        "[class-attrs-all]\nnms-iou-threshold=0.45\npre-cluster-threshold=0.25\ntopk=300\n")
+    nvinfer = load_nvinfer(tmp_path / "pgie.txt")
+    stage = GieStage(nvinfer, load(nvinfer, tmp_path / "engines"))
+    with av.open(str(assets.videos["street"])) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(8), c.decode(video=0))])
+    n, fh, fw = frames.shape[:3]
+    batch = stage.process(Batch(frames=frames, source_id=np.zeros(n, np.int32), frame_num=np.arange(n),
+                                pts=np.zeros(n, np.int64), ntp_ts=np.zeros(n, np.int64),
+                                source_size=np.tile([fw, fh], (n, 1)).astype(np.int32)))
+    out = next(iter(batch.tensors[1].values()))
+    params = [{"preClusterThreshold": 0.25, "postClusterThreshold": 0.0, "topK": 300, "nmsIOUThreshold": 0.45}] * 80
+    filt = [{"detectionMinWidth": 0, "detectionMinHeight": 0, "detectionMaxWidth": 0, "detectionMaxHeight": 0,
+             "roiTopOffset": 0, "roiBottomOffset": 0}] * 80
+    net_w, net_h = stage.net.width, stage.net.height
+    rows = []
+    for i in range(n):
+        objs = ref.decode_tensor_yolo(out[i], net_w, net_h, [0.25] * 80)
+        clustered = ref_nvds.fill_detection_output(objs, 2, params)
+        attached = ref_gst.attach_metadata_detector(
+            [{"classIndex": o["classId"], "confidence": o["detectionConfidence"], "left": o["left"],
+              "top": o["top"], "width": o["width"], "height": o["height"]} for o in clustered],
+            fw, fh, filt, False, scale_x=net_w / fw, scale_y=net_h / fh)
+        rows += [(i, a["classIndex"], a["confidence"], a["left"], a["top"], a["left"] + a["width"],
+                  a["top"] + a["height"]) for a in attached]
+    expected = np.array(rows, np.float64)
+    got = _table(batch.objects)
+    print(f"\nYOLOv4-tiny on {n} street frames: {len(got)} objects, DeepStream {len(expected)}")
+    assert len(expected) >= 2 * n  # people and cars on every frame
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got[:, :2], expected[:, :2])
+    np.testing.assert_allclose(got[:, 2], expected[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(got[:, 3:], expected[:, 3:], atol=2e-3)
