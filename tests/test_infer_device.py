@@ -33,7 +33,10 @@ def _run(stages, frames):
 
 
 def test_device_frames_give_the_host_paths_objects_and_labels(assets, tmp_path):
-    app = load_app(detector_classifier_app(tmp_path, assets, assets.videos["bikes"], "process-mode=2\n"))
+    # a label for each of the 6 classes: nvinfer attaches no classifier result without one
+    (tmp_path / "colours.txt").write_text("black;blue;brown;gold;green;grey\n")
+    app = load_app(detector_classifier_app(tmp_path, assets, assets.videos["bikes"],
+                                           "process-mode=2\nlabelfile-path=colours.txt\n"))
     with av.open(str(assets.videos["bikes"])) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(4), container.decode(video=0))])
     stages = build_gie_stages(app, prepare_engines(app, engine_dir=tmp_path / "engines"))
