@@ -151,6 +151,8 @@ class GieStage:
         """Which frames this GIE infers: ``interval`` counts batches, not frames of a source
         (gst_nvinfer_process_full_frame: a batch is skipped unless ``interval_counter++ % (interval + 1)
         == 0``) — every frame of the 1st, (interval+2)th, … batch, whichever sources they come from."""
+        if not len(batch):  # a batch that only carries an end of stream is an event in DeepStream
+            return np.zeros(0, bool)
         infer = self._interval_counter % (self.interval + 1) == 0
         self._interval_counter += 1
         return np.full(len(batch), infer, bool)
