@@ -32,6 +32,7 @@ __all__ = ["BufferedPublisher", "ThreadedPublisher", "Undelivered", "MAX_QUEUED"
 log = logging.getLogger("dsrun")
 MAX_QUEUED = 10_000  # payloads buffered per sink while its broker is away
 SEND_BATCH = 256  # payloads handed to a client at once (one Kafka flush, one redis pipeline…)
+BACKOFF = (0.2, 2.0)  # first and longest wait between reconnection attempts, seconds
 
 
 class Undelivered(Exception):
@@ -40,7 +41,6 @@ class Undelivered(Exception):
     def __init__(self, payloads: list, reason: object) -> None:
         super().__init__(str(reason))
         self.payloads, self.reason = payloads, reason
-BACKOFF = (0.2, 2.0)  # first and longest wait between reconnection attempts, seconds
 
 
 class BufferedPublisher:
