@@ -71,9 +71,10 @@ def test_dashboard_shows_each_sources_state_current_and_average_fps_frames_drops
     stats, sampler = known_run()
     text = text_of(sampler.sample())  # t=104, rates over t=102..104
     # source 0: 60 + 40 frames; 40 in the last 2 s = 20 fps; first frame at t=100.1: 100 / 3.9 s
-    assert row(text, "0")[:8] == ["0", "bikes.mp4", "playing", "20.00", f"{100 / 3.9:.2f}", "100", "3", "0"]
+    # 160 columns: the whole (redacted) URI fits, so it is shown whole
+    assert row(text, "0")[:8] == ["0", "file:///videos/bikes.mp4", "playing", "20.00", f"{100 / 3.9:.2f}", "100", "3", "0"]
     # source 1: 20 frames, none in the window; still reconnecting so its average keeps falling
-    assert row(text, "1")[:8] == ["1", "stream", "reconnecting", "0.00", f"{20 / 3.9:.2f}", "20", "0", "2"]
+    assert row(text, "1")[:8] == ["1", "rtsp://camera-7/stream", "reconnecting", "0.00", f"{20 / 3.9:.2f}", "20", "0", "2"]
     assert "connection refused — check the camera" in text
     assert "00:00:04  2 sources  120 frames  20.00 fps  3 dropped" in text.splitlines()[0]
 

@@ -367,6 +367,10 @@ class SourceReader(threading.Thread):
             stream.thread_type = "AUTO"  # frame threads: throughput over latency
         rate = stream.average_rate or stream.guessed_rate
         expected, packets, first_pts, last_pts = stream.frames, 0, None, 0
+        if not spec.network and spec.type != CAMERA_V4L2 and not spec.file_loop:  # the dashboard's progress
+            duration = (float(stream.duration * stream.time_base) if stream.duration and stream.time_base
+                        else (container.duration or 0) / 1e6)
+            self.stats.total_frames = expected or (round(duration * float(rate)) if duration and rate else None)
         for packet in container.demux(stream):
             if self.stop_event.is_set():
                 return

@@ -37,6 +37,8 @@ class SourceStats:
     first_output_at: float | None = None  # time.monotonic() when its first frame left the pipeline
     last_output_at: float | None = None  # time.monotonic() when its latest frame left the pipeline
     latency_ms: float | None = None  # streammux entry (Batch.ntp_ts) to pipeline exit, latest frame
+    total_frames: int | None = None  # frames a file holds (its header, else duration x rate); None: live
+    objects: dict = field(default_factory=dict)  # "gie:class" -> objects that left the pipeline
 
     @property
     def last_error(self) -> str | None:
@@ -114,6 +116,20 @@ class RunStats:
         self.analytics[source_id] = {"lines": dict(line_totals), "roi": dict(roi_counts),
                                      "overcrowding": {k: {"count": v, "crowded": bool(oc_status.get(k))}
                                                       for k, v in oc_counts.items()}}
+
+    def objects_processed(self, source_ids, gie_ids, class_ids) -> None:
+        """Count objects leaving the pipeline per source, GIE and class (one row per object; counted
+        with one ``np.unique``, not a loop over objects)."""
+        if not len(source_ids):
+            return
+        import numpy as np
+
+        rows, counts = np.unique(np.stack([np.asarray(source_ids), np.asarray(gie_ids), np.asarray(class_ids)],
+                                          1).astype(np.int64), axis=0, return_counts=True)
+        with self._lock:
+            for (sid, gie, cls), n in zip(rows.tolist(), counts.tolist()):
+                per = self.sources[sid].objects
+                per[f"{gie}:{cls}"] = per.get(f"{gie}:{cls}", 0) + n
 
     def snapshot(self) -> dict:
         """A consistent-enough copy for readers (dashboard, metrics, REST API, --workers): plain dicts,

@@ -161,7 +161,10 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
 
         from runner.ui.dashboard import Dashboard
 
-        dash = Dashboard(Console(file=stdout), keys=keys_on)
+        from runner.pipeline.labels import app_labels
+
+        dash = Dashboard(Console(file=stdout), keys=keys_on,
+                         labels=app_labels(config) if hasattr(config, "primary_gie") else {})
     elif settings.enabled:
         perf = PerfReporter(stats, settings.interval_s, stdout)
     if keys_on:
@@ -169,6 +172,8 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
 
         actions = {k: f for k, f in (("q", on_quit), ("p", on_pause), ("r", on_resume)) if f}
         actions["h"] = lambda: print(HELP, file=sys.stderr)
+        if dash is not None:
+            actions["e"] = dash.toggle_errors
         keys = KeyReader(stdin.fileno(), actions)
         if not live_view:
             print(HELP, file=sys.stderr)

@@ -23,7 +23,7 @@ import termios
 import threading
 from typing import Callable
 
-HELP = "keys: q quit, p pause, r resume, h this help"
+HELP = "keys: q quit, p pause, r resume, e last errors in full (dashboard), h this help"
 
 
 class KeyReader:

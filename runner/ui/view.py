@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from runner.pipeline.stats import RunStats
 from runner.ui.gpu import GpuMonitor, GpuReading
 
 DEFAULT_WINDOW_S = 2.0
+HISTORY = 32  # fps samples kept per source for the sparkline
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,24 @@ class SourceView:
     reconnects: int
     last_error: str | None
     latency_ms: float | None
+    total_frames: int | None = None  # frames the file holds; None for live sources
+    decode_fps: float = 0.0  # frames decoded per second over the window (the progress rate)
+    objects: tuple[tuple[str, int], ...] = ()  # ("gie:class", objects) that left the pipeline
+    fps_history: tuple[float, ...] = ()  # fps at each of the latest samples, oldest first
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of a file decoded (None for live sources)."""
+        if not self.total_frames:
+            return None
+        return min(1.0, self.decoded / self.total_frames)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until the file is decoded at the current rate (None: live, ended or not moving)."""
+        if not self.total_frames or self.state in ("ended", "failed") or self.decode_fps <= 0:
+            return None
+        return max(0, self.total_frames - self.decoded) / self.decode_fps
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +108,8 @@ class Sampler:
         self.stats = stats
         self.window_s = window_s
         self.gpu = gpu
-        self._history: deque = deque()  # (time, {sid: frames}, {stage: (frames, busy_s)})
+        self._history: deque = deque()  # (time, {sid: (frames, decoded)}, {stage: (frames, busy_s)})
+        self._fps: dict[int, deque] = {}  # sid -> recent fps samples (sparkline)
         self.latest: RunView | None = None
         self._lock = threading.Lock()
 
@@ -100,7 +120,7 @@ class Sampler:
     def _sample(self) -> RunView:
         snap = self.stats.snapshot()
         now = snap["time"]
-        frames = {sid: s["frames_processed"] for sid, s in snap["sources"].items()}
+        frames = {sid: (s["frames_processed"], s["frames_decoded"]) for sid, s in snap["sources"].items()}
         work = {name: (s["frames"], s["busy_s"]) for name, s in snap["stages"].items()}
         # keep the newest entry older than the window as the base of the differences
         while len(self._history) > 1 and now - self._history[1][0] >= self.window_s:
@@ -109,6 +129,9 @@ class Sampler:
         self._history.append((now, frames, work))
 
         sources = tuple(self._source(sid, s, now, base) for sid, s in sorted(snap["sources"].items()))
+        for src in sources:
+            self._fps.setdefault(src.source_id, deque(maxlen=HISTORY)).append(src.fps)
+        sources = tuple(replace(src, fps_history=tuple(self._fps[src.source_id])) for src in sources)
         stages = tuple(self._stage(name, s, base) for name, s in snap["stages"].items())
         view = RunView(elapsed_s=snap["elapsed_s"], paused=snap["paused"], sources=sources,
                        stages=stages, engines=tuple(snap["engines"].items()),
@@ -119,16 +142,20 @@ class Sampler:
 
     @staticmethod
     def _source(sid: int, s: dict, now: float, base) -> SourceView:
-        fps = 0.0
+        fps = decode_fps = 0.0
         if base is not None and now > base[0]:
-            fps = (s["frames_processed"] - base[1].get(sid, 0)) / (now - base[0])
+            before = base[1].get(sid, (0, 0))
+            fps = (s["frames_processed"] - before[0]) / (now - base[0])
+            decode_fps = (s["frames_decoded"] - before[1]) / (now - base[0])
         avg = 0.0
         first = s["first_output_at"]
         if first is not None:
             end = s["last_output_at"] if s["state"] in ("ended", "failed") else now
             avg = s["frames_processed"] / (end - first) if end > first else 0.0
         return SourceView(sid, s["uri"], s["state"], fps, avg, s["frames_processed"], s["frames_decoded"],
-                          s["dropped"], s["reconnects"], s["last_error"], s["latency_ms"])
+                          s["dropped"], s["reconnects"], s["last_error"], s["latency_ms"],
+                          total_frames=s.get("total_frames"), decode_fps=decode_fps,
+                          objects=tuple(sorted((s.get("objects") or {}).items())))
 
     @staticmethod
     def _stage(name: str, s: dict, base) -> StageView:
