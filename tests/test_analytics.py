@@ -146,3 +146,45 @@ def test_vectorised_analytics_equal_the_reference_port(seed, untracked):
         assert crossings == 0 and "DIR:" not in statuses
     else:
         assert crossings >= 5 and "DIR:East" in statuses and "DIR:North" in statuses and "STOPPED" in statuses
+
+
+def _app(tmp_path, analytics_group: str, tracker: bool = False) -> Path:
+    app = tmp_path / "app.txt"
+    app.write_text("[source0]\nenable=1\ntype=3\nuri=file:///usr/share/doc/opencv-doc/examples/data/vtest.avi\n\n"
+                   "[streammux]\nwidth=768\nheight=576\n\n" + analytics_group
+                   + ("\n[tracker]\nenable=1\nll-lib-file=/opt/nvidia/deepstream/deepstream/lib/"
+                      "libnvds_nvmultiobjecttracker.so\n" if tracker else ""))
+    return app
+
+
+def test_check_reads_deepstreams_analytics_config_unchanged_and_says_what_this_app_cannot_use(tmp_path):
+    from runner.config import inspect_app
+
+    app = _app(tmp_path, f"[nvds-analytics]\nenable=1\nconfig-file={NVDSANALYTICS_TEST}\n")
+    config, diags = inspect_app(app)
+    assert not [d for d in diags if d.is_error]
+    assert config.nvds_analytics.analytics.streams[0].lines[0].label == "Exit"
+    said = [str(d) for d in diags if d.code == "inconsistent"]
+    assert said == [
+        f"{app}:10 [nvds-analytics]: {NVDSANALYTICS_TEST}: stream 0 counts line crossings / directions "
+        "(Exit, South, North) but no [tracker] is enabled — nvdsanalytics switches them off at the first "
+        "untracked object — enable [tracker]",
+        f"{app}:10 [nvds-analytics]: {NVDSANALYTICS_TEST}: rules for stream 1, but the app has 1 source(s) "
+        "(ids 0..0) — number the groups by source id",
+        f"{app}:10 [nvds-analytics]: {NVDSANALYTICS_TEST}: rules for stream 2, but the app has 1 source(s) "
+        "(ids 0..0) — number the groups by source id"]
+
+
+def test_check_refuses_analytics_that_cannot_run_at_the_line(tmp_path):
+    from runner.config import inspect_app
+
+    _, diags = inspect_app(_app(tmp_path, "[nvds-analytics]\nenable=1\n", tracker=True))
+    assert [str(d) for d in diags if d.is_error] == [
+        f"{tmp_path / 'app.txt'}:10 [nvds-analytics]: enabled without a config-file — add config-file=<its "
+        "nvdsanalytics config (config_nvdsanalytics.txt)>, or set enable=0"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("[property]\nenable=1\nconfig-width=1920\n")
+    _, diags = inspect_app(_app(tmp_path, f"[nvds-analytics]\nenable=1\nconfig-file={bad}\n", tracker=True))
+    assert [str(d) for d in diags if d.is_error] == [
+        f"{bad}:1 [property]: config-height is not set (nvdsanalytics requires it) — add config-height=<value> to "
+        "[property] (the frame size the coordinates are written for)"]

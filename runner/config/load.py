@@ -83,7 +83,8 @@ def inspect_app(path: str | Path) -> tuple[AppConfig | None, list[Diagnostic]]:
     diags.extend(gie_id_problems(primary, tuple(g for g in secondaries if "cfg-file-path" not in dict(
         sections[g.group].raw_keys)), sections, file))
     tracker = one("tracker", TrackerConfig)
-    analytics = _analytics(sections.get("nvds-analytics"), base, file, diags)
+    analytics = _analytics(sections.get("nvds-analytics"), base, file, diags,
+                           tracked=tracker is not None and tracker.enable, num_sources=len(sources))
     if tracker is not None and tracker.enable and tracker.ll_config_file is not None \
             and tracker.ll_config_file.is_file():
         section = sections["tracker"]
@@ -216,8 +217,12 @@ def _check_brokers(sinks, sections: list[Section], file: str, diags: list[Diagno
                                     exc.hint))
 
 
-def _analytics(section: Section | None, base: Path, file: str, diags: list[Diagnostic]) -> DsAnalyticsConfig | None:
-    """``[nvds-analytics]`` with its Gst-nvdsanalytics file read when the group is enabled."""
+def _analytics(section: Section | None, base: Path, file: str, diags: list[Diagnostic], *, tracked: bool,
+               num_sources: int) -> DsAnalyticsConfig | None:
+    """``[nvds-analytics]`` with its Gst-nvdsanalytics file read when the group is enabled. Rules that
+    cannot work in this app are warnings at the nvdsanalytics file's group: line crossing and direction
+    without an enabled ``[tracker]`` (nvds_analytics.cpp switches them off at the first untracked
+    object), rules for a stream id the app has no source for."""
     if section is None:
         return None
     group = build(DsAnalyticsConfig, section, base, file, diags)
@@ -231,7 +236,22 @@ def _analytics(section: Section | None, base: Path, file: str, diags: list[Diagn
     if not group.config_file.is_file():
         return group  # build() reported the missing file at its line
     ref = (file, section.line_of("config_file"), section.name, "config-file")
-    return dataclasses.replace(group, analytics=read_analytics(group.config_file, diags, ref))
+    analytics = read_analytics(group.config_file, diags, ref)
+    if analytics is not None and analytics.enable:
+        where = str(group.config_file)
+        for sid, rules in analytics.streams.items():
+            moving = [r.label for r in rules.lines + rules.directions if r.enable]
+            if moving and not tracked:
+                diags.append(Diagnostic("warning", "inconsistent", file, section.line, section.name, None,
+                                        f"{where}: stream {sid} counts line crossings / directions "
+                                        f"({', '.join(moving)}) but no [tracker] is enabled — nvdsanalytics "
+                                        "switches them off at the first untracked object",
+                                        "enable [tracker]"))
+            if sid >= num_sources:
+                diags.append(Diagnostic("warning", "inconsistent", file, section.line, section.name, None,
+                                        f"{where}: rules for stream {sid}, but the app has {num_sources} "
+                                        f"source(s) (ids 0..{num_sources - 1})", "number the groups by source id"))
+    return dataclasses.replace(group, analytics=analytics)
 
 
 def _with_nvinfer(gie: GieConfig, section: Section, file: str, diags: list[Diagnostic], read: list,
