@@ -69,7 +69,8 @@ def _start_ui(stats: RunStats, app, options: RunOptions, controls):
     rest = _rest(app, options, controls)
     if rest is not None:
         settings, api = rest
-        extra = {"rest_port": settings.http_port, "rest_host": settings.http_ip, "rest_routes": api}
+        extra = {"rest_port": settings.http_port, "rest_host": settings.http_ip, "rest_routes": api,
+                 "sensors": api.sources.sensors}
     return ui.start_ui(stats, app, dashboard=options.dashboard, metrics_port=options.metrics_port,
                        on_quit=controls.drain, on_pause=controls.pause, on_resume=controls.resume, **extra)
 

@@ -54,6 +54,9 @@ def test_two_files_and_the_rtsp_camera_join_at_run_time_and_every_file_frame_is_
                         "reason": "STREAM_ADD_FAIL, Active sources exceded max-batch-size of nvstreammux"}
         # source ids as nvmultiurisrcbin gives them: the next free pad after the last one given
         ids = {"cam": 0, "fileA": 1, "fileB": 2}
+        # the added cameras' Prometheus series carry their camera ids, as DeepStream's sensor labels
+        metrics = requests.get(run.base + "/metrics", timeout=10).text
+        assert 'sensor_id="cam",sensor_name="cam",source_id="0"' in metrics
         assert run.streams().items() <= ids.items() and "cam" in run.streams()
 
         # the files end by themselves; the camera keeps playing until it is removed
@@ -127,3 +130,24 @@ def test_runtime_parameter_routes_answer_as_deepstream_does(tmp_path, clips):
             "status": "HTTP/1.1 200 OK", "reason": "DROP_FRAME_INTERVAL_UPDATE_SUCCESS"}
         assert post("/api/v1/app/quit", {"value": {"app_quit": True}})["reason"] == "QUIT_SUCCESS"
         assert run.finish() == 0
+
+
+def test_the_tiler_lays_its_grid_out_again_as_streams_come_and_go(tmp_path, clips):
+    from runner.config import load_app
+    from runner.pipeline.graph import build_graph
+    from runner.pipeline.live_sources import LiveSources, live_source_list
+    from runner.pipeline.stats import RunStats
+
+    cfg = live_config(tmp_path, extra="\n[tiled-display]\nenable=1\nrows=1\ncolumns=1\nwidth=320\nheight=240\n")
+    app = load_app(cfg)
+    graph = build_graph(app, RunStats())  # not started: sources join, nothing decodes
+    live = LiveSources(graph, app, live_source_list(app))
+    tiler = next(s for s in graph.stages if s.name == "tiler")
+    assert (tiler.rows, tiler.columns) == (1, 1)
+    live.add("a", "a", clips["a"].as_uri())
+    live.add("b", "b", clips["b"].as_uri())
+    live.add("c", "c", clips["a"].as_uri())
+    # deepstream-app's rule (create_pipeline): columns kept, rows = ceil(3 sources / 1 column)
+    assert (tiler.rows, tiler.columns) == (3, 1)
+    live.remove("c", clips["a"].as_uri())  # source 2 gone: tiles for sources 0 and 1
+    assert (tiler.rows, tiler.columns) == (2, 1)

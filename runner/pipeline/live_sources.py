@@ -101,6 +101,9 @@ class LiveSources:
             camera_id = cfg.sensor_id if cfg.sensor_id is not None else str(spec.source_id)
             self._streams[spec.source_id] = Stream(spec.source_id, camera_id, cfg.sensor_name or "", spec.uri)
         self._base = (max(self._streams) + 1) if self._streams else 0
+        # source id -> (camera id, camera name): the metrics' sensor labels, added streams included
+        self.sensors: dict[int, tuple[str, str]] = {
+            s.source_id: (s.camera_id, s.camera_name) for s in self._streams.values()}
         self._template = self._spec_template(app)
         graph.mux.set_stay_open(settings.keep_running or not self._streams)
 
@@ -148,6 +151,7 @@ class LiveSources:
             stats = self.graph.stats.add_source(sid, spec.name, fresh=True)
             self.graph.add_reader(self.graph.make_reader(spec, stats))
             stream = self._streams[sid] = Stream(sid, camera_id, camera_name, url)
+            self.sensors[sid] = (camera_id, camera_name)
             self._base = sid + 1
             self.graph.mux.set_stay_open(self.settings.keep_running)
             self._relayout()

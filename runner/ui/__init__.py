@@ -119,12 +119,15 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
              on_quit: Callable[[], object] | None = None, on_pause: Callable[[], object] | None = None,
              on_resume: Callable[[], object] | None = None, stdout: TextIO | None = None,
              stdin: TextIO | None = None, metrics_host: str | None = None,
-             rest_port: int | None = None, rest_host: str | None = None, rest_routes=None) -> UiHandle:
+             rest_port: int | None = None, rest_host: str | None = None, rest_routes=None,
+             sensors: dict | None = None) -> UiHandle:
     """Start the UI for one run. ``config``: the AppConfig (or its ``application`` group, or None for
     deepstream-app's defaults): ``enable_perf_measurement``, ``perf_measurement_interval_sec`` and,
     for metrics labels, ``sources[i].sensor_id`` / ``sensor_name`` where the config has them.
     ``rest_routes`` (``runner.rest.api.RestApi``): DeepStream's REST API, served with the metrics and
     health routes on ``rest_port`` (bound to ``rest_host``), as DeepStream's one server does.
+    ``sensors``: {source id: (sensor id, sensor name)} kept up to date by the caller (streams added
+    at run time); default: the config's.
 
     >>> from runner.pipeline.stats import RunStats
     >>> import io
@@ -151,7 +154,7 @@ def start_ui(stats: RunStats, config=None, *, dashboard: bool = True, metrics_po
     if metrics_port is not None or rest_routes is not None:
         from runner.ui.metrics import DEFAULT_HOST, Exporter, MetricsServer
 
-        exporter = Exporter(sampler, _sensors(config))
+        exporter = Exporter(sampler, sensors if sensors is not None else _sensors(config))
         if rest_routes is not None:
             rest = MetricsServer(exporter, rest_port, rest_host or DEFAULT_HOST, routes=rest_routes)
         if metrics_port is not None:

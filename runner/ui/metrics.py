@@ -85,7 +85,8 @@ class Exporter:
 
     def __init__(self, sampler: Sampler, sensors: dict[int, tuple[str, str]] | None = None) -> None:
         self.sampler = sampler
-        self.sensors = sensors or {}  # source id -> (sensor id, sensor name), from [source-list]
+        # source id -> (sensor id, sensor name), from [source-list]; the caller may keep adding to it
+        self.sensors = sensors if sensors is not None else {}
         self.system = SystemStats()
         self._lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=False)
