@@ -4,6 +4,7 @@ and located errors for configs the plugin would refuse."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -188,3 +189,21 @@ def test_check_refuses_analytics_that_cannot_run_at_the_line(tmp_path):
     assert [str(d) for d in diags if d.is_error] == [
         f"{bad}:1 [property]: config-height is not set (nvdsanalytics requires it) — add config-height=<value> to "
         "[property] (the frame size the coordinates are written for)"]
+
+
+def test_workers_merge_each_shards_analytics_and_broker_counters_into_the_parent():
+    from runner.pipeline.stats import RunStats
+    from runner.placement.merge import ShardMerger, ShardState
+
+    parent = RunStats()
+    merger = ShardMerger(parent)
+    shards = [merger.add(ShardState(index=i, sources=(i,))) for i in (0, 1)]
+    for shard in shards:
+        child = RunStats()
+        child.add_source(shard.index, f"file:///{shard.index}.mp4")
+        child.analytics_frame(shard.index, {"Exit": 3 + shard.index}, {"RF": 1}, {}, {})
+        child.brokers["sink1"] = {"protocol": "Redis", "sent": 10 * (shard.index + 1)}
+        merger.apply(shard, json.loads(json.dumps(child.snapshot())))  # as it travels from a worker
+    assert parent.analytics == {0: {"lines": {"Exit": 3}, "roi": {"RF": 1}, "overcrowding": {}},
+                                1: {"lines": {"Exit": 4}, "roi": {"RF": 1}, "overcrowding": {}}}
+    assert {k: v["sent"] for k, v in parent.brokers.items()} == {"sink1 (worker 0)": 10, "sink1 (worker 1)": 20}

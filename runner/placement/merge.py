@@ -104,6 +104,10 @@ class ShardMerger:
                 st.busy_s = sum(p["busy_s"] for p in parts)
             for name, state in snap.get("engines", {}).items():
                 self.stats.set_engine(name, state)
+            for sid, counts in snap.get("analytics", {}).items():  # [nvds-analytics]: shards own their sources
+                self.stats.analytics[int(sid)] = counts
+            for name, counts in snap.get("brokers", {}).items():  # each shard has its own broker clients
+                self.stats.brokers[f"{name} (worker {shard.index})"] = counts
 
     def _depth(self, name: str):
         return lambda: sum(x.stages.get(name, {}).get("queue_depth", 0) for x in self.shards)
