@@ -185,3 +185,30 @@ def test_dashboard_and_metrics_show_cumulative_crossings_per_line():
     assert samples[("dsrun_analytics_overcrowded", (("roi", "OC"), ("source_id", "0")))] == 1
     assert samples[("dsrun_broker_messages_dropped_total", (("protocol", "Redis"), ("sink", "sink1")))] == 1
     assert np.isclose(samples[("dsrun_broker_connected", (("protocol", "Redis"), ("sink", "sink1")))], 0)
+
+
+def test_deepstreams_own_sample_config_runs_unchanged_on_the_tracked_people(run):
+    """deepstream-nvdsanalytics-test's config_nvdsanalytics.txt (written for 1920x1080), replayed on the
+    tracked people of the run: its ROI "RF" and line "Exit" lie on the lawn in the bottom left of this
+    scene once scaled to 768x576 — hand check: nobody walks on that lawn in frames 150..259."""
+    from runner.config.load_analytics import read_analytics
+    from runner.pipeline.analytics.stage import AnalyticsStage
+    from runner.pipeline.batch import Batch, Objects
+    from tests.test_analytics import NVDSANALYTICS_TEST
+
+    _, records = run
+    stage = AnalyticsStage(read_analytics(NVDSANALYTICS_TEST, []))
+    frames = np.zeros((1, 576, 768, 3), np.uint8)
+    for r in records:
+        objs = r["objects"]
+        batch = Batch(frames=frames, source_id=np.array([0]), frame_num=np.array([r["frame_num"]]),
+                      pts=np.array([r["pts"]]), ntp_ts=np.array([0]), source_size=np.array([[768, 576]]),
+                      objects=Objects.from_columns(frame=np.zeros(len(objs), int), gie_id=1,
+                                                   class_id=[o["class_id"] for o in objs],
+                                                   xyxy=np.array([o["bbox"] for o in objs]).reshape(-1, 4),
+                                                   track_id=[o["track_id"] for o in objs]))
+        out = stage.process(batch)
+        rows = dict(zip(zip(out.analytics_frames.kind, out.analytics_frames.label), out.analytics_frames.count))
+        assert rows[("roi", "RF")] == 0 and rows[("line", "Exit")] == 0
+    # the rules were scaled to the frame: the ROI's first point (295, 643) at 768/1920, 576/1080
+    assert stage.contexts[0].drawn_roi[0][2][0] == (118, 342)
