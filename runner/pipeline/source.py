@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 import av
 
 from runner.errors import DsrunError
+from runner.pipeline.rtsp_probe import rtsp_server_silent
 from runner.pipeline.stats import SourceStats
 from runner.redact import redact  # re-exported: runner.pipeline.source.redact stays importable
 
@@ -144,6 +145,10 @@ class SourceSpec:
         return self.scheme in _NETWORK
 
     @property
+    def rtsp(self) -> bool:
+        return self.scheme in ("rtsp", "rtsps")
+
+    @property
     def live(self) -> bool:
         """Drops to the newest frame when downstream is slower (RTSP, camera, live-source=1)."""
         return self.live_source or self.type in (CAMERA_V4L2, RTSP) or self.scheme in ("rtsp", "rtsps", "v4l2")
@@ -224,7 +229,15 @@ def open_container(spec: SourceSpec, read_timeout: float = 10.0):
     except SourceError:
         raise
     except Exception as exc:
-        raise classify_av_error(spec, exc) from None
+        error = classify_av_error(spec, exc)
+        silent = rtsp_server_silent(uri) if isinstance(error, SourceCorruptData) and spec.rtsp else None
+        if silent:  # FFmpeg's "invalid data" from a server that accepted and then said nothing
+            raise SourceTimeout(sid, uri, f"network timeout: the server accepted the connection but sent no "
+                                f"stream within {read_timeout:g} s (an RTSP OPTIONS probe got: {silent})",
+                                "check that the camera or RTSP server is not hung and that nothing on the "
+                                "network path holds RTSP back; raise rtsp-reconnect-interval-sec on slow links"
+                                ) from None
+        raise error from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,7 +309,8 @@ class SourceReader(threading.Thread):
                 if not spec.network:
                     continue  # file-loop: play it again
                 if spec.rtsp_reconnect_interval_sec <= 0:
-                    return  # the server ended the stream and reconnection is off: a normal end
+                    self._ended_by_server()  # reconnection off: a normal end only if the server ended it
+                    return
                 raise SourceTimeout(spec.source_id, spec.uri, "the stream ended",
                                     "the server closed it; check the camera or server")
             except SourceError as error:
@@ -312,6 +326,23 @@ class SourceReader(threading.Thread):
                 self.stats.state = "reconnecting"
                 if self.stop_event.wait(delay):
                     return
+
+    def _ended_by_server(self) -> None:
+        """Raise :class:`SourceTimeout` when an RTSP stream ended without the server ending it.
+
+        FFmpeg reports end of file both when the server sent RTCP BYE (the stream's end) and when the
+        connection dropped (camera or server dead, network gone); the server that ended a stream still
+        answers, a dead one does not (``runner.pipeline.rtsp_probe``)."""
+        spec = self.spec
+        if not spec.rtsp or self.stop_event.is_set():
+            return
+        silent = rtsp_server_silent(spec.uri)
+        if silent:
+            raise SourceTimeout(spec.source_id, spec.uri,
+                                f"the stream stopped after {self._decoded} frame(s) without an end-of-stream, "
+                                f"and the server no longer answers ({silent})",
+                                "the camera or RTSP server died or the network dropped: check it, or set "
+                                "rtsp-reconnect-interval-sec to reconnect automatically")
 
     def _read_timeout(self) -> float:
         s = self.spec
