@@ -41,12 +41,13 @@ USE_DIR, POS_TO_NEG, NEG_TO_POS = 0, 1, 2  # eModeDir
 
 @dataclass
 class FrameResult:
-    """What one frame's analysis found (columns over the frame's objects, dicts over rules)."""
-    status: list[str]  # per object: objStatus text
-    roi: list[tuple[str, ...]]
-    overcrowding: list[tuple[str, ...]]
-    lines: list[tuple[str, ...]]
-    direction: list[str]
+    """What one frame's analysis found (object-dtype columns over the frame's objects, dicts over rules)."""
+    status: np.ndarray  # per object: objStatus text
+    roi: np.ndarray  # per object: tuple of ROI labels
+    overcrowding: np.ndarray  # tuple of overcrowding labels
+    lines: np.ndarray  # tuple of lines crossed now
+    direction: np.ndarray  # dirStatus text
+    flagged: np.ndarray  # bool: the plugin attaches NvDsAnalyticsObjInfo (a status or an overcrowding ROI)
     roi_count: dict[str, int] = field(default_factory=dict)
     oc_count: dict[str, int] = field(default_factory=dict)
     oc_status: dict[str, bool] = field(default_factory=dict)
@@ -75,6 +76,24 @@ class _Direction:
     enable: bool
     classes: tuple[int, ...]
     unit: tuple[float, float]
+
+
+def _texts(n: int) -> np.ndarray:
+    return np.full(n, "", object)
+
+
+def _tuples(n: int) -> np.ndarray:
+    out = np.empty(n, object)
+    out[:] = [()] * n
+    return out
+
+
+def _append(column: np.ndarray, rows: np.ndarray, value) -> None:
+    """``column[rows] += value`` for an object column of str (value a str) or tuples (value a tuple)."""
+    if len(rows):
+        box = np.empty(1, object)
+        box[0] = value
+        column[rows] = column[rows] + box
 
 
 def _class_ok(classes: tuple[int, ...], class_id: np.ndarray) -> np.ndarray:
@@ -182,7 +201,8 @@ class StreamContext:
         height = np.maximum(np.trunc(xyxy[:, 3] - xyxy[:, 1]), 0).astype(np.int64)
         cls = class_id.astype(np.int64)
         ids = track_id.astype(np.int64)
-        res = FrameResult(status=[""] * n, roi=[()] * n, overcrowding=[()] * n, lines=[()] * n, direction=[""] * n)
+        res = FrameResult(status=_texts(n), roi=_tuples(n), overcrowding=_tuples(n), lines=_tuples(n),
+                          direction=_texts(n), flagged=np.zeros(n, bool))
         if len(self.ids):  # ids unseen for longer than the timeout are forgotten
             seen_ms = np.trunc((pts - self.curr_pts) / 1e6)
             self._forget(~(seen_ms > self.timeout_ms))
@@ -242,26 +262,23 @@ class StreamContext:
         self.frm_cnt[s] += 1
         cnt = self.frm_cnt[s]
         half_h = mean_h.astype(np.int64) // 2  # (int)mean_h/2
-        status = [""] * len(rows)
-        roi_lab: list[list[str]] = [[] for _ in rows]
-        oc_lab: list[list[str]] = [[] for _ in rows]
-        lc_lab: list[list[str]] = [[] for _ in rows]
-        dir_txt = [""] * len(rows)
+        status, dir_txt = _texts(len(rows)), _texts(len(rows))
+        roi_lab, oc_lab, lc_lab = _tuples(len(rows)), _tuples(len(rows)), _tuples(len(rows))
+        in_oc = np.zeros(len(rows), bool)
         for label, on, inverse, classes, pts_ in self.roi:
             if not on:
                 continue
             inside = geo.in_polygon(pts_, cx, cy + half_h) != inverse
             hit = np.flatnonzero(inside & _class_ok(classes, cls))
-            for i in hit:
-                status[i] += " ROI:" + label
-                roi_lab[i].append(label)
+            _append(status, hit, " ROI:" + label)
+            _append(roi_lab, hit, (label,))
             res.roi_count[label] += len(hit)
         for label, on, threshold, classes, pts_ in self.oc:
             if not on:
                 continue
             hit = np.flatnonzero(geo.in_polygon(pts_, cx, cy + half_h) & _class_ok(classes, cls))
-            for i in hit:
-                oc_lab[i].append(label)
+            _append(oc_lab, hit, (label,))
+            in_oc[hit] = True
             res.oc_count[label] += len(hit)
             res.oc_status[label] = res.oc_count[label] > 0 and res.oc_count[label] >= threshold
         # the "previous" point: mean of the two oldest samples while the ring fills, else of the 4 oldest
@@ -285,16 +302,14 @@ class StreamContext:
                 live &= position <= row
             with np.errstate(divide="ignore", invalid="ignore"):
                 now_stopped = live & (cnt > h) & (var_x <= 400) & ((var_y / mean_h) <= 0.01)
-            for i in np.flatnonzero(now_stopped):
-                status[i] += " STOPPED "
+            _append(status, np.flatnonzero(now_stopped), " STOPPED ")
             stopped |= now_stopped
             live &= ~now_stopped
             thr, frames, sim = _DIR_THRESHOLDS
             moving = live & (disp > thr) & (cnt > frames)
             ok = moving & geo.direction_ok(d.unit, prev_x, prev_y + half_h, cx, cy + half_h, sim)
-            for i in np.flatnonzero(ok):
-                status[i] += " DIR:" + d.label + " "
-                dir_txt[i] += " DIR:" + d.label + " "
+            _append(status, np.flatnonzero(ok), " DIR:" + d.label + " ")
+            _append(dir_txt, np.flatnonzero(ok), " DIR:" + d.label + " ")
         for k, lc in enumerate(self.lines):
             row = cut[("lc", k)]
             live = (lc.enable | (row is not None)) & ~self.crossed[s, k] & _class_ok(lc.classes, cls)
@@ -319,12 +334,11 @@ class StreamContext:
                 hit &= (geo.on_segment(xp, yp, xc, yc, lc.abc, lc.ends)
                         | geo.on_segment(xp + pw, yp, xc + cw, yc, lc.abc, lc.ends)
                         | geo.on_segment(xp - pw, yp, xc - cw, yc, lc.abc, lc.ends))
-            for i in np.flatnonzero(hit):
-                status[i] += " LC:" + lc.label + " "
-                lc_lab[i].append(lc.label)
+            _append(status, np.flatnonzero(hit), " LC:" + lc.label + " ")
+            _append(lc_lab, np.flatnonzero(hit), (lc.label,))
             self.crossed[s[hit], k] = True
             self.total[lc.label] += int(hit.sum())
             res.line_now[lc.label] = res.line_now.get(lc.label, 0) + int(hit.sum())
-        for j, r in enumerate(rows):
-            res.status[r], res.roi[r], res.overcrowding[r] = status[j], tuple(roi_lab[j]), tuple(oc_lab[j])
-            res.lines[r], res.direction[r] = tuple(lc_lab[j]), dir_txt[j]
+        res.status[rows], res.roi[rows], res.overcrowding[rows] = status, roi_lab, oc_lab
+        res.lines[rows], res.direction[rows] = lc_lab, dir_txt
+        res.flagged[rows] = (status != "") | in_oc

@@ -53,7 +53,7 @@ class AnalyticsStage:
         objs = batch.objects
         frames = batch.frames
         rows: list[tuple] = []
-        obj_cols: list[tuple] = []
+        results: list[tuple] = []  # (object rows, FrameResult) per frame
         overlay = _OverlayBuilder(self.config)
         for i in range(len(batch)):
             sid = int(batch.source_id[i])
@@ -61,10 +61,7 @@ class AnalyticsStage:
             ctx = self._context(sid, (int(w), int(h)))
             mine = np.flatnonzero(objs.frame == i)
             res = ctx.process(int(batch.pts[i]), objs.xyxy[mine], objs.class_id[mine], objs.track_id[mine])
-            for j, r in enumerate(mine):
-                if res.status[j] or res.overcrowding[j]:
-                    obj_cols.append((int(r), res.status[j], res.roi[j], res.overcrowding[j], res.lines[j],
-                                     res.direction[j]))
+            results.append((mine, res))
             rows += [(i, "class", str(c), n, 0, False) for c, n in sorted(res.class_count.items())]
             rows += [(i, "roi", label, n, 0, False) for label, n in res.roi_count.items()]
             rows += [(i, "overcrowding", label, n, 0, res.oc_status[label]) for label, n in res.oc_count.items()]
@@ -73,7 +70,7 @@ class AnalyticsStage:
             if self.stats is not None:
                 self.stats.analytics_frame(sid, res.line_total, res.roi_count, res.oc_count, res.oc_status)
         batch.analytics_frames = AnalyticsFrames.from_rows(rows)
-        batch.analytics_objects = _objects(obj_cols)
+        batch.analytics_objects = _objects(results)
         if self.config.osd_mode or self.config.display_obj_cnt:
             batch.overlay = overlay.build(batch.analytics_objects if self.config.osd_mode == 2 else None)
         return batch
@@ -82,11 +79,14 @@ class AnalyticsStage:
         pass
 
 
-def _objects(cols: list[tuple]) -> AnalyticsObjects:
-    c = list(zip(*cols)) if cols else [()] * 6
-    tuples = lambda values: np.array([*values, None], object)[:-1]  # noqa: E731  (an array of tuples)
-    return AnalyticsObjects(obj=np.asarray(c[0], np.int32), status=np.asarray(c[1], object), roi=tuples(c[2]),
-                            overcrowding=tuples(c[3]), lines=tuples(c[4]), direction=np.asarray(c[5], object))
+def _objects(results: list[tuple]) -> AnalyticsObjects:
+    """The flagged objects of every frame (as the plugin attaches NvDsAnalyticsObjInfo only to those)."""
+    def pick(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name)[r.flagged] for _, r in results]) if results else np.zeros(0, object)
+
+    obj = np.concatenate([rows[r.flagged] for rows, r in results]) if results else np.zeros(0)
+    return AnalyticsObjects(obj=obj.astype(np.int32), status=pick("status"), roi=pick("roi"),
+                            overcrowding=pick("overcrowding"), lines=pick("lines"), direction=pick("direction"))
 
 
 class _OverlayBuilder:
