@@ -438,7 +438,7 @@ def main() -> int:
     if "naive" not in skip:
         head = clip_head(clip, args.naive_frames, work / "head.mp4")
         naive = naive_loop(head, pgie, net, 4, args.naive_frames)
-        n_cpu = max(1, min(8, (os.cpu_count() or 2) // 2))
+        n_cpu = max(2, min(8, (os.cpu_count() or 2) // 2))  # dsrun batches streams: at least two
         folder = work / "cpu"
         folder.mkdir()
         os.environ["DSRUN_DEVICE"] = "cpu"
