@@ -151,3 +151,35 @@ def test_the_tiler_lays_its_grid_out_again_as_streams_come_and_go(tmp_path, clip
     assert (tiler.rows, tiler.columns) == (3, 1)
     live.remove("c", clips["a"].as_uri())  # source 2 gone: tiles for sources 0 and 1
     assert (tiler.rows, tiler.columns) == (2, 1)
+
+
+def _keyframes(path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as out:
+        return [i for i, p in enumerate(p for p in out.demux(video=0) if p.size) if p.is_keyframe]
+
+
+def test_force_idr_makes_the_file_sinks_next_frame_a_keyframe(tmp_path, clips):
+    sink = ("\n[sink1]\nenable=1\ntype=3\ncontainer=1\ncodec=1\nsync=1\niframeinterval=1000\n"
+            "output-file=out.mp4\nsource-id=0\n")
+    runs = {}
+    for forced in (False, True):
+        folder = tmp_path / f"forced-{forced}"
+        folder.mkdir()
+        with DsrunProcess(live_config(folder, extra=sink), folder) as run:
+            if forced:
+                assert run.post("/api/v1/enc/force-idr", {"stream": {"stream_id": "0", "force_idr": 1}}) == {
+                    "status": "HTTP/1.1 500 Internal Server Error",
+                    "reason": "FORCE_IDR_UPDATE_FAIL, Not able to find source id"}
+            assert run.post("/api/v1/stream/add", add_body("a", clips["a"].as_uri()))["reason"] == \
+                "STREAM_ADD_SUCCESS"
+            run.wait(lambda: run.frames_processed(0) >= 10, what="10 frames written")  # sync=1: real time
+            if forced:
+                assert run.post("/api/v1/enc/force-idr", {"stream": {"stream_id": "0", "force_idr": 1}}) == {
+                    "status": "HTTP/1.1 200 OK", "reason": "FORCE_IDR_UPDATE_SUCCESS"}
+            assert run.finish() == 0
+        runs[forced] = _keyframes(folder / "out.mp4")
+    # iframeinterval=1000 on a 50-frame clip: only the first frame is a keyframe — and the forced one
+    assert runs[False] == [0]
+    assert len(runs[True]) == 2 and runs[True][0] == 0 and runs[True][1] > 0

@@ -53,6 +53,8 @@ class RestApi:
             "/api/v1/mux/batched-push-timeout": self._batched_push_timeout,
             "/api/v1/osd/process-mode": lambda b: self._per_stream(
                 b, P.PROCESS_MODE, self._set_osd_process_mode, "Unable to find stream id for osd property updation"),
+            "/api/v1/enc/force-idr": lambda b: self._force_keyframe(b, P.FORCE_IDR),
+            "/api/v1/enc/force-intra": lambda b: self._force_keyframe(b, P.FORCE_INTRA),
             "/api/v1/app/quit": self._quit,
             # dsrun's own (DeepStream triggers smart record from messages or its local timer only)
             "/api/v1/record/start": self._record_start,
@@ -64,8 +66,6 @@ class RestApi:
                 ("/api/v1/dec/low-latency-mode", P.LOW_LATENCY_MODE, "dsrun has no NVDEC low-latency mode"),
                 ("/api/v1/mux/max-latency", P.MAX_LATENCY, "max-latency belongs to the new nvstreammux"),
                 ("/api/v1/enc/bitrate", P.BITRATE, "dsrun's encoders keep their configured bitrate"),
-                ("/api/v1/enc/force-idr", P.FORCE_IDR, "dsrun's encoders follow iframeinterval"),
-                ("/api/v1/enc/force-intra", P.FORCE_INTRA, "dsrun's encoders follow iframeinterval"),
                 ("/api/v1/enc/iframe-interval", P.IFRAME_INTERVAL, "dsrun's encoders keep their GOP"),
         ):
             self._post[path] = self._unsupported(field, why)
@@ -169,6 +169,25 @@ class RestApi:
         self.graph.mux.set_batched_push_timeout(-1 if value is None else value)
         log.info("REST: streammux batched-push-timeout set to %s µs", -1 if value is None else value)
         return reply(200, "BATCHED_PUSH_TIMEOUT_UPDATE_SUCCESS")
+
+    def _force_keyframe(self, body, field: parse.Field) -> dict:
+        """s_enc_api_impl FORCE_IDR / FORCE_INTRA: the encoders showing that stream (its own sinks, or
+        every one showing the tiled picture) make their next frame a keyframe."""
+        stream_id, value = parse.field_request(body, field)
+        sid = parse.source_id(stream_id)
+        if sid is None or not self.sources.has(sid):
+            return reply(500, f"{field.fail}, Not able to find source id")
+        event = "nv-enc-force-idr" if field is parse.FORCE_IDR else "nv-enc-force-intra"
+        tiled = any(getattr(s, "name", "") == "tiler" for s in self.graph.stages)
+        encoders = [s for s in self.graph.sinks if hasattr(s, "keyframe")
+                    and (tiled or getattr(s, "source_id", None) == sid)]
+        if not encoders:
+            return reply(500, f"{field.fail}, {event} event not pushed")
+        if value:
+            for sink in encoders:
+                sink.keyframe.request()
+            log.info("REST: %s for source %d (%d encoder(s))", event, sid, len(encoders))
+        return reply(200, field.fail.replace("_FAIL", "_SUCCESS"))
 
     def _unsupported(self, field: parse.Field, why: str) -> Callable[[object], dict]:
         def answer(body) -> dict:

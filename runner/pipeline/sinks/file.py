@@ -85,6 +85,22 @@ class _WholeUnits(io.RawIOBase):
                 super().close()
 
 
+class ForcedKeyframe:
+    """The REST API's ``/enc/force-idr`` and ``/enc/force-intra`` (gst_nvevent_enc_force_idr): the
+    next frame an encoder encodes is a keyframe (an IDR frame with x264/x265)."""
+
+    def __init__(self) -> None:
+        self._wanted = False
+
+    def request(self) -> None:
+        self._wanted = True
+
+    def apply(self, frame: av.VideoFrame) -> None:
+        if self._wanted:
+            self._wanted = False
+            frame.pict_type = av.video.frame.PictureType.I
+
+
 class FileSink:
     """Encodes the frames it receives into ``path``; opened on the first frame (size known then)."""
 
@@ -100,6 +116,7 @@ class FileSink:
         self._stream = None
         self._last_pts = -1
         self.frames_written = 0
+        self.keyframe = ForcedKeyframe()
 
     @staticmethod
     def codec_name(codec: int) -> str:
@@ -128,9 +145,13 @@ class FileSink:
         ctx.gop_size = self.gop
         opts = {}
         if self.codec == 1:
-            opts = {"preset": self.preset, "bf": "0", "profile": _PROFILES[1].get(self.profile, "high")}
+            # keyframes every iframeinterval only, as DeepStream's encoders place them (x264's
+            # scene-cut keyframes off); /api/v1/enc/force-idr adds one (ForcedKeyframe)
+            opts = {"preset": self.preset, "bf": "0", "profile": _PROFILES[1].get(self.profile, "high"),
+                    "x264-params": "scenecut=0"}
         elif self.codec == 2:
-            opts = {"preset": self.preset, "x265-params": f"log-level=error:keyint={self.gop}:bframes=0"}
+            opts = {"preset": self.preset,
+                    "x265-params": f"log-level=error:keyint={self.gop}:bframes=0:scenecut=0"}
         ctx.options = opts
         self._stream = stream
 
@@ -158,6 +179,7 @@ class FileSink:
         pts = max(pts, self._last_pts + 1)  # strictly increasing (loops, reconnects, equal PTS)
         self._last_pts = pts
         frame.pts, frame.time_base = pts, _TIME_BASE
+        self.keyframe.apply(frame)
         self._out.mux(self._stream.encode(frame))
         self._file.commit()
         self.frames_written += 1

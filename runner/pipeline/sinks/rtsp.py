@@ -29,7 +29,7 @@ import numpy as np
 
 from runner.pipeline.batch import Batch
 from runner.pipeline.sinks import Pacer, register_sink
-from runner.pipeline.sinks.file import FileSink, SinkError
+from runner.pipeline.sinks.file import FileSink, ForcedKeyframe, SinkError
 from runner.pipeline.tiler import sink_frames
 
 __all__ = ["RtspSink", "RtspServer", "make_rtsp_sink", "MOUNT"]
@@ -116,6 +116,7 @@ class RtspSink:
         self._ctx = None
         self._last_pts = -1
         self.frames_sent = 0
+        self.keyframe = ForcedKeyframe()
 
     def _open(self, width: int, height: int) -> None:
         ctx = av.CodecContext.create(FileSink.codec_name(self.codec), "w")
@@ -126,9 +127,10 @@ class RtspSink:
         ctx.gop_size = self.gop
         if self.codec == 2:
             ctx.options = {"preset": "veryfast", "tune": "zerolatency",
-                           "x265-params": f"log-level=error:keyint={self.gop}:bframes=0"}
+                           "x265-params": f"log-level=error:keyint={self.gop}:bframes=0:scenecut=0"}
         else:  # one slice per frame: RTSP clients mis-assemble sliced-thread access units
-            ctx.options = {"preset": "veryfast", "tune": "zerolatency", "x264-params": "sliced-threads=0"}
+            ctx.options = {"preset": "veryfast", "tune": "zerolatency",
+                           "x264-params": "sliced-threads=0:scenecut=0"}  # keyframes as the file sink
         self._ctx = ctx
 
     def process(self, batch: Batch) -> Batch:
@@ -149,6 +151,7 @@ class RtspSink:
         self._last_pts = pts
         frame = frame.reformat(format="yuv420p")
         frame.pts, frame.time_base = pts, _TIME_BASE
+        self.keyframe.apply(frame)
         self._send(self._ctx.encode(frame))
         self.frames_sent += 1
 
