@@ -1,5 +1,8 @@
 """The tracker stage (``[tracker]``): one tracker per source, track ids unique across sources.
 
+The IOU tracker runs every source of a batch in one vectorised step (:mod:`.iou_batched`, the same
+results as one tracker per source frame by frame); SORT and ByteTrack update per source and frame.
+
 Which tracker runs is read from the NvMultiObjectTracker YAML (``ll-config-file``):
 
 * ``ReID`` with ``reidType`` > 0 (NvDeepSORT) or ``VisualTracker.visualTrackerType`` > 0 / an ``NvDCF``
