@@ -35,6 +35,7 @@ def test_bench_runs_each_count_of_the_test1_sample_and_writes_a_row_per_count(re
     assert [r["batch"] for r in rows] == [1, 2]  # the batch grows with the sources up to --batch
     assert all(r["held"] and r["exit_code"] == 0 and r["min_source_fps"] >= 1 for r in rows)
     assert result["max_streams_held"] == 2 and result["target_fps"] == 1.0
+    assert result["command"].startswith("dsrun bench ") and "--streams 1,2" in result["command"]
     for r in rows:  # every stage of the sample ran inside the window: the PGIE and the OSD
         assert {"primary-gie", "osd"} <= set(r["stages"]) and r["busiest_stage"] in r["stages"]
         assert r["aggregate_fps"] >= 0.95 * r["sources"] * r["min_source_fps"]

@@ -57,7 +57,7 @@ def run_bench(args) -> int:
     best = max(held, default=0)
     first_short = min((r for r in rows if not r["held"] and r["sources"] > best),
                       key=lambda r: r["sources"], default=None)
-    result = {"command": "dsrun bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+    result = {"command": _command_line(args),
               "config": str(args.config), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
               "machine": machine(), "target_fps": fps, "target_from": fps_from,
               "max_streams_held": best, "rows": rows,
@@ -121,6 +121,16 @@ def search(run, *, counts: list[int] | None = None, max_streams: int = 64) -> li
         else:
             bad = mid
     return [rows[n] for n in sorted(rows)]
+
+
+def _command_line(args) -> str:
+    """The ``dsrun bench`` command these rows answer (for the JSON), from the parsed options."""
+    words = ["dsrun", "bench", str(args.config)]
+    for flag in ("clip", "fps", "streams", "max_streams", "batch", "interval", "seconds", "warmup", "json"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return " ".join(words) + (" --ceilings" if args.ceilings else "")
 
 
 def _counts(text: str | None) -> list[int] | None:

@@ -37,6 +37,7 @@ NMS (mode 2) not even that: :func:`grouped_nms` suppresses every group of the ba
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -268,7 +269,8 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     time at 32 sources — docs/bench/bench_h200_profile_i1_n32.txt. The host pass is no cure there: the
     benchmark's ~9,000 candidates per batch of 32 are ~400 k pairs, 80 ms on the loaded 2-core CI
     machine, against a 7 ms cluster phase per batch with the device path in the PGIE thread, which
-    bounds one process. The device path stays until a GPU run shows a better one.)
+    bounds one process. The device path stays until a GPU run shows a better one;
+    ``DSRUN_DEVICE_NMS=0`` takes the host pass on a GPU machine.)
     """
     device_nms = _device_nms()
     if device_nms is not None and len(conf):
@@ -334,8 +336,8 @@ def _device_nms():
         except ImportError:
             _DEVICE_NMS = None
         else:
-            if not torch.cuda.is_available():
-                _DEVICE_NMS = None
+            if not torch.cuda.is_available() or os.environ.get("DSRUN_DEVICE_NMS", "1").strip() == "0":
+                _DEVICE_NMS = None  # DSRUN_DEVICE_NMS=0: the host pass even on a GPU machine
             else:
                 def run(xyxy, conf, group, thr):
                     # one copy to the device (each copy waits for the stream), float64 holds every column exactly
