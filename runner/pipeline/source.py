@@ -17,6 +17,7 @@ Every failure is a :class:`SourceError` subclass naming the source with its cred
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from runner.errors import DsrunError
 from runner.pipeline.rtsp_probe import rtsp_server_silent
 from runner.pipeline.stats import SourceStats
 from runner.redact import redact  # re-exported: runner.pipeline.source.redact stays importable
+
+log = logging.getLogger("dsrun")
 
 CAMERA_V4L2, URI, URI_MULTIPLE, RTSP, CAMERA_CSI = 1, 2, 3, 4, 5  # DeepStream's NvDsSourceType
 _NETWORK = ("rtsp", "rtsps", "http", "https", "rtmp")
@@ -389,6 +392,17 @@ class SourceReader(threading.Thread):
             return False
         return True
 
+    def _frames_of(self, packet) -> list:
+        """The frames ``packet`` decodes to. A packet the decoder rejects as damaged is skipped and
+        counted (``SourceStats.damaged_packets``), and decoding goes on with the next one — FFmpeg's
+        own behaviour (fftools' decoder loop logs the error and continues): the decoder resynchronises at
+        the next unit it can decode, so damage in the middle of a file costs only the frames it hit."""
+        try:
+            return packet.decode()
+        except av.error.InvalidDataError:
+            self.stats.damaged_packets += 1
+            return []
+
     def _decode(self, container) -> None:
         spec = self.spec
         if not container.streams.video:
@@ -407,7 +421,7 @@ class SourceReader(threading.Thread):
                 return
             if packet.size:
                 packets += 1
-            for frame in packet.decode():
+            for frame in self._frames_of(packet):
                 if self._skip():
                     first_pts = _pts_ns(frame, self._skipped - 1, rate) if first_pts is None else first_pts
                     continue
@@ -422,6 +436,12 @@ class SourceReader(threading.Thread):
                     return  # the run is stopping
             if self.recorder is not None:
                 self.recorder.on_packet(packet, stream)
+        if self.stats.damaged_packets:
+            if not self._decoded and not self._skipped:
+                raise SourceCorruptData(spec.source_id, spec.uri, f"no frame decodes: all {packets} packet(s) "
+                                        "are damaged", "the file is not playable; re-copy or re-record it")
+            log.warning("source %d (%s): skipped %d damaged packet(s); the decoder resynchronised after each, "
+                        "as FFmpeg does", spec.source_id, spec.name, self.stats.damaged_packets)
         if not spec.network and spec.type != CAMERA_V4L2 and expected and packets < expected:
             raise SourceCorruptData(spec.source_id, spec.uri,
                                     f"the file ends after {packets} of its {expected} frames (truncated)",

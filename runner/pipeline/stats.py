@@ -31,6 +31,7 @@ class SourceStats:
     frames_processed: int = 0  # frames that left the last stage (what **PERF counts)
     dropped: int = 0  # frames dropped by a live source that ran ahead, or by drop-frame-interval
     reconnects: int = 0
+    damaged_packets: int = 0  # packets the decoder rejected and skipped (it resynchronises, as FFmpeg's does)
     errors: list[str] = field(default_factory=list)  # each names the source and what to do
     started_at: float | None = None  # time.monotonic() of the first decoded frame
     ended_at: float | None = None

@@ -18,7 +18,7 @@ from runner.placement import shard_name
 STATS_INTERVAL_S = 0.2  # how often a shard sends its counters
 # copied from a shard's snapshot; times first, so a reader never sees frames without their clock
 SOURCE_TIMES = ("started_at", "ended_at", "first_output_at", "last_output_at", "latency_ms", "state")
-SOURCE_COUNTS = ("frames_decoded", "dropped", "reconnects", "frames_processed")
+SOURCE_COUNTS = ("frames_decoded", "dropped", "reconnects", "damaged_packets", "frames_processed")
 
 
 @dataclass
@@ -102,6 +102,7 @@ class ShardMerger:
                 st.batches = sum(p["batches"] for p in parts)
                 st.frames = sum(p["frames"] for p in parts)
                 st.busy_s = sum(p["busy_s"] for p in parts)
+                st.error = next((p["error"] for p in parts if p.get("error")), None)  # an output that stopped
             for name, state in snap.get("engines", {}).items():
                 self.stats.set_engine(name, state)
             for sid, counts in snap.get("analytics", {}).items():  # [nvds-analytics]: shards own their sources
