@@ -241,6 +241,35 @@ def test_face_cascade_confirms_the_face_mtcnn_finds_on_each_frame(tmp_path_facto
     assert same >= 117 and overlap >= 114
 
 
+# -- faces ------------------------------------------------------------------------------------------
+
+
+def test_faces_yunet_finds_the_faces_opencvs_face_detector_yn_finds(tmp_path_factory, assets):
+    """The YuNet sample against OpenCV's own FaceDetectorYN (the same model, OpenCV's decoding and NMS) on the
+    same frames prepared as nvinfer prepares them: scaled to the 352x288 mux, into 640x640 with the aspect
+    kept (bilinear), padded at the bottom; boxes brought back to the mux's pixels."""
+    out = run("faces", tmp_path_factory, assets, {"carphone_pristine.mp4": CUT})
+    recs = records(out / "detections.jsonl")
+    detector = cv2.FaceDetectorYN.create(str(assets.models["yunet"]), "", (640, 640), 0.9, 0.3, 5000)
+    scale = 640 / 352
+    same, ious = 0, []
+    for rec, bgr in zip(recs, frames(assets.videos["carphone"], "bgr24", limit=CUT)):
+        canvas = np.zeros((640, 640, 3), np.uint8)
+        mux = cv2.resize(bgr, (352, 288), interpolation=cv2.INTER_LINEAR)
+        canvas[:round(288 * scale)] = cv2.resize(mux, (640, round(288 * scale)), interpolation=cv2.INTER_LINEAR)
+        faces = detector.detect(canvas)[1]
+        faces = np.zeros((0, 15), np.float32) if faces is None else faces
+        ref = np.c_[faces[:, :2], faces[:, :2] + faces[:, 2:4]] / scale
+        got = np.array([o["bbox"] for o in objects(rec)]).reshape(-1, 4)
+        same += len(ref) == len(got)
+        if len(ref) and len(got):
+            ious += iou(ref, got).max(axis=1).tolist()
+    print(f"faces: {same}/{len(recs)} frames with FaceDetectorYN's face count; IoU mean {np.mean(ious):.3f} "
+          f"min {min(ious):.3f}")
+    assert len(recs) == CUT and same >= 0.95 * CUT and len(ious) >= CUT
+    assert np.mean(ious) >= 0.95 and min(ious) >= 0.85
+
+
 # -- segmentation -------------------------------------------------------------------------------------
 
 
