@@ -29,7 +29,7 @@ __all__ = ["Sample", "SampleError", "find_samples", "list_samples", "run_sample"
 _REPO = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = _REPO / "samples"
 OUT_DIR = _REPO / "out" / "samples"
-ORDER = ("test1", "lpr-cascade", "multistream", "msgbroker", "faces", "face-cascade", "segmentation", "int8")
+ORDER = ("test1", "test2", "lpr-cascade", "multistream", "msgbroker", "faces", "face-cascade", "segmentation", "int8")
 FILE_SINK = 3
 MSGBROKER_SINK = 6
 

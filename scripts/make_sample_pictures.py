@@ -27,9 +27,9 @@ from runner import gallery  # noqa: E402
 IMAGES = REPO / "docs" / "images"
 MAX_BYTES = 150_000
 VIDEO = {"int8": "out_int8.mp4"}  # the others: out.mp4
-FRAME = {"test1": 201, "lpr-cascade": 45, "multistream": 75, "msgbroker": 60, "face-cascade": 60, "faces": 60,
+FRAME = {"test1": 201, "test2": 201, "lpr-cascade": 45, "multistream": 75, "msgbroker": 60, "face-cascade": 60, "faces": 60,
          "segmentation": 45, "int8": 45}
-WIDTH = {"multistream": 960, "face-cascade": 352, "faces": 352, "segmentation": 352, "test1": 768}  # the others: 640
+WIDTH = {"multistream": 960, "face-cascade": 352, "faces": 352, "segmentation": 352, "test1": 768, "test2": 768}  # the others: 640
 
 
 def frame_of(video: Path, index: int) -> Image.Image:

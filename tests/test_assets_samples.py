@@ -15,10 +15,10 @@ import pytest
 from runner import gallery
 from runner.config import load_app
 
-SAMPLES = ("test1", "lpr-cascade", "multistream", "msgbroker", "faces", "face-cascade", "segmentation", "int8")
+SAMPLES = ("test1", "test2", "lpr-cascade", "multistream", "msgbroker", "faces", "face-cascade", "segmentation", "int8")
 
 
-def test_gallery_lists_the_eight_samples_in_order_with_descriptions():
+def test_gallery_lists_the_nine_samples_in_order_with_descriptions():
     found = gallery.find_samples()
     assert tuple(s.name for s in found) == SAMPLES
     assert all(s.title and s.configs for s in found)

@@ -59,28 +59,34 @@ with torch.no_grad():
 '''
 
 
+def torchvision_mobilenet_v2(assets, x: np.ndarray, tmp) -> np.ndarray:
+    """torchvision's MobileNetV2 (its Python source from the pinned wheel, the weights by ``torch.load``) on
+    ImageNet-normalised NCHW ``x``: softmax probabilities (n, 1000)."""
+    with zipfile.ZipFile(fetch_package(PACKAGES["torchvision"])) as wheel:  # its Python sources only
+        wheel.extractall(tmp, [n for n in wheel.namelist() if n.startswith("torchvision/") and n.endswith(".py")])
+    np.save(tmp / "x.npy", x.astype(np.float32))
+    proc = subprocess.run([sys.executable, "-c", TORCHVISION, str(tmp), str(assets.models["mobilenet_v2_pth"]),
+                           str(tmp / "x.npy"), str(tmp / "ref.npy")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.load(tmp / "ref.npy")
+
+
 def test_mobilenet_v2_converted_from_pth_equals_torchvisions_network(assets, tmp_path):
     """Crops of street frames, ImageNet-normalised: the ONNX (std folded into its stem) gives
     torchvision's probabilities to 1e-4 and the same top-1; the van on frame 201 is a 'moving van'."""
     pytest.importorskip("torch")
-    with zipfile.ZipFile(fetch_package(PACKAGES["torchvision"])) as wheel:  # its Python sources only
-        wheel.extractall(tmp_path, [n for n in wheel.namelist() if n.startswith("torchvision/") and n.endswith(".py")])
     street = frames(assets.videos["street"], limit=202)
     boxes = [(201, (555, 35, 680, 120)), (201, (405, 145, 475, 300)), (0, (0, 0, 768, 576)), (100, (300, 200, 500, 500))]
     crops = np.stack([cv2.resize(street[f][y1:y2, x1:x2], (224, 224), interpolation=cv2.INTER_LINEAR)
                       for f, (x1, y1, x2, y2) in boxes]).astype(np.float32).transpose(0, 3, 1, 2)
     mean = np.array(IMAGENET_MEAN, np.float32)[None, :, None, None]
     std = np.array(IMAGENET_STD, np.float32)[None, :, None, None]
-    np.save(tmp_path / "x.npy", (crops / 255 - mean) / std)
-    proc = subprocess.run([sys.executable, "-c", TORCHVISION, str(tmp_path), str(assets.models["mobilenet_v2_pth"]),
-                           str(tmp_path / "x.npy"), str(tmp_path / "ref.npy")], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ref = np.load(tmp_path / "ref.npy")
+    ref = torchvision_mobilenet_v2(assets, (crops / 255 - mean) / std, tmp_path)
     session = ort.InferenceSession(str(assets.models["mobilenet_v2"]), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": crops / 255 - mean})[0]  # what nvinfer feeds: x/255 - mean (offsets)
     np.testing.assert_allclose(got, ref, atol=1e-4)
     assert (got.argmax(1) == ref.argmax(1)).all()
-    labels = assets.labels["imagenet"].read_text().splitlines()
+    labels = assets.labels["imagenet"].read_text().strip().split(";")  # nvinfer's one-line classifier format
     assert labels[int(got[0].argmax())] == "moving van"
 
 

@@ -24,7 +24,8 @@ from runner.config import load_nvinfer
 from runner.engine import EngineSpec, load_engine
 from runner.pipeline.batch import Batch
 from runner.pipeline.infer import GieStage
-from test_convert_models import MEDIAPIPE
+from runner.convert.mobilenet_v2 import IMAGENET_MEAN, IMAGENET_STD
+from test_convert_models import MEDIAPIPE, torchvision_mobilenet_v2
 from samples_support import DetectNetReference, cut, frames, iou, records, sample_copy
 
 CUT = 30  # frames of each 30 fps clip the tests run (the samples as shipped run the whole clips)
@@ -99,6 +100,43 @@ def test_test1_finds_the_boxes_opencvs_darknet_loader_finds_and_the_osd_draws_th
     edge = (slice(box[1], box[1] + 2), slice(box[0] + 2, box[2] - 2))
     diff = np.abs(drawn[201].astype(int) - inputs[201].astype(int)).sum(axis=2)
     assert diff[edge].mean() > 60 > np.median(diff)
+
+
+# -- test2 -------------------------------------------------------------------------------------------
+
+
+def test_test2_labels_each_object_as_torchvisions_mobilenet_v2_labels_its_crop(tmp_path_factory, assets):
+    """YOLOv4-tiny → MobileNetV2 on each person/car/bus/truck crop. With the tracker off (so every object is
+    classified on its own frame, not from a track's cache) each label equals the top-1 of torchvision's own
+    MobileNetV2 on the same crop (bilinear to 224x224, ImageNet-normalised) when that passes 0.2."""
+    pytest.importorskip("torch")
+    out = run("test2", tmp_path_factory, assets, {"street.mp4": 40},
+              replace={"[tracker]\nenable=1": "[tracker]\nenable=0"})
+    recs = records(out / "detections.jsonl")
+    inputs = frames(assets.videos["street"], limit=40)
+    crops, found = [], []
+    for rec, rgb in zip(recs, inputs):
+        for o in objects(rec):
+            x1, y1, x2, y2 = o["bbox"]
+            if o["class_id"] not in (0, 2, 5, 7) or x2 - x1 < 24 or y2 - y1 < 24:
+                continue
+            # gstnvinfer.cpp get_converted_buffer: left/top rounded up to even, width/height down to even
+            left, top = (int(max(x1, 0)) + 1) // 2 * 2, (int(max(y1, 0)) + 1) // 2 * 2
+            width, height = int(x2 - x1) // 2 * 2, int(y2 - y1) // 2 * 2
+            crop = rgb[top:top + height, left:left + width]
+            crops.append(cv2.resize(crop, (224, 224), interpolation=cv2.INTER_LINEAR))
+            found.append((labels(o, 2) or [None])[0])
+    mean = np.array(IMAGENET_MEAN, np.float32)[None, :, None, None]
+    std = np.array(IMAGENET_STD, np.float32)[None, :, None, None]
+    x = np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2)
+    probs = torchvision_mobilenet_v2(assets, (x / 255 - mean) / std, tmp_path_factory.mktemp("tv"))
+    names = assets.labels["imagenet"].read_text().strip().split(";")
+    want = [names[i] if p[i] > 0.2 else None for p, i in zip(probs, probs.argmax(1))]
+    agree = sum(a == b for a, b in zip(found, want))
+    print(f"test2: {agree}/{len(want)} crops labelled as torchvision's MobileNetV2 labels them "
+          f"({sum(w is not None for w in want)} above 0.2)")
+    assert len(want) > 100 and agree >= 0.9 * len(want)
+    assert "moving van" in found
 
 
 # -- lpr-cascade --------------------------------------------------------------------------------------

@@ -214,7 +214,8 @@ SPECS: tuple[Spec, ...] = (
                "runner.convert.mobilenet_v2"),
     Spec("labels", "imagenet", "labels/imagenet.txt",
          {"package": "torchvision", "version": PACKAGES["torchvision"].version, "member": "torchvision/models/_meta.py",
-          "licence": PACKAGES["torchvision"].licence, "recipe": "_IMAGENET_CATEGORIES, one per line"},
+          "licence": PACKAGES["torchvision"].licence,
+          "recipe": "_IMAGENET_CATEGORIES as an nvinfer classifier label file: one line, ';'-separated"},
          _imagenet_labels),
     # Generated (architecture only, seeded random weights): benchmark shapes, small copies for CI ...
     _generated("detectnet_small", "models/detectnet_resnet18_small.onnx", "detectnet_v2",

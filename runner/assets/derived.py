@@ -84,7 +84,8 @@ def write_mtcnn_nchw(model_path: Path, out: Path, spatial_outputs: bool) -> None
 
 
 def write_imagenet_labels(meta_py: bytes, out: Path) -> None:
-    """torchvision's ``_IMAGENET_CATEGORIES`` (models/_meta.py), one class name per line in class order."""
+    """torchvision's ``_IMAGENET_CATEGORIES`` (models/_meta.py) as an nvinfer classifier label file: one
+    line (one output layer), the class names in class order separated by ``;``."""
     import ast
 
     tree = ast.parse(meta_py.decode("utf-8"))
@@ -93,7 +94,9 @@ def write_imagenet_labels(meta_py: bytes, out: Path) -> None:
             names = ast.literal_eval(node.value)
             if len(names) != 1000:
                 raise ValueError(f"_IMAGENET_CATEGORIES has {len(names)} names, expected 1000")
-            out.write_text("\n".join(names) + "\n", encoding="utf-8")
+            if any(";" in name for name in names):
+                raise ValueError("an ImageNet class name contains ';', the label file's separator")
+            out.write_text(";".join(names) + "\n", encoding="utf-8")
             return
     raise ValueError("torchvision/models/_meta.py has no _IMAGENET_CATEGORIES")
 
