@@ -47,7 +47,7 @@ def test_sample_configs_load_and_name_existing_models_and_labels(sample, assets)
 
 def test_unknown_sample_is_refused_with_the_list_of_names():
     with pytest.raises(gallery.SampleError) as error:
-        gallery.run_sample("test2")
+        gallery.run_sample("test3")
     assert "lpr-cascade" in str(error.value) and error.value.exit_code == 2
 
 
