@@ -91,15 +91,15 @@ def run_app(args) -> int:
     """The ``run`` command (``args``: config, report, no_dashboard, metrics_port, jsonl, engine_dir,
     workers, ray; shard/resume/worker_index in a split run's worker, see runner.placement): load the
     config, hand it to the placement layer once, report how the run ended."""
-    from runner.config import load_app
     from runner.placement import check_placement, placement_options, run_placed
+    from runner.preflight import load_runnable
 
     debug = bool(getattr(args, "debug", False))
     _setup_logging(debug)
     options = RunOptions.from_args(args)
     stats = RunStats()
     try:
-        app = load_app(args.config)
+        app = load_runnable(args.config)  # load_app, then what the run would refuse (runner.preflight)
         options = placement_options(app, options)
         check_placement(app, options)
         if options.shard is None:  # a split run's parent has said them already

@@ -132,7 +132,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_app(args)
     if args.command == "check":
         from runner.config.check import check
-        return check(args.configs, as_json=args.json)
+        from runner.preflight import preflight
+        return check(args.configs, as_json=args.json, preflight=preflight)
     if args.command == "build-engines":
         from runner.engine.commands import build_engines
         return build_engines(args.config, as_json=args.json, engine_dir=args.engine_dir)

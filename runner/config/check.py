@@ -1,13 +1,15 @@
 """``dsrun check [--json] CONFIG...``: validate configs and show the pipeline they describe.
 
-Each CONFIG may be a deepstream-app config, a Gst-nvinfer config or an NvMultiObjectTracker config
-(recognised by its groups). Exit status 0 when every file is valid, 2 when any has an error.
+Each CONFIG may be a deepstream-app config, a Gst-nvinfer config, an NvMultiObjectTracker config or a
+Gst-nvdsanalytics config (recognised by its groups and keys, :mod:`runner.config.kinds`; other
+plugins' files are named and not validated). For an app config, what the run would refuse or leave
+out is added by the ``preflight`` the CLI passes (runner/preflight.py). Exit status 0 when every file
+is valid, 2 when any has an error.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -15,28 +17,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from runner.config.diagnostics import Diagnostic
-from runner.config.files import is_yaml
+from runner.config.kinds import detect_kind, not_validated
+from runner.config.load_analytics import read_analytics
 from runner.config.load import inspect_app, inspect_nvinfer, inspect_tracker
 from runner.config.model import AppConfig, GieConfig, NvInferConfig
 from runner.config.model_tracker import TRACKER_SECTIONS
 from runner.redact import redact_tree
 
 
-def detect_kind(path: Path) -> str:
-    """'nvinfer', 'tracker' or 'app', from the file's top-level groups."""
-    try:
-        head = path.read_bytes()[:200_000].decode("utf-8", errors="replace")
-    except OSError:
-        return "app"
-    if re.search(r"^\s*\[property\]|^property\s*:", head, re.M):
-        return "nvinfer"
-    if is_yaml(path) and any(re.search(rf"^{name}\s*:", head, re.M) for name in TRACKER_SECTIONS):
-        return "tracker"
-    return "app"
-
-
-def check(paths: list[str], as_json: bool) -> int:
-    reports = [redact_tree(_inspect(Path(p))) for p in paths]  # no credentials in any output
+def check(paths: list[str], as_json: bool, preflight=None) -> int:
+    """``preflight(app) -> [Diagnostic]`` (runner.preflight, passed in by the CLI: the config layer does
+    not import the pipeline) adds what the run would refuse or leave out to an app config's report."""
+    reports = [redact_tree(_inspect(Path(p), preflight)) for p in paths]  # no credentials in any output
     valid = all(r["valid"] for r in reports)
     if as_json:
         doc = {"valid": valid, "configs": reports,
@@ -49,10 +41,13 @@ def check(paths: list[str], as_json: bool) -> int:
     return 0 if valid else 2
 
 
-def _inspect(path: Path) -> dict:
+def _inspect(path: Path, preflight=None) -> dict:
     kind = detect_kind(path)
-    inspect = {"app": inspect_app, "nvinfer": inspect_nvinfer, "tracker": inspect_tracker}[kind]
+    inspect = {"app": inspect_app, "nvinfer": inspect_nvinfer, "tracker": inspect_tracker,
+               "nvdsanalytics": _inspect_analytics}.get(kind, _not_validated)
     config, diags = inspect(path)
+    if isinstance(config, AppConfig) and preflight is not None and not any(d.is_error for d in diags):
+        diags = diags + preflight(config)
     diags = sorted(diags, key=lambda d: (d.file, d.line or 0, d.severity))
     report = {"path": str(path), "kind": kind, "valid": not any(d.is_error for d in diags),
               "diagnostics": [d.as_dict() for d in diags]}
@@ -61,10 +56,19 @@ def _inspect(path: Path) -> dict:
         report["unsupported"] = list(config.unsupported)
     elif isinstance(config, NvInferConfig):
         report["pipeline"] = {"nvinfer": _nvinfer_summary(config)}
-    elif config is not None:
+    elif config is not None and kind == "tracker":
         report["pipeline"] = {"tracker": {name: getattr(config, name) is not None
                                           for name in TRACKER_SECTIONS}}
     return report
+
+
+def _inspect_analytics(path: Path):
+    diags: list[Diagnostic] = []
+    return read_analytics(path.absolute(), diags), diags
+
+
+def _not_validated(path: Path):
+    return None, [not_validated(path.absolute(), detect_kind(path))]
 
 
 def _nvinfer_summary(n: NvInferConfig) -> dict:

@@ -8,6 +8,7 @@ or replaces it itself (:func:`provided_by_dsrun`).
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -106,3 +107,36 @@ def provided_by_dsrun(field: str, path: Path, values: Mapping[str, object], base
         darknet = darknet_model(values.get("custom_network_config"), values.get("model_file"))
         return present("onnx_file") or (darknet and present("custom_network_config") and present("model_file"))
     return replaced_library(field, path, values)
+
+
+def key_line(path: Path | str, group: str, key: str | None = None) -> int | None:
+    """The line of ``key`` in ``[group]`` of the config file ``path`` (the group's line when ``key``
+    is None or not there; None when the file or group is gone), for problems found after loading.
+
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "a.txt"; _ = p.write_text("[sink0]\\nenable=1\\ntype=7\\n")
+    >>> key_line(p, "sink0", "type"), key_line(p, "sink0"), key_line(p, "osd")
+    (3, 1, None)
+    """
+    try:
+        stamp = Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+    doc = _document(str(path), stamp)
+    found = doc.groups.get(group) if doc is not None else None
+    if found is None:
+        return None
+    entry = found.entries.get(key) if key is not None else None
+    return entry.line if entry is not None else found.line
+
+
+def cached_document(path: Path | str | None) -> Document | None:
+    """The parsed config file (read once per modification), or None when it cannot be read."""
+    try:
+        return _document(str(path), Path(str(path)).stat().st_mtime_ns) if path else None
+    except OSError:
+        return None
+
+
+@lru_cache(maxsize=32)
+def _document(path: str, _stamp: int) -> Document | None:
+    return read_document(Path(path), [])

@@ -111,6 +111,11 @@ RUNTIME: dict[str, frozenset[str]] = {
     "NvDCF": _TRACKER_AGES,
 }
 
+#: keys that switch a whole feature on when non-zero: in an enabled group, a switch dsrun does not act
+#: on (not in SUPPORTED) is a warning at check time and when the run starts (runner/preflight.py)
+FEATURE_SWITCHES: dict[str, tuple[str, ...]] = {"sourceN": ("smart-record",),
+                                                "source-attr-all": ("smart-record",)}
+
 SUPPORTED: dict[str, frozenset[str]] = {
     kind: CONFIG_LAYER.get(kind, frozenset()) | RUNTIME.get(kind, frozenset())
     for kind in {**CONFIG_LAYER, **RUNTIME}}

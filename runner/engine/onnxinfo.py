@@ -57,11 +57,11 @@ def load_onnx(path: Path, *, source: Path | None = None) -> onnx.ModelProto:
 
 def graph_inputs(model: onnx.ModelProto) -> list[GraphTensor]:
     init = {i.name for i in model.graph.initializer}
-    return [_tensor(v) for v in model.graph.input if v.name not in init]
+    return [tensor_of(v) for v in model.graph.input if v.name not in init]
 
 
 def graph_outputs(model: onnx.ModelProto) -> list[GraphTensor]:
-    return [_tensor(v) for v in model.graph.output]
+    return [tensor_of(v) for v in model.graph.output]
 
 
 def check_infer_dims(model: onnx.ModelProto, path: Path, infer_dims: tuple[int, ...] | None,
@@ -91,7 +91,7 @@ def resolved_dims(tensor: GraphTensor, infer_dims: tuple[int, ...] | None) -> tu
     return tensor.dims
 
 
-def _tensor(value: onnx.ValueInfoProto) -> GraphTensor:
+def tensor_of(value: onnx.ValueInfoProto) -> GraphTensor:
     ttype = value.type.tensor_type
     dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
                  for d in ttype.shape.dim)

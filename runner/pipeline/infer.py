@@ -49,7 +49,7 @@ from runner.pipeline.parsers.segmentation import class_map
 from runner.pipeline.preprocess import PreprocessSpec, preprocess
 from runner.pipeline.preprocess_gpu import is_device_tensor, preprocess_device
 
-__all__ = ["GieStage", "InferError", "build_gie_stages"]
+__all__ = ["GieStage", "InferError", "build_gie_stages", "network_type_of", "runnable_network"]
 
 REINFER_NEVER = 2**31 - 1  # nvinfer's DEFAULT_REINFER_INTERVAL (G_MAXINT)
 
@@ -65,6 +65,37 @@ def _int(value, default=0) -> int:
     return int(getattr(value, "value", value))
 
 
+def network_type_of(cfg) -> int:
+    """network-type, with the legacy is-classifier=1 read as 1 when network-type is 0."""
+    network_type = _int(cfg.network_type, 0)
+    return 1 if getattr(cfg, "is_classifier", None) and network_type == 0 else network_type
+
+
+def runnable_network(cfg, where: str = ""):
+    """The parse function a GIE with this nvinfer config uses (None for 'other'),
+    or :class:`InferError` / :class:`ParserError` saying why dsrun cannot run it. Asked by
+    :class:`GieStage` and, before any engine is built, by runner/preflight.py (``dsrun check`` and
+    the run), so both refuse the same configs; the parser names come from runner.deepstream_libs."""
+    network_type = network_type_of(cfg)
+    if network_type == 0:
+        if _int(getattr(cfg, "num_detected_classes", 0), 0) <= 0:
+            raise InferError(f"{where}[property] num-detected-classes: not set for a detector — "
+                             "set it to the number of classes the model outputs")
+        return resolve_bbox_parser(cfg, where)
+    if network_type == 1:
+        return resolve_classifier_parser(cfg, where)
+    if network_type == 2 and _int(cfg.process_mode, 1) == 2:
+        raise InferError(f"{where}[property] process-mode: segmentation on objects is not "
+                         "supported by dsrun — use process-mode=1")
+    if network_type == 2:
+        return resolve_segmentation_parser(cfg, where)
+    if network_type != 100:
+        raise InferError(f"{where}[property] network-type: {network_type} is not run by dsrun, "
+                         "which runs 0 (detector), 1 (classifier), 2 (segmentation) and 100 (other) "
+                         "— change it")
+    return None
+
+
 class GieStage:
     """One nvinfer instance. ``timings`` accumulates seconds per phase for benchmarks."""
 
@@ -75,9 +106,8 @@ class GieStage:
         self._engine = engine
         self.gie_id = _int(cfg.gie_unique_id, 15)
         self.process_mode = _int(cfg.process_mode, 1)
-        self.network_type = _int(cfg.network_type, 0)
-        if getattr(cfg, "is_classifier", None) and self.network_type == 0:
-            self.network_type = 1
+        self.network_type = network_type_of(cfg)
+        parser = runnable_network(cfg, self.where)  # refuses what it cannot run, before the engine
         self.interval = _int(cfg.interval, 0)
         eng = self.engine
         self.input = eng.inputs[0]
@@ -97,29 +127,20 @@ class GieStage:
         self._pending: list[Future] = []
         if self.network_type == 0:
             n_cls = _int(getattr(cfg, "num_detected_classes", 0), 0)
-            if n_cls <= 0:
-                raise InferError(f"{self.where}[property] num-detected-classes: not set for a detector — "
-                                 "set it to the number of classes the model outputs")
             # as NvDsInferContextImpl::initialize leaves them (stock build: cluster-mode 0 runs as NMS)
             attrs = [cfg.class_attrs_run(c) for c in range(n_cls)]
             self.class_params = ClassParams.from_class_attrs(attrs)  # legacy `threshold` applied by the loader
             self.cluster_mode = int(cfg.cluster_mode_run)
-            self.bbox_parser = resolve_bbox_parser(cfg, self.where)
+            self.bbox_parser = parser
         elif self.network_type == 1:
-            self.cls_parser = resolve_classifier_parser(cfg, self.where)
+            self.cls_parser = parser
             self.cls_ctx = ClassifierContext(threshold=float(getattr(cfg, "classifier_threshold", 0) or 0),
                                              labels=self.label_table, model_path=cfg.model_path,
                                              network=self.net)
             if bool(getattr(cfg, "classifier_async_mode", False)) and self.process_mode == 2:
                 self._async = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-async")
-        elif self.network_type == 2 and self.process_mode == 2:
-            raise InferError(f"{self.where}[property] process-mode: segmentation on objects is not "
-                             "supported by dsrun — use process-mode=1")
         elif self.network_type == 2:
-            self.seg_parser = resolve_segmentation_parser(cfg, self.where)
-        elif self.network_type != 100:
-            raise InferError(f"{self.where}[property] network-type={self.network_type}: dsrun runs "
-                             "0 (detector), 1 (classifier), 2 (segmentation) and 100 (other) — change it")
+            self.seg_parser = parser
 
     @property
     def engine(self):

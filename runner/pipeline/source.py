@@ -198,15 +198,23 @@ def source_spec(app, cfg, source_id: int) -> SourceSpec:
     )
 
 
+def unsupported(spec: SourceSpec) -> SourceUnsupported | None:
+    """Why this source cannot be read here at all (asked when it opens, and by runner/preflight.py)."""
+    if spec.type == CAMERA_CSI:
+        return SourceUnsupported(spec.source_id, spec.uri, "CSI cameras (type=5) need a Jetson",
+                                 "use type=1 with camera-v4l2-dev-node for a V4L2 camera")
+    if spec.scheme not in _SCHEMES:
+        return SourceUnsupported(spec.source_id, spec.uri, f"URI scheme '{spec.scheme}' is not supported",
+                                 "use file://, rtsp://, http(s):// or a plain path")
+    return None
+
+
 def open_container(spec: SourceSpec, read_timeout: float = 10.0):
     """Open the source with PyAV; raises a typed :class:`SourceError`."""
     sid, uri = spec.source_id, spec.uri
-    if spec.type == CAMERA_CSI:
-        raise SourceUnsupported(sid, uri, "CSI cameras (type=5) need a Jetson",
-                                "use type=1 with camera-v4l2-dev-node for a V4L2 camera")
-    if spec.scheme not in _SCHEMES:
-        raise SourceUnsupported(sid, uri, f"URI scheme '{spec.scheme}' is not supported",
-                                "use file://, rtsp://, http(s):// or a plain path")
+    refused = unsupported(spec)
+    if refused is not None:
+        raise refused
     try:
         if spec.type == CAMERA_V4L2 or spec.scheme == "v4l2":
             device = spec.path if spec.scheme == "v4l2" else Path(f"/dev/video{spec.camera_dev_node}")
