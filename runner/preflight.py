@@ -35,26 +35,45 @@ from runner.deepstream_libs import BROKERS_SUPPORTED, BROKER_ADAPTORS, broker_ad
 from runner.errors import DsrunError
 
 
+class ModelMismatch(ConfigError):
+    """A model that cannot run with its nvinfer config: a model error (exit status 3), found before
+    any engine is built."""
+
+    exit_code = 3
+
+
 def load_runnable(path: str | Path) -> AppConfig:
-    """:func:`runner.config.load_app`, then :func:`preflight`: ConfigError (exit 2) when either finds
-    an error; the preflight warnings join ``AppConfig.warnings``."""
+    """:func:`runner.config.load_app`, then :func:`preflight`: ConfigError (exit 2) for what the run
+    refuses, :class:`ModelMismatch` (exit 3) for a model that cannot run; the warnings join
+    ``AppConfig.warnings``."""
     app = load_app(path)
-    found = preflight(app)
+    found, models = _run_problems(app), _model_problems(app)
     if any(d.is_error for d in found):
-        raise ConfigError(list(app.warnings) + found)
+        raise ConfigError(list(app.warnings) + found + models)
+    if any(d.is_error for d in models):
+        raise ModelMismatch(list(app.warnings) + found + models)
+    found += models
     return dataclasses.replace(app, warnings=app.warnings + tuple(found)) if found else app
 
 
 def preflight(app: AppConfig) -> list[Diagnostic]:
-    """Every problem the run would meet with this (loaded, error-free) config, errors first found."""
+    """Every problem the run would meet with this (loaded, error-free) config."""
+    return _run_problems(app) + _model_problems(app)
+
+
+def _enabled_nvinfers(app: AppConfig) -> list:
+    gies = ([app.primary_gie] if app.primary_gie else []) + list(app.secondary_gies)
+    return [g.nvinfer for g in gies if g.enable and g.nvinfer is not None]
+
+
+def _run_problems(app: AppConfig) -> list[Diagnostic]:
+    return _sources(app) + _groups(app) + _sinks(app) + [d for n in _enabled_nvinfers(app) for d in _gie(n)]
+
+
+def _model_problems(app: AppConfig) -> list[Diagnostic]:
     from runner.model_check import model_problems
 
-    out = _sources(app) + _groups(app) + _sinks(app)
-    for gie in ([app.primary_gie] if app.primary_gie else []) + list(app.secondary_gies):
-        if gie.enable and gie.nvinfer is not None:
-            refused = _gie(gie.nvinfer)
-            out += refused or model_problems(gie.nvinfer)
-    return out
+    return [d for n in _enabled_nvinfers(app) if not _gie(n) for d in model_problems(n)]
 
 
 def _diag(severity: str, file, group: str | None, key: str | None, message: str, hint: str,
