@@ -150,3 +150,24 @@ def test_file_loop_in_a_source_group_is_ignored_with_a_hint_to_move_it_to_tests(
     warning = next(d for d in diags if d.key == "file-loop")
     assert (warning.severity, warning.line, warning.hint) == ("warning", 5, "move it to [tests]")
     assert config.tests.file_loop is False
+
+
+def test_a_file_name_over_255_bytes_is_a_located_error_in_check_and_run(tmp_path):
+    import subprocess
+    import sys
+
+    long = "x" * 300
+    (tmp_path / "app.txt").write_text(
+        f"[source0]\nenable=1\ntype=2\nuri=file://{tmp_path / long}.mp4\n[streammux]\nwidth=64\n"
+        f"[primary-gie]\nenable=1\nconfig-file={long}.txt\n[sink0]\nenable=1\ntype=3\noutput-file={long}.mp4\n")
+    _, diags = inspect_app(tmp_path / "app.txt")
+    assert _errors(diags) == [(4, "source0", "uri"), (9, "primary-gie", "config-file"),
+                              (13, "sink0", "output-file")]
+    assert all("file systems allow 255" in d.message for d in diags if d.is_error)
+    repo = Path(__file__).resolve().parents[1]
+    for args in (["check"], []):
+        result = subprocess.run([sys.executable, "-m", "runner", *args, str(tmp_path / "app.txt")],
+                                capture_output=True, text=True, timeout=120, cwd=repo)
+        assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+        assert f"{tmp_path / 'app.txt'}:9 [primary-gie] config-file: a file name of 304 bytes" in (
+            result.stdout + result.stderr)

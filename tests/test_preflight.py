@@ -141,3 +141,17 @@ def test_other_plugins_property_files_are_not_taken_for_nvinfer_configs(conforma
     main(["check", "--json", str(conformance / "deepstream" / name)])
     report = json.loads(capsys.readouterr().out)["configs"][0]
     assert report["kind"] == kind
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("[property]\nenable=1\ntarget-unique-ids=1\nnetwork-input-shape=4;3;224;224\nprocessing-width=224\n"
+     "[group-0]\nsrc-ids=0\n", "nvdspreprocess"),
+    ("[property]\nalgorithm-type=1\nbatch-size=4\noverall-max-fps-n=90\noverall-max-fps-d=1\n", "streammux")])
+def test_preprocess_and_new_streammux_files_are_named_not_validated_as_nvinfer(tmp_path, text, kind, capsys):
+    import json
+
+    (tmp_path / "config.txt").write_text(text)
+    assert main(["check", "--json", str(tmp_path / "config.txt")]) == 0
+    report = json.loads(capsys.readouterr().out)["configs"][0]
+    assert report["kind"] == kind and "pipeline" not in report
+    assert [d["severity"] for d in report["diagnostics"]] == ["warning"]

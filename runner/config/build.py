@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 from runner.config.coerce import key_kinds
 from runner.config.diagnostics import Diagnostic
-from runner.config.files import check_exists, provided_by_dsrun, resolve
+from runner.config.files import check_exists, provided_by_dsrun, resolve, usable
 from runner.config.validate import Section
 
 
@@ -28,12 +28,14 @@ def build(cls: type, section: Section | None, base: Path, file: str, diags: list
         if path_kind:
             ref = (file, section.line_of(name), section.name, section.written.get(name, dskey))
             if isinstance(value, tuple):
-                paths = tuple(resolve(base, v) for v in value if v.strip())
+                paths = tuple(p for v in value if v.strip() and usable(p := resolve(base, v), diags, ref))
                 values[name] = paths
                 for p in paths if check and enabled else ():
                     check_exists(p, path_kind, diags, ref)
             elif not value.strip():
                 values[name] = None
+            elif not usable(resolve(base, value), diags, ref):
+                values[name] = None  # said why; nothing later touches the file system with it
             else:
                 values[name] = resolve(base, value)
                 if check and enabled and not (path_kind == "asset" and provided_by_dsrun(

@@ -72,6 +72,31 @@ def resolve_uri(base: Path, uri: str) -> str:
     return uri
 
 
+#: Linux limits (limits.h): bytes in one file name, bytes in a whole path
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def usable(path: Path, diags: list[Diagnostic], ref: Ref) -> bool:
+    """False (with an error at ``ref``) when no file system here can hold ``path``: a name over
+    NAME_MAX bytes or a path over PATH_MAX (open() would fail with ENAMETOOLONG).
+
+    >>> d = []; usable(Path("/m") / ("a" * 256 + ".onnx"), d, ("app.txt", 3, "property", "onnx-file"))
+    False
+    >>> str(d[0])[:80]
+    'app.txt:3 [property] onnx-file: a file name of 261 bytes (aaaaaaaaaaaa….onnx): f'
+    """
+    long_name = next((part for part in path.parts if len(part.encode()) > NAME_MAX), None)
+    if long_name is None and len(str(path).encode()) <= PATH_MAX:
+        return True
+    file, line, group, key = ref
+    what = (f"a file name of {len(long_name.encode())} bytes ({long_name[:12]}…{Path(long_name).suffix}): "
+            f"file systems allow {NAME_MAX}" if long_name is not None else
+            f"a path of {len(str(path).encode())} bytes: Linux allows {PATH_MAX}")
+    diags.append(Diagnostic("error", "bad-type", file, line, group, key, what,
+                            "shorten the file name (rename the file and this value)"))
+    return False
+
+
 def check_exists(path: Path, kind: str, diags: list[Diagnostic], ref: Ref) -> bool:
     """Report a missing file: an error for configuration, a warning for a run-time asset."""
     if path.exists():

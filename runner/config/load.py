@@ -187,7 +187,7 @@ def _gie(section: Section | None, base: Path, file: str, diags: list[Diagnostic]
                                 "reads this label file; nvinfer uses the one its own config names)",
                                 "fix the path, or remove the line (labels come from the Gst-nvinfer "
                                 "config's labelfile-path)"))
-    if gie.enable and gie.config_file is None and "cfg-file-path" not in dict(section.raw_keys):
+    if gie.enable and "config_file" not in section.values and "cfg-file-path" not in dict(section.raw_keys):
         diags.append(Diagnostic("error", "inconsistent", file, section.line, section.name, None,
                                 "enabled GIE without a config-file",
                                 "add config-file=<its Gst-nvinfer config>, or set enable=0"))

@@ -17,7 +17,7 @@ from pathlib import Path
 from runner.config.build import build
 from runner.config.diagnostics import Diagnostic
 from runner.config.enums import SourceType
-from runner.config.files import check_exists, resolve_uri
+from runner.config.files import check_exists, resolve_uri, usable
 from runner.config.keyfile import Document, Entry, Group
 from runner.config.model import SourceConfig, SourceListConfig
 from runner.config.validate import Section, Spec, validate
@@ -66,9 +66,9 @@ def _source(section: Section, base: Path, file: str, diags: list[Diagnostic]) ->
     source = build(SourceConfig, section, base, file, diags, group=section.name)
     if source.uri:
         uri = resolve_uri(base, source.uri)
-        if uri.startswith("file://") and source.enable:
-            check_exists(Path(uri[len("file://"):]), "asset", diags,
-                         (file, section.line_of("uri"), section.name, "uri"))
+        ref = (file, section.line_of("uri"), section.name, "uri")
+        if uri.startswith("file://") and source.enable and usable(Path(uri[len("file://"):]), diags, ref):
+            check_exists(Path(uri[len("file://"):]), "asset", diags, ref)
         source = dataclasses.replace(source, uri=uri)
     return source
 
@@ -99,6 +99,9 @@ def _from_list(sl: SourceListConfig, section: Section, attr: SourceConfig, base:
             diags.append(Diagnostic("error", "bad-type", file, section.line_of("list"), "source-list",
                                     "list", f"URI {i} '{uri}' is not file://, rtsp://, csi:N or usb:N",
                                     "write each source as file:///path, rtsp://host/path, csi:0 or usb:0"))
+            continue
+        if uri.startswith("file://") and not usable(Path(resolve_uri(base, uri)[len("file://"):]), diags, (
+                file, section.line_of("list"), "source-list", "list")):
             continue
         out.append(dataclasses.replace(
             attr, enable=True, type=kind, uri=resolve_uri(base, uri), index=i, camera_id=i,
