@@ -5,7 +5,8 @@ once — no list of its own here:
 
 - sinks: the sink registry (:func:`runner.pipeline.sinks.sink_factory`); a type with no factory is
   skipped by the run, so it is a warning;
-- message brokers: the adaptors dsrun publishes with (:data:`runner.deepstream_libs.BROKERS_SUPPORTED`);
+- message brokers: checked while loading, by the function the msgbroker sink uses
+  (runner/broker_settings.py);
 - GIEs: :func:`runner.pipeline.infer.runnable_network` (network types, parser names from
   runner.deepstream_libs, Python custom parsers), and each model against its config
   (:mod:`runner.model_check`);
@@ -31,7 +32,6 @@ from runner.config.keyfile import parse_bool
 from runner.config.load import APP_SPEC
 from runner.config.supported import FEATURE_SWITCHES, is_supported
 from runner.config.validate import is_disabled
-from runner.deepstream_libs import BROKERS_SUPPORTED, BROKER_ADAPTORS, broker_adaptor
 from runner.errors import DsrunError
 
 
@@ -148,21 +148,7 @@ def _sinks(app: AppConfig) -> list[Diagnostic]:
                              f"type={int(sink.type)} ({sink.type.name.lower()}) is not supported yet: the run "
                              "skips this sink", "use type=1 (fake), 3 (file), 4 (RTSP) or 6 (message broker)"
                              " — or set enable=0"))
-        elif int(sink.type) == 6:
-            out += _broker(app, sink)
     return out
-
-
-def _broker(app: AppConfig, sink) -> list[Diagnostic]:
-    found = broker_adaptor(sink.msg_broker_proto_lib)
-    if found is not None and found[0] in BROKERS_SUPPORTED:
-        return []
-    supported = ", ".join(f"{BROKER_ADAPTORS[w]} (libnvds_{w}_proto.so)" for w in BROKERS_SUPPORTED)
-    what = ("is not set" if sink.msg_broker_proto_lib is None else
-            f"names the {found[1]} adaptor, which dsrun does not publish with yet" if found is not None else
-            f"names {Path(str(sink.msg_broker_proto_lib)).name}, an adaptor dsrun does not know")
-    return [_diag("error", app.path, sink.group, "msg-broker-proto-lib",
-                  f"msg-broker-proto-lib {what}: the run would stop", f"dsrun publishes to {supported}")]
 
 
 _KEYED = re.compile(r"(?:\[(?P<group>[\w-]+)\] )?(?P<key>[a-z][a-z0-9-]*): (?P<rest>.*)", re.S)
