@@ -35,6 +35,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _rotation(text: str):
+    from runner.pipeline.rotation import parse_rotation
+    try:
+        return parse_rotation(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dsrun", description="Run NVIDIA DeepStream app configs "
                                      "without the DeepStream SDK.")
@@ -50,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="serve DeepStream's REST API (add/remove streams, runtime parameters, quit) "
                           "on port N; docs/rest.md")
     run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
+    run.add_argument("--jsonl-rotate", type=_rotation, metavar="SIZE|TIME",
+                     help="start a new --jsonl file past SIZE (500MB, 2GB) or every TIME (15m, 1h, 1d); "
+                          "the old one becomes FILE-stem.000001.jsonl, …")
+    run.add_argument("--jsonl-keep", type=_positive, metavar="N", help="keep only the newest N rotated files")
     run.add_argument("--workers", type=_positive, default=1, metavar="N",
                      help="split the sources over N processes (one Python interpreter each)")
     run.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",

@@ -36,7 +36,6 @@ summarised as pixel counts per class and tensors as their shapes (the values wou
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import IO, Mapping, Sequence
 
@@ -46,7 +45,8 @@ from runner.errors import DsrunError
 from runner.pipeline.analytics.records import frame_analytics, object_analytics
 from runner.pipeline.batch import Batch
 from runner.pipeline.labels import app_labels, object_labels
-from runner.pipeline.output_files import OutputFileError, open_output, write_whole
+from runner.pipeline.output_files import OutputFileError
+from runner.pipeline.rotation import Rotation, RotatingLines
 
 __all__ = ["JsonlStage", "JsonlError", "build_jsonl_stage", "frame_records"]
 
@@ -116,16 +116,17 @@ class JsonlStage:
 
     name = "jsonl"
 
-    def __init__(self, path: Path | str | IO[str], *, labels: Mapping[int, Sequence[str]] | None = None) -> None:
+    def __init__(self, path: Path | str | IO[str], *, labels: Mapping[int, Sequence[str]] | None = None,
+                 rotation: Rotation | None = None, keep: int = 0) -> None:
         self.labels = labels or {}
         self.path = None
-        self._fd = None
+        self._lines = None
         if hasattr(path, "write"):
             self._file = path
             return
         self._file, self.path = None, Path(path)
         try:
-            self._fd = open_output(self.path)
+            self._lines = RotatingLines(self.path, rotation, keep)  # --jsonl-rotate, --jsonl-keep
         except OutputFileError as exc:
             raise JsonlError(f"--jsonl {self.path}: cannot write it: {exc.reason} — {exc.hint}") from None
 
@@ -134,19 +135,19 @@ class JsonlStage:
         if not lines:
             return batch
         text = "\n".join(lines) + "\n"
-        if self._fd is None:
+        if self._lines is None:
             self._file.write(text)
             self._file.flush()
         else:
-            write_whole(self._fd, text.encode("utf-8"), self.path)
+            self._lines.write(text.encode("utf-8"))
         return batch
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._lines is not None:
+            self._lines.close()
 
 
-def build_jsonl_stage(app, path) -> JsonlStage | None:
-    """The ``--jsonl`` stage (None without the option). Put it after the last GIE/tracker stage."""
-    return JsonlStage(path, labels=app_labels(app)) if path else None
+def build_jsonl_stage(app, path, rotation: Rotation | None = None, keep: int = 0) -> JsonlStage | None:
+    """The ``--jsonl`` stage (None without the option). Put it after the last GIE/tracker stage.
+    ``rotation``/``keep``: ``--jsonl-rotate``/``--jsonl-keep`` (runner.pipeline.rotation)."""
+    return JsonlStage(path, labels=app_labels(app), rotation=rotation, keep=keep) if path else None

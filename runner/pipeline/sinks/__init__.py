@@ -50,6 +50,8 @@ class RunOptions:
     """Command-line options stages and the placement layer may need (``dsrun run`` flags)."""
 
     jsonl: Path | None = None
+    jsonl_rotate: object = None  # --jsonl-rotate SIZE|TIME: a runner.pipeline.rotation.Rotation
+    jsonl_keep: int = 0  # --jsonl-keep N: rotated --jsonl files kept (0: all)
     report: Path | None = None
     dashboard: bool = True
     metrics_port: int | None = None
@@ -67,6 +69,7 @@ class RunOptions:
         get = lambda name: getattr(args, name, None)
         shard = get("shard")
         return cls(jsonl=Path(get("jsonl")) if get("jsonl") else None,
+                   jsonl_rotate=get("jsonl_rotate"), jsonl_keep=int(get("jsonl_keep") or 0),
                    report=Path(get("report")) if get("report") else None,
                    dashboard=not get("no_dashboard"), metrics_port=get("metrics_port"),
                    rest_port=get("rest_port"),
