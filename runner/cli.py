@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="serve DeepStream's REST API (add/remove streams, runtime parameters, quit) "
                           "on port N; docs/rest.md")
     run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
+    run.add_argument("--watchdog", type=float, metavar="SECONDS",
+                     help="end the run with an error when no source makes progress for this long "
+                          "(default 300; 0 turns it off); --debug shows where each stage waits")
     run.add_argument("--jsonl-rotate", type=_rotation, metavar="SIZE|TIME",
                      help="start a new --jsonl file past SIZE (500MB, 2GB) or every TIME (15m, 1h, 1d); "
                           "the old one becomes FILE-stem.000001.jsonl, …")

@@ -12,7 +12,10 @@ until every source has ended and every batch has reached the sinks, and stops cl
   batch's sources — never a hang;
 * an output (a sink: file, ``--jsonl``, KITTI, RTSP out, broker) that fails stops alone: its error
   (``runner.pipeline.output_files.output_failure``: path, frames written, what to do) goes to its
-  ``StageStats.error``, it takes no more batches, and the sources and other outputs go on.
+  ``StageStats.error``, it takes no more batches, and the sources and other outputs go on;
+* a pipeline that makes no progress for ``watchdog_s`` seconds (``--watchdog``,
+  ``runner.pipeline.watchdog``) ends with a ``PipelineStalled`` error; the outcome's traceback then
+  says where each thread waits (printed with ``--debug``).
 
 The stage list is written out in :func:`build_stages` — the place where features plug in (see
 docs/pipeline.md). A stage is anything with ``name``, ``process(batch) -> batch`` and ``close()``
@@ -41,6 +44,7 @@ from runner.pipeline.sinks import RunOptions, build_sink_stages
 from runner.pipeline.source import SourceReader, redact, source_specs
 from runner.pipeline.stage import Stage
 from runner.pipeline.stats import RunStats
+from runner.pipeline.watchdog import DEFAULT_WATCHDOG_S, Watchdog
 
 log = logging.getLogger("dsrun")
 
@@ -137,6 +141,7 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
         if hasattr(sink, "bind_stats"):
             sink.bind_stats(stats)
     graph = Graph(readers, inputs, mux, stages, sinks, stats)
+    graph.watchdog_s = options.watchdog_s
     graph.make_reader = make_reader
     graph.recorders = recorders
     for sink in sinks:  # the batch hook triggers smart record (batch.smart_record)
@@ -171,6 +176,8 @@ class Graph:
         self._abort = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.watchdog_s = DEFAULT_WATCHDOG_S  # --watchdog: no progress for this long ends the run (0: off)
+        self._give_up_at: float | None = None  # stalled: threads still stuck by then are left behind
         self.make_reader = None  # (spec, SourceStats) -> reader; set by build_graph (sources added live)
         self.recorders: dict = {}  # source id -> SmartRecorder ([sourceN] smart-record)
 
@@ -354,15 +361,27 @@ class Graph:
     def _alive(self) -> bool:
         return any(t.is_alive() for t in self._threads)
 
+    def _stalled(self, error: DsrunError, dump: str) -> None:
+        """The watchdog saw no progress: end the run with ``error``; ``dump`` is for --debug."""
+        with self._lock:
+            if self.outcome.error is None:
+                self.outcome.error, self.outcome.traceback = error, dump
+        self._give_up_at = time.monotonic() + 5.0
+        self.abort()
+
     def run(self, on_interrupt=None) -> Outcome:
         """Run to the end; returns the :class:`Outcome`. Ctrl-C once drains, twice forces."""
         self._start()
+        watchdog = Watchdog(self.stats, self.watchdog_s, self._stalled) if self.watchdog_s > 0 else None
+        if watchdog is not None:
+            watchdog.start()
         interrupts = 0
         force_deadline = None
         while True:
             try:
                 while self._alive():
-                    if force_deadline is not None and time.monotonic() > force_deadline:
+                    deadline = min(d for d in (force_deadline, self._give_up_at, float("inf")) if d is not None)
+                    if time.monotonic() > deadline:
                         break  # a stage stuck inside process(): give up on it (daemon thread)
                     time.sleep(0.05)
                 break
@@ -377,6 +396,8 @@ class Graph:
                     self.outcome.forced = True
                     self.abort()
                     force_deadline = time.monotonic() + 5.0
+        if watchdog is not None:
+            watchdog.stop()
         readers = list(self.readers)
         for r in readers:
             r.stop()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from runner.pipeline.stage import Stage
+from runner.pipeline.watchdog import DEFAULT_WATCHDOG_S
 
 log = logging.getLogger("dsrun")
 
@@ -53,6 +54,7 @@ class RunOptions:
     jsonl_rotate: object = None  # --jsonl-rotate SIZE|TIME: a runner.pipeline.rotation.Rotation
     jsonl_keep: int = 0  # --jsonl-keep N: rotated --jsonl files kept (0: all)
     report: Path | None = None
+    watchdog_s: float = DEFAULT_WATCHDOG_S  # --watchdog: no progress on any source for this long ends the run (0: off)
     dashboard: bool = True
     metrics_port: int | None = None
     rest_port: int | None = None  # --rest-port: DeepStream's REST API (runner.rest) on this port
@@ -71,6 +73,7 @@ class RunOptions:
         return cls(jsonl=Path(get("jsonl")) if get("jsonl") else None,
                    jsonl_rotate=get("jsonl_rotate"), jsonl_keep=int(get("jsonl_keep") or 0),
                    report=Path(get("report")) if get("report") else None,
+                   watchdog_s=DEFAULT_WATCHDOG_S if get("watchdog") is None else float(get("watchdog")),
                    dashboard=not get("no_dashboard"), metrics_port=get("metrics_port"),
                    rest_port=get("rest_port"),
                    engine_dir=Path(get("engine_dir")) if get("engine_dir") else None,
