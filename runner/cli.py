@@ -174,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(_normalise(argv))
     if args.debug:  # a crash in native code (signal 6 / 11) prints every thread's Python stack
         import faulthandler
-        faulthandler.enable()
+        try:
+            faulthandler.enable()
+        except (ValueError, AttributeError):  # sys.stderr replaced by one with no file descriptor
+            faulthandler.enable(sys.__stderr__)
     try:
         return _dispatch(args)
     except DsrunError as error:
