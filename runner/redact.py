@@ -37,7 +37,7 @@ _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.~-]+)(?::\d*)?(?=[/?#\s'\
 # prose such as "is not a key=value pair" stays readable
 _SECRET_PARAM = re.compile(r"(?P<key>(?:\b(?:password|passwd|pwd|pass|token|secret)"
                            r"|(?<=[?&;])(?:key|auth|signature|sig))=)[^&\s'\"]*", re.IGNORECASE)
-_MIN_SECRET = 3  # shorter passwords are not hunted in free text (every 'ab' in a message would go)
+_MIN_SECRET = 4  # shorter passwords are not hunted in free text (every '123' in a message would go)
 
 _known: set[str] = set()  # every spelling of every password met so far, longest first when used
 _known_lock = threading.Lock()
