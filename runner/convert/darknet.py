@@ -190,6 +190,9 @@ def _conv(g: _Graph, x: _Tensor, s: Section, weights: _Weights, cfg_path) -> _Te
         var = weights.take(filters, s).astype(np.float64)
     kernel = weights.take(count, s).astype(np.float64).reshape(filters, x.c // groups, size, size)
     if bn:  # y = scale * (conv - mean) / sqrt(var + eps) + bias, folded into the convolution
+        if (var < 0).any():
+            raise ConvertError(f"{cfg_path}:{s.line}: [{s.type}] reads negative batch-norm variances from "
+                               f"{weights.path} — the .weights file does not belong to this .cfg")
         factor = scale / np.sqrt(var + s.get_float("eps", BN_EPS))
         kernel = kernel * factor[:, None, None, None]
         bias = bias - mean * factor
