@@ -372,7 +372,9 @@ class Graph:
     def run(self, on_interrupt=None) -> Outcome:
         """Run to the end; returns the :class:`Outcome`. Ctrl-C once drains, twice forces."""
         self._start()
-        watchdog = Watchdog(self.stats, self.watchdog_s, self._stalled) if self.watchdog_s > 0 else None
+        watchdog = Watchdog(self.stats, self.watchdog_s, self._stalled,
+                            stays_open=lambda: bool(getattr(self.mux, "stay_open", False))
+                            ) if self.watchdog_s > 0 else None
         if watchdog is not None:
             watchdog.start()
         interrupts = 0

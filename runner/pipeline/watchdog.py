@@ -2,9 +2,9 @@
 
 The watchdog samples the run's counters once a second. When no source has decoded a frame and no frame
 has left the pipeline for ``SECONDS`` — while the run is not paused, no source is between reconnection
-attempts, and not every source has ended — it ends the run with a :class:`PipelineStalled` error (exit 1,
-in the report) and, for ``--debug``, a dump of where each thread of the pipeline waits: its input queue
-depth and the innermost frames of its stack.
+attempts, and the pipeline is not idling open for cameras the REST API may add — it ends the run with
+a :class:`PipelineStalled` error (exit 1, in the report) and, for ``--debug``, a dump of where each
+thread of the pipeline waits: its input queue depth and the innermost frames of its stack.
 
 >>> progress_key({"sources": {0: {"frames_decoded": 3, "frames_processed": 2, "state": "playing"}},
 ...               "stages": {"pgie": {"frames": 2}}})
@@ -58,9 +58,11 @@ class Watchdog(threading.Thread):
     """Calls ``on_stall(error, dump)`` once when ``stats`` shows no progress for ``timeout_s`` seconds."""
 
     def __init__(self, stats, timeout_s: float, on_stall: Callable[[DsrunError, str], None],
-                 clock: Callable[[], float] = time.monotonic, poll_s: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, poll_s: float = 1.0,
+                 stays_open: Callable[[], bool] = lambda: False) -> None:
         super().__init__(name="dsrun-watchdog", daemon=True)
         self.stats, self.timeout_s, self.on_stall = stats, float(timeout_s), on_stall
+        self.stays_open = stays_open  # the pipeline waits for sources added at run time (REST API)
         self.clock, self.poll_s = clock, min(poll_s, max(0.05, self.timeout_s / 4))
         self._stop = threading.Event()
 
@@ -69,8 +71,10 @@ class Watchdog(threading.Thread):
 
     def _excused(self, snap: dict) -> bool:
         states = [s["state"] for s in snap["sources"].values()]
-        return (snap["paused"] or "reconnecting" in states
-                or bool(states) and all(s in ("ended", "failed") for s in states))
+        if snap["paused"] or "reconnecting" in states:
+            return True
+        # every source done (or none yet) while the pipeline stays open for cameras added by the REST API
+        return all(s in ("ended", "failed") for s in states) and self.stays_open()
 
     def run(self) -> None:
         last_key, last_change = None, self.clock()
