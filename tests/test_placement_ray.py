@@ -217,7 +217,8 @@ def test_a_node_lost_mid_run_has_its_sources_resumed_on_the_other_and_no_file_fr
     assert [s["frames_processed"] for s in written["sources"][:FILES]] == [frames] * FILES
     assert written["totals"]["frames_processed"] == sum(s["frames_processed"] for s in written["sources"])
     [restart] = written["restarts"]
-    assert restart["node"] == node2 and restart["sources"] == victims
+    # its file sources restart; the camera too unless its stream (10 s, real time) had already ended
+    assert restart["node"] == node2 and set(files) <= set(restart["sources"]) <= set(victims)
     for sid in files:  # resumed after the last frame the lost actor reported, not from the start
         assert 40 <= restart["resumed_at_frame"][str(sid)] < frames
     lost = [w for w in written["workers"] if "lost" in w]
