@@ -87,6 +87,38 @@ def _rest(app, options: RunOptions, graph):
     return settings, RestApi(LiveSources(graph, app, settings), graph, on_quit=graph.drain)
 
 
+class InputOverrideError(DsrunError):
+    """``-i URI`` cannot be applied to this config."""
+
+    exit_code = EXIT_CONFIG
+
+
+def with_input_uri(app, uri: str, options: RunOptions):
+    """deepstream-app's ``-i URI``: the first source reads ``URI``. deepstream-app puts it in the first
+    source's config before reading the file (deepstream_app_main.c); here it replaces ``[source0] uri``.
+    A path, or a ``file://`` URI with a relative path, is taken from the current directory; a camera
+    source (``type=1``/``5``) becomes a URI source."""
+    import dataclasses
+    from pathlib import Path
+
+    from runner.config.enums import SourceType
+
+    if not app.sources:
+        raise InputOverrideError(f"-i {uri}: {app.path or 'the config'} has no "
+                                 "enabled [sourceN] group to read it — add one")
+    if options.split:
+        raise InputOverrideError(f"-i {uri} with {options.placement_name}: the workers read the config "
+                                 "file — put the URI in [source0] uri instead")
+    if "://" not in uri:
+        uri = f"file://{Path(uri).expanduser().resolve()}"
+    elif uri.startswith("file://") and not uri[7:].startswith("/"):
+        uri = f"file://{Path(uri[7:]).resolve()}"
+    first = app.sources[0]
+    kind = first.type if first.type not in (SourceType.CAMERA_V4L2, SourceType.CAMERA_CSI) else SourceType.URI
+    first = dataclasses.replace(first, uri=uri, type=kind)
+    return dataclasses.replace(app, sources=(first, *app.sources[1:]))
+
+
 def run_app(args) -> int:
     """The ``run`` command (``args``: config, report, no_dashboard, metrics_port, jsonl, engine_dir,
     workers, ray; shard/resume/worker_index in a split run's worker, see runner.placement): load the
@@ -101,6 +133,8 @@ def run_app(args) -> int:
     try:
         app = load_runnable(args.config)  # load_app, then what the run would refuse (runner.preflight)
         options = placement_options(app, options)
+        if getattr(args, "input_uri", None):
+            app = with_input_uri(app, args.input_uri, options)
         check_placement(app, options)
         if options.shard is None:  # a split run's parent has said them already
             for warning in getattr(app, "warnings", ()):

@@ -1,11 +1,11 @@
 """Command line: argument parsing only. Each command calls one function elsewhere.
 
-    dsrun CONFIG [options]            run a deepstream-app config (also: dsrun -c CONFIG)
+    dsrun CONFIG [options]            run a deepstream-app config (also: dsrun -c CONFIG, -i URI)
     dsrun check [--json] CONFIG...    validate configs and print the resolved pipeline
     dsrun build-engines [--json] CONFIG
     dsrun engines list | clean [--older-than 30d]
     dsrun bench CONFIG [--clip VIDEO] [--fps F] [--streams 1,8,16] [--json FILE]
-    dsrun samples | samples run NAME
+    dsrun samples | samples run NAME [--out DIR] | samples prepare NAME...|--all
 """
 
 from __future__ import annotations
@@ -14,14 +14,27 @@ import argparse
 import sys
 import traceback
 
+from runner import __version__
 from runner.errors import DsrunError
 from runner.redact import redact
 
 COMMANDS = ("run", "check", "build-engines", "engines", "samples", "bench")
+USAGE = """dsrun CONFIG [options]          run a deepstream-app config (or: dsrun -c CONFIG [options])
+       dsrun COMMAND ...               check | build-engines | engines | bench | samples  (dsrun COMMAND -h)"""
+EPILOG = """commands:
+  check [--json] CONFIG...         validate configs and print the resolved pipeline
+  build-engines [--json] CONFIG    build every engine a config needs
+  engines {list,clean}             the engine cache
+  bench CONFIG                     how many copies of the config's streams this machine holds
+  samples [run NAME | prepare NAME...|--all]   the sample gallery
+
+exit status of a run: 0 every source ended; 1 a source or stage failed (the others ran to the end);
+2 config or usage error; 130 Ctrl-C (the frames already decoded are finished, outputs and --report
+written; a second Ctrl-C stops at once)."""
 
 
-def _add_engine_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine-dir", help="engine cache directory (default: $DSRUN_ENGINE_DIR or the "
+def _add_engine_dir(p) -> None:
+    p.add_argument("--engine-dir", metavar="DIR", help="engine cache directory (default: $DSRUN_ENGINE_DIR or the "
                                         "per-user cache, ~/.cache/dsrun/engines)")
 
 
@@ -43,40 +56,52 @@ def _rotation(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dsrun", description="Run NVIDIA DeepStream app configs "
-                                     "without the DeepStream SDK.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+def _add_run_options(p) -> None:
+    """The run command's options: on ``dsrun run`` and, for ``dsrun --help``, on the top level."""
+    p.add_argument("-c", "--cfg-file", metavar="CONFIG", help="the config (deepstream-app's spelling)")
+    p.add_argument("-i", "--input-uri", metavar="URI", help="the first source reads URI instead "
+                   "(deepstream-app's -i): file://, rtsp://, or a path")
+    p.add_argument("--report", metavar="JSON", help="write a run summary to this file at exit")
+    p.add_argument("--no-dashboard", action="store_true", help="print **PERF lines, not the live view")
+    p.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics on port N")
+    p.add_argument("--rest-port", type=int, metavar="N",
+                   help="serve DeepStream's REST API (add/remove streams, runtime parameters, quit) "
+                        "on port N; docs/rest.md")
+    p.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
+    p.add_argument("--watchdog", type=float, metavar="SECONDS",
+                   help="end the run with an error when no source makes progress for this long "
+                        "(default 300; 0 turns it off); --debug shows where each stage waits")
+    p.add_argument("--jsonl-rotate", type=_rotation, metavar="SIZE|TIME",
+                   help="start a new --jsonl file past SIZE (500MB, 2GB) or every TIME (15m, 1h, 1d); "
+                        "the old one becomes FILE-stem.000001.jsonl, …")
+    p.add_argument("--jsonl-keep", type=_positive, metavar="N", help="keep only the newest N rotated files")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="split the sources over N processes (one Python interpreter each)")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run the sources on a Ray cluster: one actor per GPU (or per --ray-cpus cores); "
+                        "ADDRESS of the cluster, default $RAY_ADDRESS or a new local one")
+    p.add_argument("--ray-cpus", type=_positive, metavar="N",
+                   help="with --ray on nodes without a GPU: CPU cores per actor (default 2)")
+    _add_engine_dir(p)
 
-    run = sub.add_parser("run", help="run a deepstream-app config (the default command)")
-    run.add_argument("config", metavar="CONFIG")
-    run.add_argument("--report", metavar="JSON", help="write a run summary to this file at exit")
-    run.add_argument("--no-dashboard", action="store_true", help="print **PERF lines, not the live view")
-    run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics on port N")
-    run.add_argument("--rest-port", type=int, metavar="N",
-                     help="serve DeepStream's REST API (add/remove streams, runtime parameters, quit) "
-                          "on port N; docs/rest.md")
-    run.add_argument("--jsonl", metavar="FILE", help="write every frame's metadata as JSON lines")
-    run.add_argument("--watchdog", type=float, metavar="SECONDS",
-                     help="end the run with an error when no source makes progress for this long "
-                          "(default 300; 0 turns it off); --debug shows where each stage waits")
-    run.add_argument("--jsonl-rotate", type=_rotation, metavar="SIZE|TIME",
-                     help="start a new --jsonl file past SIZE (500MB, 2GB) or every TIME (15m, 1h, 1d); "
-                          "the old one becomes FILE-stem.000001.jsonl, …")
-    run.add_argument("--jsonl-keep", type=_positive, metavar="N", help="keep only the newest N rotated files")
-    run.add_argument("--workers", type=_positive, default=1, metavar="N",
-                     help="split the sources over N processes (one Python interpreter each)")
-    run.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
-                     help="run the sources on a Ray cluster: one actor per GPU (or per --ray-cpus cores); "
-                          "ADDRESS of the cluster, default $RAY_ADDRESS or a new local one")
-    run.add_argument("--ray-cpus", type=_positive, metavar="N",
-                     help="with --ray on nodes without a GPU: CPU cores per actor (default 2)")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dsrun", usage=USAGE, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Run NVIDIA DeepStream app configs without the DeepStream SDK.")
+    parser.add_argument("--version", action="version", version=f"dsrun {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    _add_run_options(parser.add_argument_group("run options (dsrun CONFIG [options])",
+                                               argument_default=argparse.SUPPRESS))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="dsrun")
+
+    run = sub.add_parser("run", usage="dsrun CONFIG [options]", help="run a deepstream-app config (the default)")
+    run.add_argument("config", nargs="?", metavar="CONFIG")
+    _add_run_options(run)
     # set by a split run's parent for each worker (runner.placement): its sources, frames to skip
     run.add_argument("--shard", help=argparse.SUPPRESS)
     run.add_argument("--resume", help=argparse.SUPPRESS)
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
-    _add_engine_dir(run)
 
     check = sub.add_parser("check", help="validate configs and print the resolved pipeline")
     check.add_argument("configs", nargs="+", metavar="CONFIG")
@@ -88,9 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_engine_dir(build)
 
     engines = sub.add_parser("engines", help="list or clean the engine cache")
-    engines_sub = engines.add_subparsers(dest="engines_command", required=True)
-    _add_engine_dir(engines_sub.add_parser("list"))
-    clean = engines_sub.add_parser("clean")
+    engines_sub = engines.add_subparsers(dest="engines_command", required=True, metavar="{list,clean}",
+                                         prog="dsrun engines")
+    _add_engine_dir(engines_sub.add_parser("list", help="the cached engines"))
+    clean = engines_sub.add_parser("clean", help="remove cached engines")
     clean.add_argument("--older-than", metavar="AGE", help="e.g. 30d, 12h (default: everything)")
     _add_engine_dir(clean)
 
@@ -119,26 +145,33 @@ def _parser() -> argparse.ArgumentParser:
     _add_engine_dir(bench)
 
     samples = sub.add_parser("samples", help="the sample gallery")
-    samples_sub = samples.add_subparsers(dest="samples_command")
-    sample_run = samples_sub.add_parser("run")
-    sample_run.add_argument("name")
+    samples_sub = samples.add_subparsers(dest="samples_command", metavar="{run,prepare}", prog="dsrun samples")
+    sample_run = samples_sub.add_parser("run", help="prepare a sample's assets and run it")
+    sample_run.add_argument("name", metavar="NAME")
+    sample_run.add_argument("--out", metavar="DIR", help="output folder (default: ./dsrun-out/NAME)")
     sample_run.add_argument("--no-dashboard", action="store_true")
+    prepare = samples_sub.add_parser("prepare", help="build the assets of samples ahead of running them")
+    prepare.add_argument("names", nargs="*", metavar="NAME")
+    prepare.add_argument("--all", action="store_true", help="every sample's assets, and the tests'")
     return parser
 
 
 def _normalise(argv: list[str]) -> list[str]:
-    """`dsrun CONFIG` and deepstream-app's `dsrun -c CONFIG` mean `dsrun run CONFIG`."""
-    out = list(argv)
-    if "--debug" in out:  # accepted anywhere on the line
-        out = ["--debug"] + [a for a in out if a != "--debug"]
-    if "-c" in out:
-        i = out.index("-c")
-        out[i] = "run"
-        return out if i == 0 or out[:i] == ["--debug"] else ["run"] + out[:i] + out[i + 1:]
-    first = next((i for i, a in enumerate(out) if not a.startswith("-")), None)
-    if first is not None and out[first] not in COMMANDS:
-        out.insert(first, "run")
-    return out
+    """`dsrun CONFIG [options]` and deepstream-app's `dsrun -c CONFIG` mean `dsrun run ...`."""
+    debug = ["--debug"] if "--debug" in argv else []  # accepted anywhere on the line
+    rest = [a for a in argv if a != "--debug"]
+    if rest and rest[0] not in COMMANDS and rest[0] not in ("-h", "--help", "--version"):
+        rest.insert(0, "run")
+    return debug + rest
+
+
+def _run_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One config, given as CONFIG or as -c CONFIG."""
+    given = [c for c in (args.config, args.cfg_file) if c]
+    if len(given) != 1:
+        parser.error(f"two configs given ({given[0]} and -c {given[1]}): give one" if given else
+                     "give the config to run: dsrun CONFIG [options], or dsrun -c CONFIG [options]")
+    args.config = given[0]
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -163,7 +196,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "samples":
         from runner import gallery
         if args.samples_command == "run":
-            return gallery.run_sample(args.name, dashboard=not args.no_dashboard)
+            return gallery.run_sample(args.name, dashboard=not args.no_dashboard, out=args.out)
+        if args.samples_command == "prepare":
+            return gallery.prepare_samples(args.names, everything=args.all)
         return gallery.list_samples()
     _parser().print_help()
     return 2
@@ -171,7 +206,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(_normalise(argv))
+    parser = _parser()
+    args = parser.parse_args(_normalise(argv))
+    if args.command == "run":
+        _run_config(parser, args)
     if args.debug:  # a crash in native code (signal 6 / 11) prints every thread's Python stack
         import faulthandler
         try:

@@ -2,11 +2,19 @@
 
 Each sample folder holds DeepStream app configs (``deepstream_app_config*.txt``), the nvinfer configs
 and labels they name, and a README whose first heading line is the sample's one-line description.
-Running a sample prepares the assets if missing, starts the local services its configs name (an RTSP
-camera for ``multistream``, an MQTT broker and a listener for ``msgbroker``; see
-:mod:`runner.gallery_services`), runs each of its app configs with ``runner.app.run_app`` and says
-where the output is: the folder of its file sink (``out/samples/<name>/``), which also gets
-``detections*.jsonl`` (every frame's objects), ``report_*.json`` and ``summary.json``.
+The gallery ships inside the package (:func:`runner.resources.data_dir`); its files name the assets as
+``../../assets/<file>`` and their outputs as ``../../out/samples/<name>/<file>``, which is where they
+point in the repository. Running a sample (:func:`run_sample`):
+
+1. prepares the assets that sample needs, and only those (:func:`asset_files`: the files its configs
+   name, a folder meaning every asset in it, and the video behind a local RTSP camera), one progress
+   line per asset built;
+2. writes a runnable copy of the sample to ``<out>/configs/`` (``<out>``: ``--out``, default
+   ``./dsrun-out/<name>``) with those paths made absolute — edit it and run it with ``dsrun CONFIG``;
+3. starts the local services its configs name (an RTSP camera for ``multistream``, an MQTT broker and
+   a listener for ``msgbroker``; see :mod:`runner.gallery_services`), runs each app config with
+   ``runner.app.run_app`` and says where the output is: ``<out>/`` gets the videos, ``detections*.jsonl``
+   (every frame's objects), ``report_*.json`` and ``summary.json``.
 
 >>> [s.name for s in find_samples()][:3]
 ['test1', 'lpr-cascade', 'multistream']
@@ -17,18 +25,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import DsrunError
+from runner.resources import data_dir
 
-__all__ = ["Sample", "SampleError", "find_samples", "list_samples", "run_sample", "compare_precisions",
-           "SAMPLES_DIR", "OUT_DIR"]
+__all__ = ["Sample", "SampleError", "find_samples", "list_samples", "run_sample", "prepare_samples",
+           "asset_files", "materialise", "compare_precisions", "SAMPLES_DIR"]
 
-_REPO = Path(__file__).resolve().parents[1]
-SAMPLES_DIR = _REPO / "samples"
-OUT_DIR = _REPO / "out" / "samples"
+SAMPLES_DIR = data_dir("samples")
+DEFAULT_OUT = Path("dsrun-out")  # under the current directory: ./dsrun-out/<name>
+# how a sample's files name the assets, their outputs and the engine folder (relative to the sample)
+ASSETS_REF, ENGINES_REF = "../../assets/", "../../engines/"
+OUT_REF = "../../out/samples/{name}/"
+_ASSET_PATH = re.compile(re.escape(ASSETS_REF) + r"([^\s\"',;#]+)")
+_LOCAL_CAMERA = re.compile(r"rtsp://(?:127\.0\.0\.1|localhost):\d+/([\w.-]+)")
 ORDER = ("test1", "test2", "lpr-cascade", "multistream", "msgbroker", "faces", "face-cascade", "segmentation", "int8")
 FILE_SINK = 3
 MSGBROKER_SINK = 6
@@ -112,7 +127,7 @@ def list_samples() -> int:
     from rich.table import Table
 
     table = Table(title="dsrun sample gallery", caption="run one: dsrun samples run NAME — "
-                  "output in out/samples/NAME/; docs/samples.md shows a frame of each")
+                  "output in ./dsrun-out/NAME/ (--out DIR); dsrun samples prepare NAME builds its assets ahead")
     for column in ("name", "what it shows", "sources", "models", "command"):
         table.add_column(column, overflow="fold")
     for sample in find_samples():
@@ -197,12 +212,78 @@ def compare_precisions(out: Path, tags=("fp32", "fp16", "int8")) -> dict[str, di
 # -- running a sample ------------------------------------------------------------------------------
 
 
-def _output_dir(app, name: str) -> Path:
-    """The folder of the first file sink's output-file (where the sample writes), else out/samples/NAME."""
-    for sink in app.sinks:
-        if int(sink.type) == FILE_SINK and getattr(sink, "output_file", None):
-            return Path(sink.output_file).parent
-    return OUT_DIR / name
+def asset_files(sample: Sample) -> list[str]:
+    """The asset files (relative to the assets root; a folder stands for the assets in it) that a
+    sample's files name: ``../../assets/<path>`` outside comments, and ``rtsp://127.0.0.1:PORT/<video>``
+    (the gallery's RTSP camera serves that video). Adding a sample needs no other declaration.
+
+    >>> asset_files(sample_at(SAMPLES_DIR / "test1"))
+    ['models/detectnet_resnet18_small.onnx', 'videos/sample_720p.h264']
+    """
+    from runner.assets import SPECS
+
+    videos = {s.name: s.file for s in SPECS if s.kind == "videos"}
+    found: set[str] = set()
+    for path in sorted(sample.folder.rglob("*")):
+        if not path.is_file() or path.suffix in (".md", ".py", ".png", ".jpg"):
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.split("#", 1)[0]  # INI and YAML comments (an asset a comment names is not needed)
+            found.update(m.rstrip("/") for m in _ASSET_PATH.findall(line))
+            found.update(videos[m] for m in _LOCAL_CAMERA.findall(line) if m in videos)
+    return sorted(found)
+
+
+def materialise(sample: Sample, out: Path, assets_root: Path) -> Path:
+    """A runnable copy of ``sample`` in ``out/configs`` whose paths name ``assets_root`` and ``out``."""
+    out = out.resolve()
+    target = out / "configs"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(sample.folder, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in target.rglob("*"):
+        if not path.is_file() or path.suffix in (".md", ".py", ".png", ".jpg"):
+            continue
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        new = (text.replace(ASSETS_REF, f"{assets_root}/").replace(OUT_REF.format(name=sample.name), f"{out}/")
+               .replace(ENGINES_REF, f"{out}/"))
+        if new != text:
+            path.write_text(new, encoding="utf-8", errors="surrogateescape")
+    return target
+
+
+def _sample(name: str) -> Sample:
+    samples = {s.name: s for s in find_samples()}
+    if name not in samples:
+        raise SampleError(f"no sample {name!r} — the gallery has: {', '.join(samples) or 'nothing'} "
+                          "(dsrun samples lists them)")
+    return samples[name]
+
+
+def _prepare(sample: Sample, log) -> "Assets":  # noqa: F821
+    from runner.assets import ensure_assets
+
+    files = asset_files(sample)
+    log(f"sample {sample.name} needs {len(files)} asset(s): {', '.join(files) or 'none'}")
+    return ensure_assets(only=files, log=lambda line: log(f"assets: {line}"))
+
+
+def prepare_samples(names: list[str], everything: bool = False) -> int:
+    """``dsrun samples prepare NAME... | --all``: build the assets of these samples (``--all``: of every
+    sample, and those the tests and benchmarks use) ahead of running them."""
+    from runner.assets import ensure_assets
+
+    log = lambda line: print(f"dsrun: {line}", file=sys.stderr)
+    if everything:
+        assets = ensure_assets(log=lambda line: log(f"assets: {line}"))
+        for sample in find_samples():  # a sample may name an asset beyond the default set
+            _prepare(sample, log)
+    else:
+        if not names:
+            raise SampleError("say which samples to prepare (dsrun samples prepare NAME...), or --all")
+        for sample in [_sample(n) for n in names]:
+            assets = _prepare(sample, log)
+    print(f"dsrun: assets ready in {assets.root}")
+    return 0
 
 
 def _services(apps, assets, out: Path, stack: contextlib.ExitStack, log) -> list:
@@ -229,29 +310,35 @@ def _services(apps, assets, out: Path, stack: contextlib.ExitStack, log) -> list
     return listeners
 
 
-def run_sample(name: str, dashboard: bool = True, *, folder: Path | None = None,
+def run_sample(name: str, dashboard: bool = True, *, out: Path | str | None = None, folder: Path | None = None,
                engine_dir: str | None = None) -> int:
-    """``dsrun samples run NAME``: assets, services, every app config of the sample, output paths.
+    """``dsrun samples run NAME [--out DIR]``: its assets, a runnable copy in ``DIR/configs`` (default
+    ``./dsrun-out/NAME``), services, every app config of the sample, output paths.
 
-    ``folder``: run the sample in that folder instead (a copy of a gallery folder, e.g. with shorter
-    clips); its outputs go where its configs' file sinks write.
+    ``folder``: run the sample in that folder as it is (a copy of a gallery folder whose paths are
+    already absolute, e.g. with shorter clips); its outputs go where its configs' file sinks write.
     """
-    if folder is None:
-        samples = {s.name: s for s in find_samples()}
-        if name not in samples:
-            raise SampleError(f"no sample {name!r} — the gallery has: {', '.join(samples) or 'nothing'} "
-                              "(dsrun samples lists them)")
-        sample = samples[name]
-    else:
-        sample = sample_at(folder)
     from runner.app import run_app
-    from runner.assets import ensure_assets
     from runner.config import load_app
 
-    log = lambda line: print(f"dsrun: sample {name}: {line}", file=sys.stderr)
-    assets = ensure_assets(log=lambda line: print(f"assets: {line}", file=sys.stderr))
+    log = lambda line: print(f"dsrun: {line}", file=sys.stderr)
+    if folder is None:
+        sample = _sample(name)
+        assets = _prepare(sample, log)
+        out = Path(out) if out is not None else DEFAULT_OUT / name
+        sample = sample_at(materialise(sample, out, assets.root))
+        out = out.resolve()
+    else:
+        from runner.assets import ensure_assets
+
+        sample = sample_at(folder)
+        assets = ensure_assets(only=[])  # the paths of every asset; a copy names them itself
+        out = None
+    log = lambda line: print(f"dsrun: sample {name}: {line}", file=sys.stderr)  # noqa: E731
     apps = [load_app(config) for config in sample.configs]
-    out = _output_dir(apps[0], name)
+    if out is None:
+        out = next((Path(s.output_file).parent for app in apps for s in app.sinks
+                    if int(s.type) == FILE_SINK and getattr(s, "output_file", None)), sample.folder / "out")
     out.mkdir(parents=True, exist_ok=True)
     code, written, summary = 0, [], {"sample": name, "configs": [str(c) for c in sample.configs]}
     with contextlib.ExitStack() as stack:
@@ -283,4 +370,6 @@ def run_sample(name: str, dashboard: bool = True, *, folder: Path | None = None,
     for path in [*videos, *written, out / "summary.json"]:
         if path.is_file():
             print(f"  {path}")
+    if folder is None:
+        print(f"  configs: {sample.folder} (edit and run: dsrun {sample.configs[0]})")
     return code

@@ -33,11 +33,12 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from runner.errors import DsrunError
+from runner.resources import data_dir
 
 __all__ = ["ServiceError", "parse_local_rtsp", "rtsp_camera", "mosquitto", "MessageListener", "DEBIAN_PYTHON"]
 
 DEBIAN_PYTHON = "/usr/bin/python3"
-CAMERA_SCRIPT = Path(__file__).resolve().parents[1] / "samples" / "multistream" / "rtsp_camera.py"
+CAMERA_SCRIPT = data_dir("samples") / "multistream" / "rtsp_camera.py"
 LOCAL = ("127.0.0.1", "localhost")
 CAMERA_LOOPS = 3  # carphone is 4 s; three loops outlast the sample's files (bikes.mp4 is 10 s)
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Materialise the sample assets (models, videos, labels) and verify them against the manifest.
+"""Materialise the assets (models, videos, labels) and verify them against the manifest.
 
-    python3 scripts/prepare_assets.py            # what the samples and tests need
+    python3 scripts/prepare_assets.py            # every sample's, the tests' (= dsrun samples prepare --all)
     python3 scripts/prepare_assets.py --full     # also the full-size benchmark models
     python3 scripts/prepare_assets.py --check    # only report problems; exit 1 if any
 
-The root is $DSRUN_ASSETS, else assets/ in the checkout. Package archives are cached in
-$DSRUN_PKG_CACHE, else ~/.cache/dsrun/pkgs. Running it again when everything is intact builds nothing.
+The asset code is the package's (runner.assets); this script is for the benchmarks' --full models
+and --check. The root is $DSRUN_ASSETS, else assets/ in the checkout, else ~/.cache/dsrun/assets.
+Package archives are cached in $DSRUN_PKG_CACHE, else ~/.cache/dsrun/pkgs.
 """
 
 from __future__ import annotations
@@ -34,15 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         print("all assets intact" if not problems else f"{len(problems)} problem(s) — run without --check")
         return 1 if problems else 0
     started = time.perf_counter()
-    built: list[str] = []
     try:
-        assets = ensure_assets(args.root, full=args.full, log=lambda line: (built.append(line), print(line)))
+        assets = ensure_assets(args.root, full=args.full, log=print)
     except AssetError as error:
         print(f"prepare_assets: {error}", file=sys.stderr)
         return error.exit_code
-    total = sum(len(getattr(assets, k)) for k in ("models", "videos", "labels", "images"))
-    print(f"{total} assets in {assets.root} ({len(built)} built, {total - len(built)} already intact) "
-          f"in {time.perf_counter() - started:.1f} s")
+    print(f"assets ready in {assets.root} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 

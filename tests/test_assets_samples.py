@@ -42,7 +42,9 @@ def test_sample_configs_load_and_name_existing_models_and_labels(sample, assets)
         for source in app.sources:
             if source.uri.startswith("file://"):
                 assert (assets.root / "videos").resolve() in Path(source.uri[7:]).resolve().parents
-        assert all(s.output_file is None or gallery.OUT_DIR in s.output_file.parents for s in app.sinks)
+        # outputs follow the gallery's convention, so `dsrun samples run` can send them to the user's folder
+        out = (sample.folder.parent.parent / "out" / "samples" / sample.name).resolve()
+        assert all(s.output_file is None or out in s.output_file.resolve().parents for s in app.sinks)
 
 
 def test_unknown_sample_is_refused_with_the_list_of_names():
@@ -74,3 +76,64 @@ def test_face_cascade_pnet_parser_finds_the_face_the_mtcnn_package_finds(assets)
     iy = max(0, min(best[3], y + h) - max(best[1], y))
     union = (best[2] - best[0]) * (best[3] - best[1]) + w * h - ix * iy
     assert ix * iy / union > 0.5
+
+
+# -- the gallery as the package ships it -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", gallery.find_samples(), ids=lambda s: s.name)
+def test_every_asset_a_sample_names_is_one_the_package_can_prepare(sample):
+    from runner.assets import needed
+
+    files = gallery.asset_files(sample)
+    assert files, "a sample with no model or video"
+    assert {s.file for s in needed(files)} >= {f for f in files if "/" in f and "." in f.rsplit("/", 1)[1]}
+
+
+def test_test1_needs_only_its_detector_and_clip_and_prepares_nothing_else(tmp_path):
+    """A fresh assets root: test1 builds its model, its clip and the film the clip is cut from — not the
+    1080p benchmark clip, the calibration frames or any other sample's model; one line per asset."""
+    from runner.assets import ensure_assets
+
+    lines: list[str] = []
+    files = gallery.asset_files(gallery.sample_at(gallery.SAMPLES_DIR / "test1"))
+    assert files == ["models/detectnet_resnet18_small.onnx", "videos/sample_720p.h264"]
+    ensure_assets(tmp_path, only=files, log=lines.append)
+    built = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.suffix in (".onnx", ".mp4", ".h264"))
+    assert built == ["models/detectnet_resnet18_small.onnx", "videos/bigbuckbunny.mp4", "videos/sample_720p.h264"]
+    assert [line.split()[1:3] for line in lines if " built " in line] == [
+        ["built", "videos/bigbuckbunny.mp4"], ["built", "models/detectnet_resnet18_small.onnx"],
+        ["built", "videos/sample_720p.h264"]]
+
+
+def test_the_runnable_copy_names_the_assets_root_and_the_output_folder(tmp_path, assets):
+    sample = gallery.sample_at(gallery.SAMPLES_DIR / "face-cascade")
+    copy = gallery.materialise(sample, tmp_path / "mine", assets.root)
+    assert copy == (tmp_path / "mine" / "configs").resolve()
+    assert not any("../../" in p.read_text() for p in copy.glob("*.txt"))
+    app = load_app(copy / "deepstream_app_config.txt")
+    assert app.primary_gie.nvinfer.onnx_file == assets.models["mtcnn_pnet_nchw"]
+    assert app.sources[0].uri == f"file://{assets.videos['carphone']}"
+    assert [s.output_file for s in app.sinks if s.output_file] == [(tmp_path / "mine" / "out.mp4").resolve()]
+    # the parser file travels with the copy, so the copied nvinfer config still finds it
+    assert (copy / "mtcnn_parsers.py").is_file()
+
+
+def test_the_wheel_carries_the_gallery_and_the_schemas(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    from runner.resources import SHIPPED
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(repo)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("dsrun-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in SHIPPED:
+        shipped = {str(p.relative_to(repo)) for p in (repo / folder).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts}
+        assert shipped and {f"runner/_data/{f}" for f in shipped} <= names
+    assert "runner/cli.py" in names and not any(n.startswith(("tests/", "scripts/")) for n in names)

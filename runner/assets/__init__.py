@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from runner.assets.catalog import KINDS, SPECS, Spec
 from runner.assets.packages import AssetError, sha256_file
 
-__all__ = ["Assets", "AssetError", "ensure_assets", "verify_assets", "default_root", "SPECS"]
+__all__ = ["Assets", "AssetError", "ensure_assets", "verify_assets", "default_root", "needed", "SPECS"]
 
 MANIFEST = "manifest.json"
 _REPO = Path(__file__).resolve().parents[2]
@@ -68,8 +68,37 @@ def default_root() -> Path:
     return (base / "dsrun" / "assets").resolve()
 
 
-def _specs(full: bool) -> list[Spec]:
+def _specs(full: bool, only: Iterable[str] | None = None) -> list[Spec]:
+    if only is not None:
+        return needed(only)
     return [s for s in SPECS if full or not s.full_only]
+
+
+def needed(files: Iterable[str]) -> list[Spec]:
+    """The specs that make ``files`` (paths relative to the assets root; a folder means every asset in
+    it) and, first, the assets they are derived from, in catalog order.
+
+    >>> [s.file for s in needed(["models/mtcnn_pnet_nchw.onnx"])]
+    ['models/mtcnn_pnet.onnx', 'models/mtcnn_pnet_nchw.onnx']
+    """
+    by_file = {s.file: s for s in SPECS}
+    wanted: set[str] = set()
+    todo = []
+    for file in files:
+        file = file.strip("/")
+        inside = [f for f in by_file if f.startswith(file + "/")]
+        if file not in by_file and not inside:
+            raise AssetError(f"no asset {file!r} — the assets are: {', '.join(sorted(by_file))}")
+        todo += [file] if file in by_file else inside
+    while todo:
+        file = todo.pop()
+        if file in wanted or file not in by_file:
+            continue
+        wanted.add(file)
+        source = by_file[file].source.get("derived_from")
+        if source:
+            todo.append(source)
+    return [s for s in SPECS if s.file in wanted]
 
 
 def _digest(path: Path) -> str:
@@ -146,7 +175,7 @@ def _build(spec: Spec, root: Path, manifest: dict) -> None:
         raise
     except Exception as error:  # a codec/onnx failure while building: name the asset and the cause
         raise AssetError(f"{spec.file}: could not be built ({type(error).__name__}: {error}) — "
-                         "check that av and onnx are installed, then rerun scripts/prepare_assets.py") from error
+                         "check that av and onnx are installed, then rerun dsrun samples prepare --all") from error
     finally:
         tmp.unlink(missing_ok=True)
     manifest["assets"][spec.file] = {"kind": spec.kind, "name": spec.name, "source": spec.source,
@@ -154,31 +183,36 @@ def _build(spec: Spec, root: Path, manifest: dict) -> None:
     _write_manifest(root, manifest)
 
 
-def ensure_assets(root: Path | None = None, *, full: bool = False,
+def ensure_assets(root: Path | None = None, *, full: bool = False, only: Iterable[str] | None = None,
                   log: Callable[[str], None] | None = None) -> Assets:
-    """Make every asset present and verified, rebuilding only what is missing, corrupt or stale.
+    """Make the assets present and verified, rebuilding only what is missing, corrupt or stale.
 
-    ``full=True`` also builds the full-size benchmark models. ``log`` receives one line per file
-    built (``scripts/prepare_assets.py`` passes ``print``). Raises :class:`AssetError` with the file
-    and a remedy when a source cannot be fetched or a file cannot be built.
+    Every asset the tests and samples use by default; ``only``: just these files (relative to the root,
+    a folder meaning the assets in it) and what they are derived from (:func:`needed`); ``full=True``
+    also builds the full-size benchmark models. ``log`` receives a line before and after each file it
+    builds (``dsrun samples prepare`` passes ``print``). The returned :class:`Assets` names every
+    asset's path, built or not. Raises :class:`AssetError` with the file and a remedy when a source
+    cannot be fetched or a file cannot be built.
     """
     root = Path(root).resolve() if root else default_root()
-    specs = _specs(full)
+    specs = _specs(full, only)
     manifest = _read_manifest(root)
     if any(_problem(s, root, manifest) for s in specs):
         with _locked(root):
             manifest = _read_manifest(root)  # another process may have built meanwhile
-            for spec in specs:
-                why = _problem(spec, root, manifest)
-                if why:
-                    started = time.perf_counter()
-                    _build(spec, root, manifest)
-                    if log:
-                        size = (root / spec.file).stat().st_size
-                        log(f"built {spec.file} ({why}; {size / 1e6:.1f} MB, "
-                            f"{time.perf_counter() - started:.1f} s)")
+            todo = [(s, why) for s in specs if (why := _problem(s, root, manifest))]
+            for i, (spec, why) in enumerate(todo, 1):
+                if log:
+                    log(f"[{i}/{len(todo)}] building {spec.file} ({why}) ...")
+                started = time.perf_counter()
+                _build(spec, root, manifest)
+                if log:
+                    size = (root / spec.file).stat().st_size
+                    log(f"[{i}/{len(todo)}] built {spec.file} ({size / 1e6:.1f} MB, "
+                        f"{time.perf_counter() - started:.1f} s)")
     by_kind: dict[str, dict[str, Path]] = {k: {} for k in KINDS}
-    for spec in specs:
-        by_kind[spec.kind][spec.name] = root / spec.file
+    for spec in SPECS:
+        if full or not spec.full_only or spec in specs:
+            by_kind[spec.kind][spec.name] = root / spec.file
     return Assets(root=root, manifest=root / MANIFEST,
                   **{k: MappingProxyType(v) for k, v in by_kind.items()})

@@ -22,8 +22,9 @@ import jsonschema
 
 from runner.config.coerce import Kind, indexed_prefix, key_kinds
 from runner.config.groups import APP_GROUPS, NVINFER_GROUPS, TRACKER_GROUPS, GroupKind
+from runner.resources import data_dir
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = data_dir("schemas")  # the repository's schemas/, shipped inside the wheel
 KINDS = {"app": APP_GROUPS, "nvinfer": NVINFER_GROUPS, "tracker": TRACKER_GROUPS}
 TITLES = {"app": "deepstream-app configuration (INI or YAML), as dsrun reads it",
           "nvinfer": "Gst-nvinfer configuration ([property], [class-attrs-*])",
