@@ -185,7 +185,13 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
     recs = records(out / "detections.jsonl")
     by_source = {sid: [r for r in recs if r["source_id"] == sid] for sid in range(4)}
     assert [len(by_source[s]) for s in range(3)] == [75, 75, 75]
-    assert len(by_source[3]) >= 60  # the camera sent 120 frames in 4 s; a live source may drop some
+    # the camera sends 120 frames in 4 s. A live source drops to its newest frame when the pipeline runs
+    # slower than real time (how many depends on the machine's load, so the test does not count on it):
+    # every frame received is either processed or counted as dropped, and some were processed.
+    (camera,) = [s for s in json.loads((out / "report_run.json").read_text())["sources"] if s["source_id"] == 3]
+    assert camera["state"] == "ended" and camera["frames_decoded"] >= 60
+    assert camera["frames_processed"] + camera["dropped"] == camera["frames_decoded"]
+    assert camera["frames_processed"] == len(by_source[3]) >= 1
     # interval=2 counts batches, as gst_nvinfer_process_full_frame does (tests/reference/gstnvinfer.py):
     # every frame of one batch in three is inferred, whichever sources the batches hold
     counter, expected_inferred = FullFrameInterval(2), {sid: [] for sid in range(4)}
