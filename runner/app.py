@@ -15,7 +15,7 @@ import sys
 
 from runner.errors import DsrunError
 from runner.pipeline.graph import feature
-from runner.pipeline.report import build_report, save_report
+from runner.pipeline.report import EXIT_CONFIG, build_report, save_report
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats

@@ -28,9 +28,9 @@ EPILOG = """commands:
   bench CONFIG                     how many copies of the config's streams this machine holds
   samples [run NAME | prepare NAME...|--all]   the sample gallery
 
-exit status of a run: 0 every source ended; 1 a source or stage failed (the others ran to the end);
-2 config or usage error; 130 Ctrl-C (the frames already decoded are finished, outputs and --report
-written; a second Ctrl-C stops at once)."""
+exit status of a run: 0 every source ended; 1 a source, stage or output failed (the others ran to the
+end); 2 config or usage error; 3 model or engine error; 130 Ctrl-C (the frames already decoded are
+finished, outputs and --report written; a second Ctrl-C stops at once)."""
 
 
 def _add_engine_dir(p) -> None:
