@@ -4,8 +4,9 @@ here, or shards on worker processes or Ray actors), report, exit status.
     $ dsrun deepstream_app_config.txt --report run.json
 
 Exit status: 0 every source ended normally; 1 a source, stage or output failed (the other sources
-still ran to the end); 2 config error; 3 model or engine error; 130 Ctrl-C (a second Ctrl-C stops
-without draining). Every ending writes the ``--report`` asked for.
+still ran to the end); 2 config error; 3 model or engine error; 130 Ctrl-C, 143 SIGTERM (both drain; a
+second signal stops without draining); the dashboard's ``q`` drains and keeps 0, as deepstream-app
+does (runner.stopping). Every ending writes the ``--report`` asked for.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import sys
 
 from runner.errors import DsrunError
 from runner.pipeline.graph import feature
-from runner.pipeline.report import EXIT_CONFIG, build_report, save_report
+from runner.pipeline.report import EXIT_CONFIG, EXIT_INTERRUPTED, build_report, save_report
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import redact
 from runner.pipeline.stats import RunStats
+from runner.stopping import ending_status, quit_by_key, signals_drain
 
 log = logging.getLogger("dsrun")
 
@@ -72,7 +74,8 @@ def _start_ui(stats: RunStats, app, options: RunOptions, controls):
         extra = {"rest_port": settings.http_port, "rest_host": settings.http_ip, "rest_routes": api,
                  "sensors": api.sources.sensors}
     return ui.start_ui(stats, app, dashboard=options.dashboard, metrics_port=options.metrics_port,
-                       on_quit=controls.drain, on_pause=controls.pause, on_resume=controls.resume, **extra)
+                       on_quit=quit_by_key(stats, controls.drain), on_pause=controls.pause,
+                       on_resume=controls.resume, **extra)
 
 
 def _rest(app, options: RunOptions, graph):
@@ -123,7 +126,7 @@ def run_app(args) -> int:
     """The ``run`` command (``args``: config, report, no_dashboard, metrics_port, jsonl, engine_dir,
     workers, ray; shard/resume/worker_index in a split run's worker, see runner.placement): load the
     config, hand it to the placement layer once, report how the run ended."""
-    from runner.placement import check_placement, placement_options, run_placed
+    from runner.placement import Placed, check_placement, placement_options, run_placed
     from runner.preflight import load_runnable
 
     debug = bool(getattr(args, "debug", False))
@@ -139,13 +142,17 @@ def run_app(args) -> int:
         if options.shard is None:  # a split run's parent has said them already
             for warning in getattr(app, "warnings", ()):
                 log.warning("%s", warning)
-        placed = run_placed(app, options, stats, config=args.config, debug=debug,
-                            prepare_engines=prepare_engines, start_ui=_start_ui)
+        with signals_drain(stats):  # SIGTERM drains as Ctrl-C does
+            placed = run_placed(app, options, stats, config=args.config, debug=debug,
+                                prepare_engines=prepare_engines, start_ui=_start_ui)
+    except KeyboardInterrupt:  # stopped before the pipeline ran (loading, building engines)
+        placed = Placed(EXIT_INTERRUPTED, [], True)
     except DsrunError as error:  # config, model or port error: the report asked for is still written
         if options.report:
             save_report(options.report, build_report(stats, config=args.config, exit_code=error.exit_code,
                                                      errors=[str(error)]))
         raise
+    placed.exit_code = ending_status(placed.exit_code, stats)
     for message in placed.errors if placed.stderr is None else placed.stderr:
         print(f"dsrun: {redact(message)}", file=sys.stderr)
     if options.report:

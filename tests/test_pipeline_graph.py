@@ -1,5 +1,6 @@
-"""The graph's lifecycle on real runs: failures name the stage and source, Ctrl-C drains (130),
-a second Ctrl-C forces, and an encoded file survives SIGKILL."""
+"""The graph's lifecycle on real runs: failures name the stage and source, Ctrl-C (130), SIGTERM (143)
+and the dashboard's q (0) drain and say who stopped the run, a second signal forces, and an encoded file
+survives SIGKILL."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import av
 import pytest
 
 from pipeline_helpers import count_frames, load_config, make_clip, write_config
+from processes import GENEROUS, collect, file_grew, lines_in, spawned, wait_until
 from runner.cli import main
 from runner.pipeline.graph import build_graph
 from runner.pipeline.stats import RunStats
@@ -76,59 +78,114 @@ def test_file_sink_writes_every_frame_of_its_source_id(tmp_path, clip):
         assert (s.codec_context.name, s.width, s.height) == ("hevc", 320, 240)
 
 
-def _spawn(cfg: Path, report: Path) -> subprocess.Popen:
+def _spawn(cfg: Path, report: Path, *extra: str, **kwargs):
+    """``dsrun CFG --report REPORT`` in a child, killed with its children when the block ends."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "runner", str(cfg), "--report", str(report), "--no-dashboard"],
-                            cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    io = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **kwargs}
+    return spawned([sys.executable, "-m", "runner", str(cfg), "--report", str(report), *extra],
+                   cwd=str(REPO), env=env, **io)
 
 
-def _wait_for_file(path: Path, min_bytes: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size >= min_bytes:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    raise AssertionError(f"{path} never reached {min_bytes} bytes")
+def _looping(tmp_path, clip, output: str, **sink):
+    return write_config(tmp_path, [{"uri": clip}], tests={"file-loop": 1},
+                        sinks=[{"type": 3, "output-file": output, **sink}])
 
 
-def test_ctrl_c_drains_closes_the_output_and_exits_130(tmp_path, clip):
-    cfg = write_config(tmp_path, [{"uri": clip}], tests={"file-loop": 1},
-                       sinks=[{"type": 3, "output-file": "out.mp4", "iframeinterval": 10}])
+@pytest.mark.parametrize("sig, code, status", [(signal.SIGINT, 130, "interrupted"),
+                                               (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_drains_closes_the_output_and_writes_the_report(tmp_path, clip, sig, code, status):
+    """Ctrl-C, and SIGTERM (docker stop) alike: decoding stops, the frames in flight are written, the
+    file is finalised and the report says who stopped the run (130 / 143: 128 + the signal)."""
+    cfg = _looping(tmp_path, clip, "out.mp4", iframeinterval=10)
     report = tmp_path / "run.json"
-    proc = _spawn(cfg, report)
-    _wait_for_file(tmp_path / "out.mp4", 60_000, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130, err
+    with _spawn(cfg, report, "--no-dashboard") as proc:
+        wait_until(file_grew(tmp_path / "out.mp4", 60_000), proc, "60 kB of output")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=GENEROUS)
+    assert proc.returncode == code, err
     doc = json.loads(report.read_text())
-    assert doc["status"] == "interrupted" and doc["interrupted"]
+    assert (doc["status"], doc["interrupted"], doc["stopped_by"]) == (status, True, sig.name)
     processed = doc["sources"][0]["frames_processed"]
     assert processed >= 10
     assert count_frames(tmp_path / "out.mp4") == processed  # drained: every processed frame was written
 
 
-def test_second_ctrl_c_forces_the_stop(tmp_path, clip):
-    cfg = write_config(tmp_path, [{"uri": clip}], tests={"file-loop": 1},
-                       sinks=[{"type": 3, "output-file": "out.mkv", "container": 2, "sync": 1}])
-    proc = _spawn(cfg, tmp_path / "run.json")
-    _wait_for_file(tmp_path / "out.mkv", 5_000, proc)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=20)
-    assert proc.returncode == 130
+@pytest.mark.parametrize("first, second", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGTERM),
+                                           (signal.SIGTERM, signal.SIGINT)])
+def test_a_second_signal_stops_at_once(tmp_path, clip, first, second):
+    """The second signal does not wait for the drain (``sync=1`` paces the sink to real time, so a drain
+    would take a while); the file is still playable and the report written."""
+    cfg = _looping(tmp_path, clip, "out.mkv", container=2, sync=1)
+    report = tmp_path / "run.json"
+    with _spawn(cfg, report, "--no-dashboard") as proc:
+        said = collect(proc.stderr)
+        wait_until(file_grew(tmp_path / "out.mkv", 5_000), proc, "5 kB of output")
+        proc.send_signal(first)
+        wait_until(lambda: "stopping: finishing the frames" in "".join(said), proc, "the drain's message")
+        proc.send_signal(second)
+        proc.wait(timeout=GENEROUS)
+    assert proc.returncode == (143 if first == signal.SIGTERM else 130)
+    assert json.loads(report.read_text())["stopped_by"] == first.name
     assert count_frames(tmp_path / "out.mkv") > 0
+
+
+def test_q_on_the_dashboard_drains_and_the_report_says_the_user_stopped_it(tmp_path, clip):
+    """``q`` in a real terminal (a pseudo-terminal the run controls): the run drains and exits 0 as
+    deepstream-app's ``q`` does, and the report does not pass it off as a complete run."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    cfg = _looping(tmp_path, clip, "out.mp4", iframeinterval=10)
+    report, jsonl = tmp_path / "run.json", tmp_path / "frames.jsonl"
+    master, slave = pty.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    shown = bytearray()
+
+    def read_terminal():  # the dashboard must be able to write; keep what it shows
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            shown.extend(data)
+
+    def own_terminal():  # in the child: the pty becomes its controlling terminal, its group the foreground
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    try:
+        with _spawn(cfg, report, "--jsonl", str(jsonl), stdin=slave, stdout=slave, stderr=slave, text=False,
+                    start_new_session=True, preexec_fn=own_terminal) as proc:
+            os.close(slave)
+            slave = None
+            reader.start()
+            wait_until(lines_in(jsonl, 10), proc, "10 frames in the JSONL")
+            os.write(master, b"q")
+            proc.wait(timeout=GENEROUS)
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0, shown[-2000:].decode(errors="replace")
+    doc = json.loads(report.read_text())
+    assert (doc["status"], doc["interrupted"], doc["stopped_by"]) == ("stopped_by_user", True, "q")
+    processed = doc["sources"][0]["frames_processed"]
+    assert count_frames(tmp_path / "out.mp4") == processed == len(jsonl.read_text().splitlines())
 
 
 @pytest.mark.parametrize("name,container", [("killed.mp4", 1), ("killed.mkv", 2)])
 def test_output_file_of_a_sigkilled_run_still_plays(tmp_path, clip, name, container):
     cfg = write_config(tmp_path, [{"uri": clip}], tests={"file-loop": 1},
                        sinks=[{"type": 3, "output-file": name, "container": container, "iframeinterval": 10}])
-    proc = _spawn(cfg, tmp_path / "run.json")
-    _wait_for_file(tmp_path / name, 150_000, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
+    with _spawn(cfg, tmp_path / "run.json", "--no-dashboard") as proc:
+        wait_until(file_grew(tmp_path / name, 150_000), proc, "150 kB of output")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=GENEROUS)
     frames = 0
     with av.open(str(tmp_path / name)) as f:  # demuxes and decodes to the last complete fragment
         for frame in f.decode(video=0):

@@ -8,7 +8,8 @@ holds per sink its protocol, address, state and how many payloads were sent, dro
 
 Exit status (also in the report): 0 every source ended normally, 1 some source, stage or output failed
 (the other sources still ran to the end), 2 config error, 3 model or engine error (the model cannot be
-read, built or loaded), 130 Ctrl-C. Every one of them writes the report that was asked for.
+read, built or loaded), 130 Ctrl-C, 143 SIGTERM; the dashboard's ``q`` keeps 0 with status
+``stopped_by_user`` (see runner.stopping). Every one of them writes the report that was asked for.
 
 >>> from runner.pipeline.stats import RunStats
 >>> stats = RunStats(); s = stats.add_source(0, "file:///v.mp4"); s.state = "ended"
@@ -31,9 +32,9 @@ from runner.errors import DsrunError
 from runner.pipeline.stats import RunStats
 from runner.redact import redact
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_MODEL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 STATUS = {EXIT_OK: "ok", EXIT_FAILED: "failed", EXIT_CONFIG: "config_error", EXIT_MODEL: "model_error",
-          EXIT_INTERRUPTED: "interrupted"}
+          EXIT_INTERRUPTED: "interrupted", EXIT_TERMINATED: "terminated"}
 
 
 class ReportError(DsrunError):
@@ -87,8 +88,11 @@ def build_report(stats: RunStats, *, config: str | Path | None, exit_code: int,
     return {
         "config": str(config) if config else None,
         "exit_code": exit_code,
-        "status": STATUS.get(exit_code, "error"),
-        "interrupted": interrupted,
+        # the dashboard's q: a successful run that the user ended early (runner.stopping)
+        "status": "stopped_by_user" if stats.stopped_by == "q" and exit_code == EXIT_OK
+        else STATUS.get(exit_code, "error"),
+        "interrupted": interrupted or stats.stopped_by is not None,
+        "stopped_by": stats.stopped_by,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_s": round(elapsed, 3),
         "errors": [redact(e) for e in errors],

@@ -71,6 +71,7 @@ class RunStats:
         self.stages: dict[str, StageStats] = {}
         self.engines: dict[str, str] = {}  # engine name -> "building" | "loaded" | "swapped" | "failed"
         self.paused = False
+        self.stopped_by: str | None = None  # "q", "SIGINT" or "SIGTERM": who ended the run early (runner.stopping)
         # objects per GIE and class, classifier labels per GIE (GIE stages write, --report reads)
         self.inference = InferCounters()
         # [nvds-analytics], per source id: cumulative crossings per line, objects per ROI in the latest
