@@ -101,13 +101,67 @@ def test_corrupt_files_fail_with_typed_errors_while_good_sources_finish(tmp_path
 def test_missing_file_wrong_scheme_and_camera_are_typed_errors_naming_the_source(tmp_path, clips):
     cases = [(SourceSpec(3, 2, str(tmp_path / "nope.mp4")), SourceNotFound),
              (SourceSpec(4, 2, "ftp://user:pw@host/v.mp4"), SourceUnsupported),
-             (SourceSpec(5, 1, "", camera_dev_node=97), SourceNotFound),
              (SourceSpec(6, 5, ""), SourceUnsupported)]
     for spec, kind in cases:
         with pytest.raises(kind) as err:
             open_container(spec)
         assert str(err.value).startswith(f"source {spec.source_id} (") and " — " in str(err.value)
         assert "pw@" not in str(err.value)
+
+
+def _camera_config(tmp_path: Path, node: int) -> Path:
+    path = tmp_path / "camera.txt"
+    path.write_text("\n".join([
+        "[application]", "enable-perf-measurement=0", "", "[streammux]", "batch-size=1", "width=320",
+        "height=240", "live-source=1", "", "[source0]", "enable=1", "type=1", f"camera-v4l2-dev-node={node}",
+        "camera-width=640", "camera-height=480", "camera-fps-n=30", "camera-fps-d=1", "", "[sink0]",
+        "enable=1", "type=1", ""]))
+    return path
+
+
+def _free_video_node() -> int:
+    return next(n for n in range(90, 200) if not Path(f"/dev/video{n}").exists())
+
+
+def test_a_v4l2_camera_opens_dev_video_n_and_an_absent_node_is_named_with_its_key(tmp_path, capsys):
+    """``type=1`` opens ``/dev/video<camera-v4l2-dev-node>`` (deepstream_source_bin.c,
+    set_camera_v4l2_params), never the (empty) uri; an absent node fails that source, naming the key."""
+    node = _free_video_node()
+    report = tmp_path / "run.json"
+    assert main([str(_camera_config(tmp_path, node)), "--no-dashboard", "--report", str(report)]) == 1
+    (source,) = json.loads(report.read_text())["sources"]
+    assert source["uri"] == "" and source["state"] == "failed"
+    assert source["errors"] == [f"source 0 (/dev/video{node}): no such V4L2 device — camera-v4l2-dev-node={node} "
+                                f"names /dev/video{node}; the video devices here: "
+                                + (", ".join(sorted(str(p) for p in Path("/dev").glob("video*"))) or "none on this machine")]
+    assert "Is a directory" not in capsys.readouterr().err
+
+
+def test_a_video_node_that_is_not_a_camera_is_refused_by_the_real_v4l2_open(tmp_path):
+    """A character device that answers no V4L2 query (a node with /dev/null's numbers, made for the test)
+    goes through FFmpeg's v4l2 input and is refused as 'not a V4L2 camera'; a plain file as 'not a device'."""
+    import os
+    import stat
+
+    node = _free_video_node()
+    device = Path(f"/dev/video{node}")
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    except OSError as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    try:
+        with pytest.raises(SourceUnsupported) as err:
+            open_container(SourceSpec(0, 1, "", camera_dev_node=node, camera_width=640, camera_height=480,
+                                      camera_fps_n=30, camera_fps_d=1))
+        assert str(err.value).startswith(f"source 0 (/dev/video{node}): not a V4L2 camera (")
+        assert f"camera-v4l2-dev-node={node} names /dev/video{node}" in str(err.value)
+    finally:
+        device.unlink()
+    plain = tmp_path / "video0"
+    plain.write_bytes(b"not a camera")
+    with pytest.raises(SourceUnsupported) as err:
+        open_container(SourceSpec(1, 2, f"v4l2://{plain}"))
+    assert "not a device (a camera is a character device)" in str(err.value)
 
 
 def test_drop_frame_interval_keeps_every_nth_frame_and_counts_the_rest(tmp_path, clips):

@@ -19,6 +19,8 @@ import hashlib
 import io
 import struct
 from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 
 from runner.engine.base import EngineError
@@ -72,47 +74,94 @@ def preprocess(path: Path, dims: tuple[int, ...], spec: EngineSpec) -> np.ndarra
     return np.ascontiguousarray(x.transpose(2, 0, 1) if chw else x)
 
 
+def _batches(images: list[Path], input_name: str, dims: tuple[int, ...], batch: int, spec: EngineSpec,
+             progress) -> Iterator[dict[str, np.ndarray]]:
+    """The calibration feeds, one batch at a time (a fixed-batch model: the last image repeated)."""
+    for i in range(0, len(images), batch):
+        chunk = images[i: i + batch]
+        arrays = [preprocess(p, dims, spec) for p in chunk]
+        while len(arrays) < batch:
+            arrays.append(arrays[-1])
+        yield {input_name: np.stack(arrays)}
+        progress.advance(len(chunk))
+
+
 def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], batch: int,
                    spec: EngineSpec, images: list[Path], workdir: Path,
                    progress, providers: list | None = None) -> dict[str, float]:
     """Run the model over the images and return each tensor's ``amax`` (symmetric range) by the
-    entropy (KL divergence, TensorRT's EntropyCalibrator2 idea) or percentile (99.99%) method."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
-    from onnxruntime.quantization.calibrate import create_calibrator
+    entropy (KL divergence, TensorRT's EntropyCalibrator2 idea) or percentile (99.99%) method.
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.i = 0
+    In bounded memory: ONNX Runtime's calibrator keeps every activation of every image until it
+    builds its histograms (~0.8 GB per 544x960 image); here the images stream through twice, one batch
+    in memory at a time — first each tensor's range, then its histogram over that whole range — and
+    ONNX Runtime's ``HistogramCollector`` picks the thresholds. A histogram over the full range summed
+    batch by batch is the one ONNX Runtime builds from all images at once, so the ranges are the same
+    (tests/test_engine_calibration.py; scripts/bench_calibration.py measures the memory).
+    """
+    from onnxruntime.quantization import CalibrationMethod
+    from onnxruntime.quantization.calibrate import HistogramCollector, create_calibrator
 
-        def get_next(self):
-            if self.i >= len(images):
-                return None
-            chunk = images[self.i: self.i + batch]
-            arrays = [preprocess(p, dims, spec) for p in chunk]
-            while len(arrays) < batch:  # a fixed-batch model: repeat the last image
-                arrays.append(arrays[-1])
-            self.i += len(chunk)
-            progress.advance(len(chunk))
-            return {input_name: np.stack(arrays)}
-
-    if spec.calib_method == "entropy":
+    entropy = spec.calib_method == "entropy"
+    if entropy:
         method, extra = CalibrationMethod.Entropy, {"symmetric": True, "num_bins": 512,
                                                     "num_quantized_bins": 128}
     else:
         method, extra = CalibrationMethod.Percentile, {"symmetric": True, "percentile": 99.99,
                                                        "num_bins": 2048}
-    calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "aug.onnx"),
-                                   calibrate_method=method, providers=providers, extra_options=extra)
     with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its own progress
-        calibrator.collect_data(Reader())
-        progress.phase(f"calibrate: {spec.calib_method} ranges")
-        data = calibrator.compute_data()
-    ranges = {}
-    for name, tensor in data.items():
-        lo, hi = tensor.range_value
-        ranges[name] = float(max(abs(float(np.max(lo))), abs(float(np.max(hi)))))
-    del calibrator
-    return ranges
+        calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "aug.onnx"),
+                                       calibrate_method=method, providers=providers, extra_options=extra)
+    session = calibrator.infer_session
+    wanted = [(i, o.name) for i, o in enumerate(session.get_outputs()) if o.name in calibrator.tensors_to_calibrate]
+
+    def passes(what: str) -> Iterator[list[np.ndarray]]:
+        progress.phase(f"calibrate: {what}", total=len(images))
+        for feed in _batches(images, input_name, dims, batch, spec, progress):
+            outputs = session.run(None, feed)
+            yield [outputs[i] for i, _ in wanted]
+            del outputs
+
+    # pass 1: each tensor's min, max and smallest magnitude over every image
+    lo, hi, small = {}, {}, {}
+    for outputs in passes("tensor ranges"):
+        for (_, name), a in zip(wanted, outputs):
+            a = a.ravel()
+            if not a.size:
+                continue
+            lo[name] = min(lo.get(name, np.inf), np.nanmin(a))
+            hi[name] = max(hi.get(name, -np.inf), np.nanmax(a))
+            small[name] = min(small.get(name, np.inf), np.nanmin(np.abs(a)))
+    # pass 2: histograms over those ranges, as ONNX Runtime's collector builds them from all data at once
+    # (entropy: signed values over [-amax, amax]; percentile, symmetric: magnitudes over [min|x|, max|x|])
+    counts: dict[str, np.ndarray] = {}
+    edges: dict[str, np.ndarray] = {}
+    for outputs in passes(f"{spec.calib_method} histograms"):
+        for (_, name), a in zip(wanted, outputs):
+            if name not in lo:
+                continue
+            dtype = a.dtype
+            if entropy:
+                amax = np.array(max(abs(lo[name]), abs(hi[name])), dtype=dtype)
+                h, e = np.histogram(a.ravel(), extra["num_bins"], range=(-amax, amax))
+            else:
+                h, e = np.histogram(np.abs(a.ravel()), extra["num_bins"],
+                                    range=(np.array(small[name], dtype), np.array(max(abs(lo[name]), abs(hi[name])), dtype)))
+            counts[name] = counts[name] + h if name in counts else h
+            edges[name] = e
+    collector = HistogramCollector(method=spec.calib_method, symmetric=True, num_bins=extra["num_bins"],
+                                   num_quantized_bins=extra.get("num_quantized_bins", 128),
+                                   percentile=extra.get("percentile", 99.99), scenario="same")
+    for name, h in counts.items():
+        dtype = edges[name].dtype if entropy else np.float32
+        low, high = np.array(lo[name], np.float32), np.array(hi[name], np.float32)
+        collector.histogram_dict[name] = ((h, edges[name], low, high, np.array(max(abs(low), abs(high)), np.float32))
+                                          if entropy else (h, edges[name].astype(dtype), low, high))
+    progress.phase(f"calibrate: {spec.calib_method} ranges")
+    with contextlib.redirect_stdout(io.StringIO()):
+        thresholds = collector.compute_collection_result()
+    del calibrator, session
+    return {name: float(max(abs(float(np.max(t[0]))), abs(float(np.max(t[1]))))) for name, t in thresholds.items()}
 
 
 def format_table(ranges: dict[str, float], header: str) -> str:

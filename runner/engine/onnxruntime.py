@@ -152,14 +152,11 @@ def _to_int8(plan: "Plan", src: Path, out_dir: Path, progress: Progress) -> Path
 
     ranges = plan.calib.ranges
     if ranges is None:  # calibrate on the images
-        model = onnx.load(str(src), load_external_data=False)
         first = plan.graph_input
         batch = first.batch if first.batch > 0 else 1
-        progress.phase("calibrate", total=len(plan.calib.images))
         ranges = calibration.collect_ranges(
             src, first.name, plan.input_dims, batch, plan.spec, plan.calib.images, out_dir,
             progress, providers_for(_calibration_provider(plan.provider), plan.spec.gpu_id))
-        del model
         ranges = plan.calib.write_table(ranges, out_dir)
     progress.phase("quantise")
     src = _at_least_opset(src, 13, out_dir / "opset13.onnx")  # per-channel Q/DQ needs opset 13

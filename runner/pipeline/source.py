@@ -17,6 +17,7 @@ Every failure is a :class:`SourceError` subclass naming the source with its cred
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -121,11 +122,13 @@ class SourceSpec:
     live_source: bool = False  # [streammux] live-source=1: treat files as live too
     file_loop: bool = False
     drop_frame_interval: int = 0
-    camera_dev_node: int = 0
-    camera_width: int = 640
-    camera_height: int = 480
-    camera_fps_n: int = 30
-    camera_fps_d: int = 1
+    camera_dev_node: int = 0  # type=1: /dev/video<N> (deepstream_source_bin.c, set_camera_v4l2_params)
+    # the camera's mode; 0 = unset. DeepStream puts them in a caps filter, where 0 fails to negotiate;
+    # here 0 leaves the camera's current mode.
+    camera_width: int = 0
+    camera_height: int = 0
+    camera_fps_n: int = 0
+    camera_fps_d: int = 0
     latency_ms: int = 100
     select_rtp_protocol: int = 0  # 0: UDP with TCP fallback, 4: TCP only
     rtsp_reconnect_interval_sec: float = 0  # 0: no reconnection (DeepStream's default)
@@ -157,6 +160,12 @@ class SourceSpec:
         return self.live_source or self.type in (CAMERA_V4L2, RTSP) or self.scheme in ("rtsp", "rtsps", "v4l2")
 
     @property
+    def device(self) -> Path:
+        """The V4L2 device: ``/dev/video<camera-v4l2-dev-node>`` for ``type=1`` (as deepstream-app),
+        the path of a ``v4l2://`` URI otherwise."""
+        return Path(f"/dev/video{self.camera_dev_node}") if self.type == CAMERA_V4L2 else self.path
+
+    @property
     def path(self) -> Path:
         """The local file of a ``file://`` URI or plain path."""
         if "://" in self.uri:
@@ -186,10 +195,10 @@ def source_spec(app, cfg, source_id: int) -> SourceSpec:
         live_source=live, file_loop=tests_loop,
         drop_frame_interval=int(_field(cfg, "drop_frame_interval", 0)),
         camera_dev_node=int(_field(cfg, "camera_v4l2_dev_node", 0)),
-        camera_width=int(_field(cfg, "camera_width", 0)) or 640,
-        camera_height=int(_field(cfg, "camera_height", 0)) or 480,
-        camera_fps_n=int(_field(cfg, "camera_fps_n", 0)) or 30,
-        camera_fps_d=int(_field(cfg, "camera_fps_d", 0)) or 1,
+        camera_width=int(_field(cfg, "camera_width", 0)),
+        camera_height=int(_field(cfg, "camera_height", 0)),
+        camera_fps_n=int(_field(cfg, "camera_fps_n", 0)),
+        camera_fps_d=int(_field(cfg, "camera_fps_d", 0)),
         latency_ms=int(_field(cfg, "latency", 100)),
         select_rtp_protocol=int(_field(cfg, "select_rtp_protocol", 0)),
         rtsp_reconnect_interval_sec=float(_field(cfg, "rtsp_reconnect_interval_sec", 0)),
@@ -216,14 +225,8 @@ def open_container(spec: SourceSpec, read_timeout: float = 10.0):
     if refused is not None:
         raise refused
     try:
-        if spec.type == CAMERA_V4L2 or spec.scheme == "v4l2":
-            device = spec.path if spec.scheme == "v4l2" else Path(f"/dev/video{spec.camera_dev_node}")
-            if not device.exists():
-                raise SourceNotFound(sid, str(device), "no such camera device",
-                                     "check camera-v4l2-dev-node (ls /dev/video*)")
-            options = {"framerate": f"{spec.camera_fps_n}/{spec.camera_fps_d}",
-                       "video_size": f"{spec.camera_width}x{spec.camera_height}"}
-            return av.open(str(device), format="v4l2", options=options, timeout=(10.0, read_timeout))
+        if spec.scheme == "v4l2":
+            return _open_camera(spec, read_timeout)
         if spec.network:
             options = {}
             if spec.scheme.startswith("rtsp"):
@@ -249,6 +252,47 @@ def open_container(spec: SourceSpec, read_timeout: float = 10.0):
                                 "network path holds RTSP back; raise rtsp-reconnect-interval-sec on slow links"
                                 ) from None
         raise error from None
+
+
+def _cameras() -> str:
+    found = sorted(str(p) for p in Path("/dev").glob("video*"))
+    return ", ".join(found) if found else "none on this machine"
+
+
+def _open_camera(spec: SourceSpec, read_timeout: float):
+    """A V4L2 camera: the device checked, then opened by FFmpeg's v4l2 input with the config's mode."""
+    import stat
+
+    sid, device = spec.source_id, spec.device
+    key = (f"camera-v4l2-dev-node={spec.camera_dev_node} names {device}" if spec.type == CAMERA_V4L2
+           else f"'uri' names {device}")
+    try:
+        mode = device.stat().st_mode
+    except FileNotFoundError:
+        raise SourceNotFound(sid, str(device), "no such V4L2 device",
+                             f"{key}; the video devices here: {_cameras()}") from None
+    except OSError as exc:
+        raise SourceNotFound(sid, str(device), f"cannot read it ({exc.strerror})",
+                             "check its permissions (the video group)") from None
+    if not stat.S_ISCHR(mode):
+        raise SourceUnsupported(sid, str(device), "not a device (a camera is a character device)",
+                                f"{key}; the video devices here: {_cameras()}")
+    options = {}
+    if spec.camera_width and spec.camera_height:
+        options["video_size"] = f"{spec.camera_width}x{spec.camera_height}"
+    if spec.camera_fps_n:
+        options["framerate"] = f"{spec.camera_fps_n}/{spec.camera_fps_d or 1}"
+    try:
+        return av.open(str(device), format="v4l2", options=options, timeout=(10.0, read_timeout))
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if getattr(exc, "errno", None) in (errno.ENOTTY, errno.EINVAL, errno.ENODEV):
+            raise SourceUnsupported(sid, str(device), f"not a V4L2 camera ({reason})",
+                                    f"{key}; the video devices here: {_cameras()} "
+                                    "(v4l2-ctl --list-devices tells the capture ones)") from None
+        raise SourceUnsupported(sid, str(device), f"the camera refused the mode {options or '(its own)'} "
+                                f"({reason})", "check camera-width/height/fps-n/fps-d against "
+                                f"v4l2-ctl -d {device} --list-formats-ext") from None
 
 
 # ---------------------------------------------------------------------------------------------------
