@@ -90,20 +90,25 @@ def test_every_asset_a_sample_names_is_one_the_package_can_prepare(sample):
     assert {s.file for s in needed(files)} >= {f for f in files if "/" in f and "." in f.rsplit("/", 1)[1]}
 
 
-def test_test1_needs_only_its_detector_and_clip_and_prepares_nothing_else(tmp_path):
-    """A fresh assets root: test1 builds its model, its clip and the film the clip is cut from — not the
-    1080p benchmark clip, the calibration frames or any other sample's model; one line per asset."""
+def test_test1_needs_its_detector_and_footage_and_not_the_benchmark_clip():
+    files = gallery.asset_files(gallery.sample_at(gallery.SAMPLES_DIR / "test1"))
+    assert files == ["labels/coco.names", "models/yolov4-tiny.cfg", "models/yolov4-tiny.weights",
+                     "videos/street.mp4"]
+
+
+def test_a_fresh_assets_root_gets_only_what_the_sample_needs_one_line_per_asset(tmp_path):
+    """face-cascade on an empty root: its two models, the packaged models they are wrapped from and its
+    clip — not the 1080p benchmark clip, the calibration frames or any other sample's model."""
     from runner.assets import ensure_assets
 
     lines: list[str] = []
-    files = gallery.asset_files(gallery.sample_at(gallery.SAMPLES_DIR / "test1"))
-    assert files == ["models/detectnet_resnet18_small.onnx", "videos/sample_720p.h264"]
+    files = gallery.asset_files(gallery.sample_at(gallery.SAMPLES_DIR / "face-cascade"))
     ensure_assets(tmp_path, only=files, log=lines.append)
-    built = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.suffix in (".onnx", ".mp4", ".h264"))
-    assert built == ["models/detectnet_resnet18_small.onnx", "videos/bigbuckbunny.mp4", "videos/sample_720p.h264"]
-    assert [line.split()[1:3] for line in lines if " built " in line] == [
-        ["built", "videos/bigbuckbunny.mp4"], ["built", "models/detectnet_resnet18_small.onnx"],
-        ["built", "videos/sample_720p.h264"]]
+    built = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.suffix in (".onnx", ".mp4", ".png"))
+    assert built == ["models/mtcnn_onet.onnx", "models/mtcnn_onet_nchw.onnx", "models/mtcnn_pnet.onnx",
+                     "models/mtcnn_pnet_nchw.onnx", "videos/carphone_pristine.mp4"]
+    assert sorted(line.split()[2] for line in lines if " built " in line) == built
+    assert all(line.startswith(f"[{i // 2 + 1}/5] ") for i, line in enumerate(lines))
 
 
 def test_the_runnable_copy_names_the_assets_root_and_the_output_folder(tmp_path, assets):
