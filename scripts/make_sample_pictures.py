@@ -60,17 +60,17 @@ def small_png(image: Image.Image, width: int) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="samples (default: all)")
-    ap.add_argument("--no-run", action="store_true", help="use the outputs already in out/samples/")
+    ap.add_argument("--no-run", action="store_true", help="use the outputs already in out/samples/NAME/")
     args = ap.parse_args(argv)
     names = args.names or [s.name for s in gallery.find_samples()]
     IMAGES.mkdir(parents=True, exist_ok=True)
     for name in names:
         if not args.no_run:
-            code = gallery.run_sample(name, dashboard=False)
+            code = gallery.run_sample(name, dashboard=False, out=REPO / "out" / "samples" / name)
             if code:
                 print(f"{name}: exit {code}; no picture", file=sys.stderr)
                 continue
-        video = gallery.OUT_DIR / name / VIDEO.get(name, "out.mp4")
+        video = REPO / "out" / "samples" / name / VIDEO.get(name, "out.mp4")
         data = small_png(frame_of(video, FRAME.get(name, 30)), WIDTH.get(name, 640))
         path = IMAGES / f"{name}.png"
         path.write_bytes(data)
