@@ -352,6 +352,7 @@ def test_segmentation_masks_the_person_mediapipes_own_runtime_masks(tmp_path_fac
 # -- int8 ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(1800)  # three engines, one calibrated on 25 frames at 544x960 in groups of tensors
 def test_int8_prints_fp16_and_int8_agreement_with_fp32_whose_boxes_are_rapidocrs(tmp_path_factory, assets,
                                                                                   capsys):
     # calibrated as the sample ships: its 25 frames of bikes.mp4 at 544x960 (streamed, bounded memory:

@@ -63,7 +63,7 @@ def default_root() -> Path:
     if os.environ.get("DSRUN_ASSETS"):
         return Path(os.environ["DSRUN_ASSETS"]).expanduser().resolve()
     if (_REPO / "pyproject.toml").is_file() and (_REPO / "runner").is_dir():
-        return _REPO / "assets"
+        return (_REPO / "assets").resolve()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return (base / "dsrun" / "assets").resolve()
 

@@ -86,6 +86,17 @@ def _batches(images: list[Path], input_name: str, dims: tuple[int, ...], batch: 
         progress.advance(len(chunk))
 
 
+#: tensors fetched per inference while calibrating: ONNX Runtime holds every fetched activation until
+#: the run returns (the PP-OCRv4 detector at 544x960 has 673, ~0.8 GB), so they are fetched in groups
+GROUP_TENSORS = 240
+
+
+def _tensor_groups(tensors: list[str]) -> list[list[str]]:
+    """``tensors`` in groups of about :data:`GROUP_TENSORS` (equal sizes)."""
+    count = max(1, -(-len(tensors) // GROUP_TENSORS))
+    return [tensors[i::count] for i in range(count)]
+
+
 def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], batch: int,
                    spec: EngineSpec, images: list[Path], workdir: Path,
                    progress, providers: list | None = None) -> dict[str, float]:
@@ -93,12 +104,16 @@ def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], bat
     entropy (KL divergence, TensorRT's EntropyCalibrator2 idea) or percentile (99.99%) method.
 
     In bounded memory: ONNX Runtime's calibrator keeps every activation of every image until it
-    builds its histograms (~0.8 GB per 544x960 image); here the images stream through twice, one batch
-    in memory at a time — first each tensor's range, then its histogram over that whole range — and
-    ONNX Runtime's ``HistogramCollector`` picks the thresholds. A histogram over the full range summed
-    batch by batch is the one ONNX Runtime builds from all images at once, so the ranges are the same
-    (tests/test_engine_calibration.py; scripts/bench_calibration.py measures the memory).
+    builds its histograms (~0.8 GB per 544x960 image). Here the tensors are fetched in groups
+    (:data:`GROUP_TENSORS` per inference), and for each group the images stream through
+    twice, one batch at a time — first each tensor's range, then its histogram over that whole range;
+    ONNX Runtime's ``HistogramCollector`` then picks the thresholds. A histogram over the full range
+    summed batch by batch is the one ONNX Runtime builds from all images at once, so the ranges are the
+    same (tests/test_engine_calibration.py); scripts/bench_calibration.py measures the memory.
     """
+    import onnx
+    import onnxruntime as ort
+
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import HistogramCollector, create_calibrator
 
@@ -112,20 +127,39 @@ def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], bat
     with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its own progress
         calibrator = create_calibrator(model_path, None, augmented_model_path=str(workdir / "aug.onnx"),
                                        calibrate_method=method, providers=providers, extra_options=extra)
-    session = calibrator.infer_session
-    wanted = [(i, o.name) for i, o in enumerate(session.get_outputs()) if o.name in calibrator.tensors_to_calibrate]
+    augmented = calibrator.model  # every tensor to calibrate is a graph output
+    original = [o for o in augmented.graph.output if o.name in calibrator.model_original_outputs]
+    added = {o.name: o for o in augmented.graph.output}
+    tensors = [o.name for o in augmented.graph.output if o.name in calibrator.tensors_to_calibrate]
+    calibrator.infer_session = None  # its session would hold every activation at once
+    groups = _tensor_groups(tensors)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the tensors as named
+    options.enable_cpu_mem_arena = False  # return each run's memory
+    options.enable_mem_pattern = False  # no block planned for every intermediate at once
+    options.log_severity_level = 3
 
-    def passes(what: str) -> Iterator[list[np.ndarray]]:
-        progress.phase(f"calibrate: {what}", total=len(images))
-        for feed in _batches(images, input_name, dims, batch, spec, progress):
-            outputs = session.run(None, feed)
-            yield [outputs[i] for i, _ in wanted]
-            del outputs
+    def passes(what: str) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+        for g, group in enumerate(groups, 1):
+            model = onnx.ModelProto()
+            model.CopyFrom(augmented)
+            del model.graph.output[:]
+            model.graph.output.extend(original + [added[n] for n in group if n not in calibrator.model_original_outputs])
+            session = ort.InferenceSession(model.SerializeToString(), options,
+                                           providers=providers or ["CPUExecutionProvider"])
+            del model
+            part = f" ({g}/{len(groups)})" if len(groups) > 1 else ""
+            progress.phase(f"calibrate: {what}{part}", total=len(images))
+            for feed in _batches(images, input_name, dims, batch, spec, progress):
+                outputs = session.run(group, feed)
+                yield group, outputs
+                del outputs
+            del session
 
     # pass 1: each tensor's min, max and smallest magnitude over every image
     lo, hi, small = {}, {}, {}
-    for outputs in passes("tensor ranges"):
-        for (_, name), a in zip(wanted, outputs):
+    for names, outputs in passes("tensor ranges"):
+        for name, a in zip(names, outputs):
             a = a.ravel()
             if not a.size:
                 continue
@@ -136,8 +170,8 @@ def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], bat
     # (entropy: signed values over [-amax, amax]; percentile, symmetric: magnitudes over [min|x|, max|x|])
     counts: dict[str, np.ndarray] = {}
     edges: dict[str, np.ndarray] = {}
-    for outputs in passes(f"{spec.calib_method} histograms"):
-        for (_, name), a in zip(wanted, outputs):
+    for names, outputs in passes(f"{spec.calib_method} histograms"):
+        for name, a in zip(names, outputs):
             if name not in lo:
                 continue
             dtype = a.dtype
@@ -160,7 +194,7 @@ def collect_ranges(model_path: Path, input_name: str, dims: tuple[int, ...], bat
     progress.phase(f"calibrate: {spec.calib_method} ranges")
     with contextlib.redirect_stdout(io.StringIO()):
         thresholds = collector.compute_collection_result()
-    del calibrator, session
+    del calibrator
     return {name: float(max(abs(float(np.max(t[0]))), abs(float(np.max(t[1]))))) for name, t in thresholds.items()}
 
 
