@@ -13,6 +13,8 @@ import pytest
 from runner.config import inspect_nvinfer, load_nvinfer
 from runner.convert.darknet import darknet_to_onnx
 from runner.engine import EngineError, EngineSpec, load_engine
+from runner.engine.cache import EngineCache
+from runner.engine.commands import clean_engines
 
 # DeepStream-Yolo's config_infer_primary_yoloV4_tiny.txt (its Darknet era), paths made local
 DEEPSTREAM_YOLO = """[property]
@@ -105,6 +107,10 @@ def test_engine_is_built_from_cfg_and_weights_and_cached_on_both(yolo_dir, tmp_p
     cfg = yolo_dir / "yolov4-tiny.cfg"
     cfg.write_text(cfg.read_text().replace("344,319", "344,320"))
     assert load_engine(EngineSpec.from_nvinfer(nvinfer), engines).origin == "built"
+
+    # `dsrun engines clean` removes the conversions with the engines
+    assert clean_engines(str(engines)) == 0
+    assert not list((engines / ".converted").iterdir()) and not EngineCache(engines).entries()
 
 
 def test_a_missing_weights_file_is_named_with_the_config_and_key(yolo_dir):

@@ -7,11 +7,13 @@ config (its one engine). ``--json`` prints ``{"built": [...], "reused": [...], "
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from runner.engine import darknet
 from runner.engine.base import EngineError
 from runner.engine.build import load_engine
 from runner.engine.cache import EngineCache, default_engine_dir, parse_age
@@ -124,8 +126,15 @@ def clean_engines(engine_dir: str | None = None, older_than: str | None = None) 
             freed += e.size
             cache.remove(e)
             removed += 1
+    converted = 0
+    for folder in darknet.converted_folders(cache.root):  # Darknet models converted to ONNX
+        if limit is None or time.time() - folder.stat().st_mtime > limit:
+            freed += sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+            converted += 1
     when = f" unused for {older_than}" if older_than else ""
-    print(f"removed {removed} engine(s){when} from {cache.root}, freed {_size(freed)}")
+    also = f" and {converted} converted Darknet model(s)" if converted else ""
+    print(f"removed {removed} engine(s){also}{when} from {cache.root}, freed {_size(freed)}")
     return 0
 
 

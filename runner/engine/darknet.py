@@ -19,7 +19,7 @@ from pathlib import Path
 from runner.engine.base import EngineError
 from runner.engine.cache import default_engine_dir, disk_error, file_sha256
 
-__all__ = ["check_files", "converted_path", "source_digests", "ensure_converted"]
+__all__ = ["check_files", "converted_path", "converted_folders", "source_digests", "ensure_converted"]
 
 CONVERTED = ".converted"
 
@@ -52,6 +52,7 @@ def ensure_converted(cfg: Path, weights: Path, target: Path, say=None) -> Path:
     """Write the ONNX of ``cfg`` + ``weights`` to ``target`` unless it is there (atomic; a process that
     loses the race finds the other's file)."""
     if target.is_file():
+        os.utime(target.parent)  # used now: `dsrun engines clean --older-than` keeps it
         return target
     import onnx
 
@@ -72,3 +73,10 @@ def ensure_converted(cfg: Path, weights: Path, target: Path, say=None) -> Path:
     except OSError as exc:
         raise disk_error(exc, target.parent) from None
     return target
+
+
+def converted_folders(engine_dir: Path) -> list[Path]:
+    """The conversion folders (one per cfg + weights pair) under the engine cache ``engine_dir``."""
+    root = Path(engine_dir) / CONVERTED
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
