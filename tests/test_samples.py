@@ -90,6 +90,7 @@ def test_test1_finds_the_boxes_opencvs_darknet_loader_finds_and_the_osd_draws_th
                 best = iou(boxes, mine).max(axis=1)
                 found += int((best >= 0.5).sum())
                 ious += best[best >= 0.5].tolist()
+    print(f"test1: {found}/{total} of OpenCV's boxes found over {STREET_CUT} frames, mean IoU {np.mean(ious):.4f}")
     assert total > 5 * STREET_CUT and found >= 0.95 * total and np.mean(ious) >= 0.95, (found, total, np.mean(ious))
     frame201 = Counter(o["label"] for o in objects(recs[201]))
     assert frame201["person"] >= 5 and frame201["car"] >= 1, frame201
