@@ -117,7 +117,8 @@ def provided_by_dsrun(field: str, path: Path, values: Mapping[str, object], base
     """Whether dsrun makes or stands in for the run-time file ``path`` (config field ``field``;
     ``values``: the other fields of its group, paths relative to ``base``), so that its absence is
     no problem: a ``model-engine-file`` beside an ``onnx-file``, or beside a Darknet
-    ``custom-network-config`` + ``model-file`` pair, that exists (dsrun builds the engine there), or a DeepStream library dsrun implements itself (:mod:`runner.deepstream_libs`).
+    ``custom-network-config`` + ``model-file`` pair, that exists (dsrun builds the engine there), or a
+    DeepStream library dsrun implements itself (:mod:`runner.deepstream_libs`).
 
     >>> provided_by_dsrun("ll_lib_file", Path("/opt/libnvds_nvmultiobjecttracker.so"), {}, Path("/"))
     True
