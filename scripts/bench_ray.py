@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     clip = args.clip or Path(ensure_assets().videos["bikes"])
     rows = {}
+    print(f"load average before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = write_config(folder, clip, args.sources)
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rows.items():
         print(f"{name:40} {r['workers']:>7} {r['frames']:>7} {r['wall_s']:>7} {r['fps']:>7} {r['restarts']:>8} "
               f"{r['exit_code']}")
-    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    out = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                       "load_average_at_end": os.getloadavg()},
            "date": time.strftime("%Y-%m-%d"), "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
            "clip": clip.name, "sources": args.sources, "cpus_per_node": args.cpus, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
