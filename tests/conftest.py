@@ -6,6 +6,7 @@
 """
 
 import ctypes
+import logging
 import os
 import signal
 import sys
@@ -42,6 +43,19 @@ def assets():
 # -- no process outlives the tests ----------------------------------------------------------------------
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+@pytest.fixture(autouse=True)
+def _dsrun_logger_as_a_fresh_process_has_it():
+    """``dsrun run`` configures the 'dsrun' logger once per process (its stderr handler, no
+    propagation); tests call it in-process, so each test ends by undoing that — otherwise a later test's
+    ``caplog`` sees none of dsrun's records and passes or fails by test order."""
+    yield
+    logger = logging.getLogger("dsrun")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 def pytest_configure(config):
