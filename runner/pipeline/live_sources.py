@@ -142,6 +142,8 @@ class LiveSources:
                 log.warning("stream add %s refused: that camera id is already streaming", camera_id)
                 raise StreamError("STREAM_ADD_FAIL, Duplicate Camera id, unable to add stream")
             sid = self.settings.next_id(set(self._streams) | self.graph.mux.active_ids(), self._base)
+            if sid is None:  # removed streams still draining hold the remaining ids
+                raise StreamError("STREAM_ADD_FAIL, Active sources exceded max-batch-size of nvstreammux")
             spec = dataclasses.replace(self._template, source_id=sid, uri=url, type=URI)
             try:  # nvurisrcbin fails later, on the bus; we check before anything changes
                 open_container(spec, self.open_timeout).close()

@@ -93,6 +93,8 @@ class ShardMerger:
                 for name in SOURCE_COUNTS:
                     setattr(dst, name, carry.get(name, 0) + int(s[name]))
                 dst.errors = list(carry.get("errors", [])) + list(s["errors"])
+                dst.total_frames = s.get("total_frames")  # the dashboard's progress
+                dst.objects = dict(s.get("objects") or {})  # objects per class, this shard's
             shard.stages = snap.get("stages", {})
             shard.inference = snap.get("inference", {})
             everyone = self.shards + self.retired

@@ -16,7 +16,8 @@ stage imports it. The app starts it once the pipeline is built and stops it when
   (every ``perf-measurement-interval-sec``, default 5), exactly as deepstream-app prints them.
 - stdin a terminal (and dsrun in its foreground): keys ``q`` ``p`` ``r`` ``h`` call ``on_quit`` / ``on_pause`` / ``on_resume`` (in
   the key thread; they should return quickly). ``on_pause``/``on_resume`` must set ``stats.paused``,
-  which the ``**PERF`` measurement and the dashboard follow.
+  which the ``**PERF`` measurement and the dashboard follow. ``e`` (dashboard only) shows the last
+  errors in full or folds them again; ``h`` prints the keys.
 - ``metrics_port``: Prometheus ``/metrics`` and ``/api/v1/{live,ready,startup}`` (see metrics.py),
   on all interfaces like DeepStream's REST server (``metrics_host`` to narrow it). A busy port raises
   ``MetricsError`` (a DsrunError, exit 2) from ``start_ui``.
