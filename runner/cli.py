@@ -86,7 +86,9 @@ def _add_run_options(p) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dsrun", usage=USAGE, epilog=EPILOG,
+    # allow_abbrev=False: the run options listed here must not swallow a subcommand's own options
+    # (`check --json` is not an abbreviation of the run's --jsonl)
+    parser = argparse.ArgumentParser(prog="dsrun", usage=USAGE, epilog=EPILOG, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Run NVIDIA DeepStream app configs without the DeepStream SDK.")
     parser.add_argument("--version", action="version", version=f"dsrun {__version__}")

@@ -77,3 +77,13 @@ def test_dash_c_and_dash_i_run_the_config_on_another_input(tmp_path, assets, rep
     assert done.returncode == 0, done.stderr[-2000:]
     (source,) = json.loads(report.read_text())["sources"]
     assert source["uri"] == f"file://{clip}" and source["frames_processed"] == 10 and source["state"] == "ended"
+
+
+def test_subcommand_options_are_not_taken_for_abbreviations_of_the_run_options(conformance, capsys):
+    """`dsrun --help` lists the run options at the top level; `check --json` must still reach check
+    (not be refused as an ambiguous abbreviation of --jsonl / --jsonl-rotate / --jsonl-keep)."""
+    config = next(iter(sorted(conformance.rglob("deepstream_app_config*.txt"))))
+    main(["check", "--json", str(config)])
+    out = capsys.readouterr()
+    assert "ambiguous option" not in out.err
+    assert json.loads(out.out)["configs"][0]["path"] == str(config)
