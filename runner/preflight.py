@@ -86,6 +86,9 @@ def _sources(app: AppConfig) -> list[Diagnostic]:
     from runner.pipeline.source import source_specs, unsupported
 
     if not app.sources:
+        source_list = getattr(app, "source_list", None)
+        if source_list is not None and source_list.use_nvmultiurisrcbin:
+            return []  # nvmultiurisrcbin may start empty: streams come through the REST API
         kind = detect_kind(app.path) if app.path else "app"
         if kind != "app":  # e.g. a Service Maker pipeline given as an app config
             return [not_validated(app.path, kind)]
