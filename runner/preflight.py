@@ -47,7 +47,7 @@ def load_runnable(path: str | Path) -> AppConfig:
     refuses, :class:`ModelMismatch` (exit 3) for a model that cannot run; the warnings join
     ``AppConfig.warnings``."""
     app = load_app(path)
-    found, models = _run_problems(app), _model_problems(app)
+    found, models = _problems(app)
     if any(d.is_error for d in found):
         raise ConfigError(list(app.warnings) + found + models)
     if any(d.is_error for d in models):
@@ -58,22 +58,21 @@ def load_runnable(path: str | Path) -> AppConfig:
 
 def preflight(app: AppConfig) -> list[Diagnostic]:
     """Every problem the run would meet with this (loaded, error-free) config."""
-    return _run_problems(app) + _model_problems(app)
+    found, models = _problems(app)
+    return found + models
 
 
-def _enabled_nvinfers(app: AppConfig) -> list:
-    gies = ([app.primary_gie] if app.primary_gie else []) + list(app.secondary_gies)
-    return [g.nvinfer for g in gies if g.enable and g.nvinfer is not None]
-
-
-def _run_problems(app: AppConfig) -> list[Diagnostic]:
-    return _sources(app) + _groups(app) + _sinks(app) + [d for n in _enabled_nvinfers(app) for d in _gie(n)]
-
-
-def _model_problems(app: AppConfig) -> list[Diagnostic]:
+def _problems(app: AppConfig) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """(what the run refuses or leaves out, what is wrong with a model — for the GIEs it would run)."""
     from runner.model_check import model_problems
 
-    return [d for n in _enabled_nvinfers(app) if not _gie(n) for d in model_problems(n)]
+    found, models = _sources(app) + _groups(app) + _sinks(app), []
+    gies = ([app.primary_gie] if app.primary_gie else []) + list(app.secondary_gies)
+    for nvinfer in (g.nvinfer for g in gies if g.enable and g.nvinfer is not None):
+        refused = _gie(nvinfer)
+        found += refused
+        models += [] if refused else model_problems(nvinfer)
+    return found, models
 
 
 def _diag(severity: str, file, group: str | None, key: str | None, message: str, hint: str,
@@ -141,6 +140,7 @@ def _groups(app: AppConfig) -> list[Diagnostic]:
 
 def _sinks(app: AppConfig) -> list[Diagnostic]:
     from runner.pipeline.sinks import sink_factory
+    from runner.pipeline.sinks.fake import DISPLAYS
 
     out = []
     for sink in app.sinks:
@@ -151,6 +151,11 @@ def _sinks(app: AppConfig) -> list[Diagnostic]:
                              f"type={int(sink.type)} ({sink.type.name.lower()}) is not supported yet: the run "
                              "skips this sink", "use type=1 (fake), 3 (file), 4 (RTSP) or 6 (message broker)"
                              " — or set enable=0"))
+        elif int(sink.type) in DISPLAYS:
+            out.append(_diag("warning", app.path, sink.group, "type",
+                             f"type={int(sink.type)} shows frames in {DISPLAYS[int(sink.type)]}; dsrun has no "
+                             "display, so this sink discards them", "use type=3 to write a file, or type=4 "
+                             "to stream over RTSP"))
     return out
 
 

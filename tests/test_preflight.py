@@ -158,3 +158,11 @@ def test_preprocess_and_new_streammux_files_are_named_not_validated_as_nvinfer(t
     report = json.loads(capsys.readouterr().out)["configs"][0]
     assert report["kind"] == kind and "pipeline" not in report
     assert [d["severity"] for d in report["diagnostics"]] == ["warning"]
+
+
+def test_a_display_sink_is_a_warning_that_its_frames_are_discarded(tmp_path):
+    app = _app(tmp_path, "[sink1]\nenable=1\ntype=2\nsync=0\n")
+    [problem] = _problems(app)
+    assert (problem.severity, problem.group, problem.key, problem.line) == (
+        "warning", "sink1", "type", _line_of(app, "[sink1]") + 2)
+    assert "discards them" in problem.message

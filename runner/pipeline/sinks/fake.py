@@ -9,12 +9,12 @@ discarded; with ``sync=1`` batches are released at their PTS, as a rendering sin
 
 from __future__ import annotations
 
-import logging
-
 from runner.pipeline.batch import Batch
 from runner.pipeline.sinks import Pacer, register_sink
 
-log = logging.getLogger("dsrun")
+#: display sink types (NvDsSinkType): there is no display here, so their frames are discarded —
+#: said by runner/preflight.py in ``dsrun check`` and when the run starts
+DISPLAYS = {2: "an EGL window", 5: "a DRM overlay"}
 
 
 class FakeSink:
@@ -33,11 +33,8 @@ class FakeSink:
 
 def make_fake_sink(cfg, app, options) -> FakeSink:
     index = getattr(cfg, "index", 0)
-    if int(cfg.type) in (2, 5):
-        log.warning("[sink%s] type=%d is an on-screen display; dsrun has none — frames are discarded "
-                    "(use type=3 to write a file)", index, int(cfg.type))
     return FakeSink(f"sink{index}", bool(getattr(cfg, "sync", 0)))
 
 
-for _type in (1, 2, 5):
+for _type in (1, *DISPLAYS):
     register_sink(_type, make_fake_sink)
