@@ -169,9 +169,9 @@ def test_lpr_cascade_reads_the_strings_rapidocr_reads_on_the_same_frames(tmp_pat
 
 @pytest.mark.skipif(not gst_rtsp_available(), reason="GStreamer RTSP server (python3-gi) not installed")
 def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_tracker(
-        tmp_path_factory, assets, detectnet, monkeypatch):
+        tmp_path_factory, assets, monkeypatch):
     monkeypatch.setattr(gallery_services, "CAMERA_LOOPS", 1)  # 4 s of camera instead of 12
-    files = {"bikes.mp4": 75, "bigbuckbunny.mp4": 75, "sample_720p.h264": 75}
+    files = {"bikes.mp4": 75, "street.mp4": 75, "market_street.mp4": 75}
     port = free_port()
     tmp = tmp_path_factory.mktemp("multistream")
     (tmp / "hook.py").write_text(  # every batch's sources, frame numbers and PGIE flags, in order
@@ -204,19 +204,27 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             expected_inferred[sources[i]].append(nums[i])
         assert flags == want
     assert len(expected_inferred[0]) >= 75 // 3 - 2
+    boxes_checked = 0
     for sid, video in enumerate(files):
         inputs = frames(assets.root / "videos" / video, limit=75)
         inferred = [r for r in by_source[sid] if r["inferred"]["1"]]
         assert [r["frame_num"] for r in inferred] == expected_inferred[sid]
-        # on inferred frames the tracker reports the confirmed targets among the reference's detections
-        # (a few at a lower IoU where the live camera made a source's detection gaps irregular)
+        # on inferred frames the tracker reports the confirmed targets among the detections of OpenCV's own
+        # Darknet YOLOv4-tiny on the same frames (scaled to the 1280x720 mux, then nearest to 416x416)
+        small = np.stack([cv2.resize(cv2.resize(inputs[r["frame_num"]], (1280, 720)), (416, 416),
+                                     interpolation=cv2.INTER_NEAREST) for r in inferred])
+        ref_rows = opencv_yolo_detections(assets.models["yolov4_tiny_cfg"], assets.models["yolov4_tiny_weights"],
+                                          small, tmp_path_factory.mktemp("ref"), conf=0.25, nms=0.45, topk=300)
         best = []
-        for r in inferred:
-            ref = np.array([b for _, b in detectnet.boxes(cv2.resize(inputs[r["frame_num"]], (1280, 720)))])
+        for k, r in enumerate(inferred):
+            ref = np.clip(ref_rows[ref_rows[:, 0] == k, 3:], 0, 416) * np.array([1280 / 416, 720 / 416] * 2)
             got = np.array([o["bbox"] for o in r["objects"]]).reshape(-1, 4)
             assert len(got) <= len(ref)
             best += iou(got, ref).max(axis=1).tolist() if len(got) else []
-        assert min(best, default=1) > 0.5 and np.mean(np.array(best) > 0.9) >= 0.95
+        print(f"multistream: {video}: {len(best)} tracked boxes on inferred frames, IoU with OpenCV's >0.9 for "
+              f"{np.mean(np.array(best) > 0.9):.1%}")
+        assert min(best, default=1) > 0.5 and np.mean(np.array(best) > 0.9) >= 0.95, (video, best)
+        boxes_checked += len(best)
         # between them, the targets of the last inferred frame, at the tracker's prediction
         last = set()
         for r in by_source[sid]:
@@ -225,6 +233,7 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
                 last = ids
             else:
                 assert ids <= last and all(o["confidence"] == pytest.approx(-0.1) for o in r["objects"])
+    assert boxes_checked >= 50  # the street and the film have people on every inferred frame
     tracks = {sid: len({o["track_id"] for r in by_source[sid] for o in r["objects"]}) for sid in range(4)}
     peak = {sid: max(len(r["objects"]) for r in by_source[sid]) for sid in range(4)}
     print(f"multistream: track ids per source {tracks}, most objects on one frame {peak}")
