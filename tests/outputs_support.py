@@ -7,12 +7,14 @@ from a clip encoded here with PyAV (libx264) and decoded back — real encoded v
 from __future__ import annotations
 
 import functools
+import logging
 import tempfile
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+import pytest
 
 from runner.pipeline.batch import Batch, Classifications, Objects
 
@@ -73,3 +75,30 @@ def make_batch(frames: np.ndarray, source_ids, frame_nums, objects: Objects | No
                  source_size=np.tile(np.array([[w, h]], np.int32), (b, 1)),
                  objects=objects if objects is not None else Objects.empty(),
                  classifications=classifications if classifications is not None else Classifications.empty())
+
+
+class Said(logging.Handler):
+    """Records the "dsrun" logger's messages (caplog misses them once the CLI has set the logger not to
+    propagate, which earlier tests in the same process do)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def dsrun_log():
+    """The dsrun logger's own records, whatever its propagation (use as ``caplog``)."""
+    logger = logging.getLogger("dsrun")
+    handler, level = Said(), logger.level
+    handler.set_level = lambda *a, **k: None
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

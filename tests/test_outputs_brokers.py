@@ -14,6 +14,7 @@ import pytest
 from runner.pipeline.batch import Objects
 from runner.pipeline.sinks.msgbroker import make_msgbroker_sink
 from tests.broker_servers import RabbitMQ, RedisServer, Tansu, read_kafka, tansu_binary
+from tests.outputs_support import dsrun_log as caplog  # noqa: F401 — the fixture
 from tests.outputs_support import make_batch
 from tests.test_outputs_msgbroker import app_for, sink_config
 

@@ -13,6 +13,7 @@ from runner.pipeline.labels import UNTRACKED_OBJECT_ID
 from runner.pipeline.sinks.msgbroker import MsgBrokerError, make_msgbroker_sink
 
 from tests.mqtt_broker import Mosquitto, Subscriber
+from tests.outputs_support import dsrun_log as caplog  # noqa: F401 — the fixture
 from tests.outputs_support import make_batch
 
 MQTT_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_mqtt_proto.so"
