@@ -125,6 +125,7 @@ class GieStage:
         self._lock = threading.Lock()
         self._async: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._in_flight = np.zeros(0, np.int64)  # tracks queued for async inference (under_inference)
         if self.network_type == 0:
             n_cls = _int(getattr(cfg, "num_detected_classes", 0), 0)
             # as NvDsInferContextImpl::initialize leaves them (stock build: cluster-mode 0 runs as NMS)
@@ -255,7 +256,7 @@ class GieStage:
                 self.history.touch(tracks[attach], frame_num[attach])
             new = has_track & needs
             self.history.touch(tracks[new], frame_num[new], source[new], area[new], inferred=True)
-            self.history.end_batch(batch.source_id, batch.frame_num)
+            self.history.end_batch(batch.source_id, batch.frame_num, busy=self._in_flight)
         todo = rows[needs]
         if not len(todo):
             return
@@ -267,6 +268,8 @@ class GieStage:
             else:
                 frame_copy = np.array(frames) if isinstance(frames, np.ndarray) else [np.array(f) for f in frames]
             self._pending = [f for f in self._pending if not f.done()]
+            with self._lock:
+                self._in_flight = np.concatenate([self._in_flight, crops[2]])
             self._pending.append(self._async.submit(self._infer_async, frame_copy, *crops))
             return
         for start in range(0, len(todo), self.max_batch):
@@ -283,6 +286,8 @@ class GieStage:
             res.gie_id = np.full(len(res), self.gie_id, np.int32)
             with self._lock:
                 self.history.store_results(tracks[sl], res)
+                done = np.flatnonzero(np.isin(self._in_flight, tracks[sl]))
+                self._in_flight = np.delete(self._in_flight, done)
 
     # -- shared --------------------------------------------------------------------------------
 
