@@ -29,6 +29,20 @@ def test_deepstream_app_spellings_mean_run(argv, expected):
     assert _normalise(argv) == expected
 
 
+@pytest.mark.parametrize("argv, key, value", [
+    (["check", "--json", "a.txt"], "json", True),
+    (["build-engines", "--json", "a.txt"], "json", True),
+    (["bench", "a.txt", "--json", "b.json"], "json", "b.json"),
+    (["engines", "list", "--engine-dir", "/e"], "engine_dir", "/e"),
+    (["a.txt", "--jsonl", "f.jsonl", "--rep", "r.json"], "report", "r.json"),
+])
+def test_a_subcommands_options_are_its_own_not_the_run_options_shown_in_the_help(argv, key, value):
+    """The top level shows the run options for --help; they never claim another command's option."""
+    from runner.cli import _parser
+
+    assert getattr(_parser().parse_args(_normalise(argv)), key) == value
+
+
 def test_help_leads_with_dsrun_config_and_lists_the_run_options(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--help"])
