@@ -204,7 +204,7 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             expected_inferred[sources[i]].append(nums[i])
         assert flags == want
     assert len(expected_inferred[0]) >= 75 // 3 - 2
-    boxes_checked = 0
+    all_best = []
     for sid, video in enumerate(files):
         inputs = frames(assets.root / "videos" / video, limit=75)
         inferred = [r for r in by_source[sid] if r["inferred"]["1"]]
@@ -223,8 +223,8 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             best += iou(got, ref).max(axis=1).tolist() if len(got) else []
         print(f"multistream: {video}: {len(best)} tracked boxes on inferred frames, IoU with OpenCV's >0.9 for "
               f"{np.mean(np.array(best) > 0.9):.1%}")
-        assert min(best, default=1) > 0.5 and np.mean(np.array(best) > 0.9) >= 0.95, (video, best)
-        boxes_checked += len(best)
+        assert min(best, default=1) > 0.5, (video, best)
+        all_best += best  # the share at IoU > 0.9 is judged over every source (a clip may have 1 box)
         # between them, the targets of the last inferred frame, at the tracker's prediction
         last = set()
         for r in by_source[sid]:
@@ -233,7 +233,8 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
                 last = ids
             else:
                 assert ids <= last and all(o["confidence"] == pytest.approx(-0.1) for o in r["objects"])
-    assert boxes_checked >= 50  # the street and the film have people on every inferred frame
+    assert len(all_best) >= 50  # the street and the film have people on every inferred frame
+    assert np.mean(np.array(all_best) > 0.9) >= 0.95, all_best
     tracks = {sid: len({o["track_id"] for r in by_source[sid] for o in r["objects"]}) for sid in range(4)}
     peak = {sid: max(len(r["objects"]) for r in by_source[sid]) for sid in range(4)}
     print(f"multistream: track ids per source {tracks}, most objects on one frame {peak}")

@@ -135,7 +135,8 @@ def test_wide_terminal_shows_names_progress_live_state_sparklines_objects_keys_a
     cfg, clip = scene
     term = Terminal(cfg, cols=160)
     try:
-        lines = term.wait_for(lambda ls: re.search(r"\d+%", _line(ls, "0 ")) and
+        # time left shows once the file has a measured rate: wait for it, as for the rest
+        lines = term.wait_for(lambda ls: re.search(r"\d+%\s+\d\d:\d\d:\d\d", _line(ls, "0 ")) and
                               SPARK & set(_line(ls, "0 ")) and "objects:" in "\n".join(ls) and
                               "live" in _line(ls, "1 ") and "last error" in "\n".join(ls),
                               what="progress, sparkline, objects, the live source and the error")
