@@ -141,6 +141,13 @@ class Tracks:
         self.misses = np.concatenate([self.misses, np.zeros(n, np.int32)])
 
 
+def association_score(p, iou: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """The weighted match score of track/detection pairs (IoU and size similarity, NvMultiObjectTracker's
+    ``matchingScoreWeight4Iou`` / ``4SizeSimilarity``), any array shape."""
+    wsum = p.weight_iou + p.weight_size
+    return (p.weight_iou * iou + p.weight_size * size) / (wsum if wsum > 0 else 1.0)
+
+
 def match(p: TrackerParams, tracks: Tracks, boxes: np.ndarray, cls: np.ndarray,
           track_rows: np.ndarray | None = None, det_rows: np.ndarray | None = None, iou_floor: float = 0.0):
     """Associate ``tracks`` (optionally a subset of rows) with detections → (track rows, det rows)."""
@@ -151,8 +158,7 @@ def match(p: TrackerParams, tracks: Tracks, boxes: np.ndarray, cls: np.ndarray,
     tb, db = tracks.box[tr], boxes[dr]
     iou = iou_matrix(tb, db)
     size = size_similarity(tb, db)
-    wsum = p.weight_iou + p.weight_size
-    score = (p.weight_iou * iou + p.weight_size * size) / (wsum if wsum > 0 else 1.0)
+    score = association_score(p, iou, size)
     valid = (iou > max(0.0, iou_floor)) & (iou >= p.min_score_iou) & (size >= p.min_score_size)
     valid &= score >= p.min_score_overall
     tentative = tracks.state[tr] == TENTATIVE

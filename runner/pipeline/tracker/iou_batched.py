@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner.pipeline.tracker.common import CONFIRMED, TENTATIVE, IdSource, TrackerParams, Tracks, assign
+from runner.pipeline.tracker.common import (CONFIRMED, TENTATIVE, IdSource, TrackerParams, Tracks, assign,
+                                           association_score)
 
 
 @dataclass(slots=True)
@@ -184,8 +185,7 @@ class BatchedIouTracker:
         tb, db = t.box[tr], boxes[dr]
         iou = pair_iou(tb, db)
         size = pair_size_similarity(tb, db)
-        wsum = p.weight_iou + p.weight_size
-        score = (p.weight_iou * iou + p.weight_size * size) / (wsum if wsum > 0 else 1.0)
+        score = association_score(p, iou, size)
         valid = (iou > 0.0) & (iou >= p.min_score_iou) & (size >= p.min_score_size) & (score >= p.min_score_overall)
         valid &= (t.state[tr] != TENTATIVE) | (iou >= p.min_score_tentative_iou)
         if p.check_class_match:
