@@ -35,7 +35,7 @@ from pathlib import Path
 
 from runner.errors import DsrunError
 from runner.extras import MissingExtra
-from runner.pipeline.report import EXIT_FAILED, EXIT_INTERRUPTED
+from runner.pipeline.report import EXIT_FAILED
 from runner.pipeline.sinks import RunOptions
 from runner.pipeline.source import source_specs
 from runner.pipeline.stats import RunStats
