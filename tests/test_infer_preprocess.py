@@ -78,3 +78,57 @@ def test_infer_dims_size_dynamic_models_and_missing_infer_dims_is_explained():
     assert (nhwc.width, nhwc.height, nhwc.channels, nhwc.input_shape) == (24, 24, 3, (24, 24, 3))
     with pytest.raises(PreprocessError, match="infer-dims=C;H;W"):
         PreprocessSpec.from_nvinfer(NS(), (None, 3, "h", "w"))
+
+
+def _nvinfer_formula(frames, spec, rects=None, frame_index=None):
+    """Gst-nvinfer's pre-processing written out item by item, straight from its definition: crop
+    (nvinfer's even rounding), one OpenCV resize to the destination size, paste at the padding offset
+    on black, colour order, ``net-scale-factor * (x - offsets)`` in float32, layout. Independent of
+    preprocess()'s batched implementation, which must give the same bits."""
+    interp = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR}[spec.scaling_filter]
+    if rects is None:
+        items = [(f, 0, 0, frames[f].shape[1] // 2 * 2, frames[f].shape[0] // 2 * 2) for f in range(len(frames))]
+    else:
+        items = []
+        for (x1, y1, x2, y2), f in zip(rects, frame_index):
+            x, y = (int(max(x1, 0)) + 1) // 2 * 2, (int(max(y1, 0)) + 1) // 2 * 2
+            w, h = int(x2 - x1) // 2 * 2, int(y2 - y1) // 2 * 2
+            items.append((f, x, y, w, h))
+    out = []
+    for f, x, y, w, h in items:
+        crop = frames[f][y:y + h, x:x + w]
+        if spec.maintain_aspect_ratio and spec.width * h / w > spec.height:
+            dw, dh = int(spec.height * w / h), spec.height
+        elif spec.maintain_aspect_ratio:
+            dw, dh = spec.width, int(spec.width * h / w)
+        else:
+            dw, dh = spec.width, spec.height
+        ox, oy = ((spec.width - dw) // 2, (spec.height - dh) // 2) if spec.symmetric_padding else (0, 0)
+        canvas = np.zeros((spec.height, spec.width, 3), np.uint8)
+        canvas[oy:oy + dh, ox:ox + dw] = cv2.resize(crop, (dw, dh), interpolation=interp)
+        if spec.color_format == 1:
+            canvas = canvas[..., ::-1]
+        pix = canvas.astype(np.float32)
+        if spec.offsets:
+            pix = pix - np.float32(spec.offsets)
+        pix = pix * np.float32(spec.scale)
+        out.append(pix.transpose(2, 0, 1) if spec.input_order == 0 else pix)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(scaling_filter=1, offsets=(104.0, 117.0, 123.0)),
+    dict(color_format=1, input_order=1, scale=1.0),
+    dict(maintain_aspect_ratio=True, offsets=(127.5, 127.5, 127.5), scale=0.0078125),
+    dict(maintain_aspect_ratio=True, symmetric_padding=True, color_format=1),
+])
+def test_batched_preprocess_equals_nvinfers_formula_bit_for_bit(options):
+    frames = _frames(b=3, h=90, w=174, seed=3)
+    spec = PreprocessSpec(width=64, height=48, **{"scale": 1 / 255, **options})
+    tensor, _ = preprocess(frames, spec)
+    np.testing.assert_array_equal(tensor, _nvinfer_formula(frames, spec))
+    rects = np.array([[3, 5, 101, 70], [40.5, 0, 60, 31], [0, 20, 174, 90], [10, 10, 74, 58]], np.float32)
+    index = np.array([2, 0, 1, 2])
+    tensor, _ = preprocess(frames, spec, rects, index)
+    np.testing.assert_array_equal(tensor, _nvinfer_formula(frames, spec, rects, index))

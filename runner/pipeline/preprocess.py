@@ -211,15 +211,8 @@ def preprocess(frames, spec: PreprocessSpec, rects=None, frame_index=None):
         origin_x, origin_y = rects[:, 0].copy(), rects[:, 1].copy()
     n = len(index)
     dest_w, dest_h, off_l, off_t = _scaled_size(spec, width, height)
-    canvas = np.zeros((n, spec.height, spec.width, 3), np.uint8)
-    interp = SCALING_FILTERS.get(int(spec.scaling_filter), cv2.INTER_NEAREST)
-    for i in range(n):  # one resize per item: pixel work, O(frames or crops)
-        f = frames[index[i]]
-        crop = f[top[i]:top[i] + height[i], left[i]:left[i] + width[i]]
-        dw, dh = int(dest_w[i]), int(dest_h[i])
-        resized = crop if (crop.shape[1], crop.shape[0]) == (dw, dh) else cv2.resize(crop, (dw, dh), interpolation=interp)
-        canvas[i, off_t[i]:off_t[i] + dh, off_l[i]:off_l[i] + dw] = resized
-    tensor = _normalise(canvas, spec)
+    tensor = _normalise(_resize_into_canvas(frames, spec, index, left, top, width, height,
+                                            dest_w, dest_h, off_l, off_t), spec)
     mapping = InputMapping(
         ratio_x=dest_w / width.astype(np.float64), ratio_y=dest_h / height.astype(np.float64),
         offset_left=off_l.astype(np.int32), offset_top=off_t.astype(np.int32),
@@ -228,8 +221,57 @@ def preprocess(frames, spec: PreprocessSpec, rects=None, frame_index=None):
     return tensor, mapping
 
 
+def _resize_into_canvas(frames, spec: PreprocessSpec, index, left, top, width, height,
+                        dest_w, dest_h, off_l, off_t) -> np.ndarray:
+    """(n, H, W, 3) uint8: each item's crop scaled to its destination size and placed at its offset,
+    black elsewhere. One OpenCV call per item (pixel work, in C); an item that fills the whole network
+    input is scaled straight into the canvas, and the canvas is cleared only when some item leaves
+    padding."""
+    n = len(index)
+    H, W = spec.height, spec.width
+    fills = (dest_w == W) & (dest_h == H) & (off_l == 0) & (off_t == 0)
+    canvas = np.empty((n, H, W, 3), np.uint8) if fills.all() else np.zeros((n, H, W, 3), np.uint8)
+    interp = SCALING_FILTERS.get(int(spec.scaling_filter), cv2.INTER_NEAREST)
+    geometry = zip(index.tolist(), left.tolist(), top.tolist(), width.tolist(), height.tolist(),
+                   dest_w.tolist(), dest_h.tolist(), off_l.tolist(), off_t.tolist(), fills.tolist())
+    for i, (f, x, y, w, h, dw, dh, ox, oy, whole) in enumerate(geometry):  # pixel work, O(items)
+        crop = frames[f][y:y + h, x:x + w]
+        if (crop.shape[1], crop.shape[0]) == (dw, dh):
+            canvas[i, oy:oy + dh, ox:ox + dw] = crop
+        elif whole:
+            cv2.resize(crop, (dw, dh), dst=canvas[i], interpolation=interp)
+        else:
+            canvas[i, oy:oy + dh, ox:ox + dw] = cv2.resize(crop, (dw, dh), interpolation=interp)
+    return canvas
+
+
 def _normalise(canvas: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """(n, H, W, 3) uint8 RGB → colour format, ``scale * (x - offsets)``, input order and dtype."""
+    """(n, H, W, 3) uint8 RGB → colour format, ``scale * (x - offsets)``, input order and dtype.
+
+    For float32 RGB/BGR inputs the colour order and layout are rearranged on the uint8 pixels (a
+    quarter of the bytes) and the arithmetic writes the output once, in place: the same float32
+    operations in the same order as :func:`_normalise_reference`, without its whole-batch temporaries."""
+    if np.dtype(spec.dtype) != np.float32 or spec.color_format == 2 or spec.channels == 1:
+        return _normalise_reference(canvas, spec)
+    pix = canvas[..., ::-1] if spec.color_format == 1 else canvas
+    if spec.input_order == 0:
+        pix = pix.transpose(0, 3, 1, 2)
+    pix = np.ascontiguousarray(pix)
+    out = np.empty(pix.shape, np.float32)
+    if spec.offsets:
+        offsets = np.asarray(spec.offsets[:3], np.float32)
+        np.subtract(pix, offsets[:, None, None] if spec.input_order == 0 else offsets, out=out)
+        if spec.scale != 1.0:
+            np.multiply(out, np.float32(spec.scale), out=out)
+    elif spec.scale != 1.0:
+        np.multiply(pix, np.float32(spec.scale), out=out)
+    else:
+        out[...] = pix
+    return out
+
+
+def _normalise_reference(canvas: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """:func:`_normalise` step by step on float copies of the whole batch (every format and dtype)."""
     if spec.color_format == 2 or spec.channels == 1:
         gray = np.tensordot(canvas.astype(np.float32), np.array([0.299, 0.587, 0.114], np.float32), axes=([3], [0]))
         pix = np.rint(gray)[..., None]  # GRAY8, as the converter produces it
