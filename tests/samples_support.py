@@ -69,11 +69,15 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def frames(video: Path, fmt: str = "rgb24", limit: int | None = None) -> list[np.ndarray]:
+def frames(video: Path, fmt: str = "rgb24", limit: int | None = None,
+           size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Decoded frames; with ``size`` (width, height) FFmpeg's swscale scales them while converting from
+    the decoder's YUV (as nvstreammux scales the decoder's NV12 before anything converts it to RGB)."""
+    scale = {"width": size[0], "height": size[1]} if size else {}
     with av.open(str(video)) as container:
         out = []
         for frame in container.decode(video=0):
-            out.append(frame.to_ndarray(format=fmt))
+            out.append(frame.to_ndarray(format=fmt, **scale))
             if limit is not None and len(out) == limit:
                 break
     return out

@@ -204,15 +204,18 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             expected_inferred[sources[i]].append(nums[i])
         assert flags == want
     assert len(expected_inferred[0]) >= 75 // 3 - 2
-    all_best = []
+    boxes_checked = 0
     for sid, video in enumerate(files):
-        inputs = frames(assets.root / "videos" / video, limit=75)
+        # the clip as streammux scales it to 1280x720 (swscale, from the decoder's YUV), so that OpenCV sees the
+        # picture the PGIE saw: an RGB-space resize moves YOLO's low-confidence boxes (bikes frame 33, a person
+        # 420..847 px wide in the mux frame, came out 382..915 px from cv2.resize's picture: IoU 0.73)
+        inputs = frames(assets.root / "videos" / video, limit=75, size=(1280, 720))
         inferred = [r for r in by_source[sid] if r["inferred"]["1"]]
         assert [r["frame_num"] for r in inferred] == expected_inferred[sid]
         # on inferred frames the tracker reports the confirmed targets among the detections of OpenCV's own
-        # Darknet YOLOv4-tiny on the same frames (scaled to the 1280x720 mux, then nearest to 416x416)
-        small = np.stack([cv2.resize(cv2.resize(inputs[r["frame_num"]], (1280, 720)), (416, 416),
-                                     interpolation=cv2.INTER_NEAREST) for r in inferred])
+        # Darknet YOLOv4-tiny on the same frames (nearest to 416x416, nvinfer's default scaling-filter)
+        small = np.stack([cv2.resize(inputs[r["frame_num"]], (416, 416), interpolation=cv2.INTER_NEAREST)
+                          for r in inferred])
         ref_rows = opencv_yolo_detections(assets.models["yolov4_tiny_cfg"], assets.models["yolov4_tiny_weights"],
                                           small, tmp_path_factory.mktemp("ref"), conf=0.25, nms=0.45, topk=300)
         best = []
@@ -222,9 +225,13 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             assert len(got) <= len(ref)
             best += iou(got, ref).max(axis=1).tolist() if len(got) else []
         print(f"multistream: {video}: {len(best)} tracked boxes on inferred frames, IoU with OpenCV's >0.9 for "
-              f"{np.mean(np.array(best) > 0.9):.1%}")
-        assert min(best, default=1) > 0.5, (video, best)
-        all_best += best  # the share at IoU > 0.9 is judged over every source (a clip may have 1 box)
+              f"{np.mean(np.array(best) > 0.9):.1%}, lowest {min(best, default=1):.3f}")
+        # judged per clip: >= 95 % of its boxes at IoU > 0.9 (a clip with fewer than 20 boxes: every box)
+        if len(best) >= 20:
+            assert min(best) > 0.5 and np.mean(np.array(best) > 0.9) >= 0.95, (video, best)
+        else:
+            assert min(best, default=1) > 0.9, (video, best)
+        boxes_checked += len(best)
         # between them, the targets of the last inferred frame, at the tracker's prediction
         last = set()
         for r in by_source[sid]:
@@ -233,8 +240,7 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
                 last = ids
             else:
                 assert ids <= last and all(o["confidence"] == pytest.approx(-0.1) for o in r["objects"])
-    assert len(all_best) >= 50  # the street and the film have people on every inferred frame
-    assert np.mean(np.array(all_best) > 0.9) >= 0.95, all_best
+    assert boxes_checked >= 50  # the street and the film have people on every inferred frame
     tracks = {sid: len({o["track_id"] for r in by_source[sid] for o in r["objects"]}) for sid in range(4)}
     peak = {sid: max(len(r["objects"]) for r in by_source[sid]) for sid in range(4)}
     print(f"multistream: track ids per source {tracks}, most objects on one frame {peak}")
