@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from pipeline_helpers import count_frames, load_config, make_clip, write_config
@@ -221,3 +222,23 @@ def test_config_error_exits_2_and_the_report_says_so(tmp_path, clip):
     assert main([str(cfg), "--report", str(report), "--no-dashboard"]) == 2
     doc = json.loads(report.read_text())
     assert doc["exit_code"] == 2 and doc["status"] == "config_error" and "batch-size" in doc["errors"][0]
+
+
+def test_frames_leaving_the_pipeline_are_counted_per_source_with_the_latest_frames_latency():
+    clock = [100.0]
+    stats = RunStats(clock=lambda: clock[0])
+    for sid in (1, 2, 3):
+        stats.add_source(sid, f"file:///v{sid}.mp4")
+    now = time.time_ns()
+    # a batch with source 1 twice (its second frame is the later one) and source 3 once
+    stats.frames_processed(np.array([1, 3, 1]), np.array([now - 50_000_000, now - 10_000_000, now - 20_000_000]))
+    s1, s2, s3 = stats.sources[1], stats.sources[2], stats.sources[3]
+    assert (s1.frames_processed, s2.frames_processed, s3.frames_processed) == (2, 0, 1)
+    assert (s1.first_output_at, s2.first_output_at, s3.last_output_at) == (100.0, None, 100.0)
+    # the latency is the latest frame's (20 ms old for source 1, not its first frame's 50 ms)
+    assert 20 <= s1.latency_ms < 20 + GENEROUS * 1000
+    assert s1.latency_ms - s3.latency_ms == pytest.approx(10.0)  # one wall clock for the batch
+    clock[0] = 101.0
+    stats.frames_processed([2, 2])  # lists and no timestamps: counts only
+    assert (s2.frames_processed, s2.first_output_at, s2.latency_ms) == (2, 101.0, None)
+    assert s1.first_output_at == 100.0 and s1.frames_processed == 2

@@ -249,7 +249,7 @@ class Graph:
 
     def _emit(self, batch: Batch, outs: list[queue.Queue], count: bool) -> None:
         if count and len(batch):
-            self.stats.frames_processed(batch.source_id.tolist(), batch.ntp_ts.tolist())
+            self.stats.frames_processed(batch.source_id, batch.ntp_ts)
             objects = batch.objects
             if len(objects):
                 self.stats.objects_processed(batch.source_id[objects.frame], objects.gie_id, objects.class_id)

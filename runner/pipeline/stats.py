@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable
 
+import numpy as np
+
 from runner.pipeline.infer_stats import InferCounters
 from runner.redact import redact
 
@@ -99,18 +101,26 @@ class RunStats:
 
     def frames_processed(self, source_ids: Iterable[int], ntp_ts: Iterable[int] | None = None) -> None:
         """Count frames leaving the pipeline (called by the last stage with the batch's source ids,
-        and its ``Batch.ntp_ts`` to record each source's latest latency)."""
+        and its ``Batch.ntp_ts`` to record each source's latest latency). Frames are grouped by source
+        with one ``np.unique``: the Python work is per source of the batch, not per frame."""
+        ids = np.asarray(source_ids, np.int64).reshape(-1)
+        if not len(ids):
+            return
         now = self.clock()
-        for sid in source_ids:
-            s = self.sources[int(sid)]
-            s.frames_processed += 1
+        # each source's frame count, and its last row in the batch (its latest frame)
+        sources, back, counts = np.unique(ids[::-1], return_index=True, return_counts=True)
+        latest = len(ids) - 1 - back
+        latency = None
+        if ntp_ts is not None:
+            latency = ((time.time_ns() - np.asarray(ntp_ts, np.int64).reshape(-1)[latest]) / 1e6).tolist()
+        for i, (sid, n) in enumerate(zip(sources.tolist(), counts.tolist())):
+            s = self.sources[sid]
+            s.frames_processed += n
             if s.first_output_at is None:
                 s.first_output_at = now
             s.last_output_at = now
-        if ntp_ts is not None:
-            wall_ns = time.time_ns()
-            for sid, ts in zip(source_ids, ntp_ts):
-                self.sources[int(sid)].latency_ms = (wall_ns - int(ts)) / 1e6
+            if latency is not None:
+                s.latency_ms = latency[i]
 
     def analytics_frame(self, source_id: int, line_totals: dict, roi_counts: dict, oc_counts: dict,
                         oc_status: dict) -> None:
@@ -124,8 +134,6 @@ class RunStats:
         with one ``np.unique``, not a loop over objects)."""
         if not len(source_ids):
             return
-        import numpy as np
-
         rows, counts = np.unique(np.stack([np.asarray(source_ids), np.asarray(gie_ids), np.asarray(class_ids)],
                                           1).astype(np.int64), axis=0, return_counts=True)
         with self._lock:
