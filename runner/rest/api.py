@@ -53,8 +53,11 @@ class RestApi:
             "/api/v1/mux/batched-push-timeout": self._batched_push_timeout,
             "/api/v1/osd/process-mode": lambda b: self._per_stream(
                 b, P.PROCESS_MODE, self._set_osd_process_mode, "Unable to find stream id for osd property updation"),
-            "/api/v1/enc/force-idr": lambda b: self._force_keyframe(b, P.FORCE_IDR),
-            "/api/v1/enc/force-intra": lambda b: self._force_keyframe(b, P.FORCE_INTRA),
+            "/api/v1/enc/force-idr": lambda b: self._encoder_event(b, P.FORCE_IDR),
+            "/api/v1/enc/force-intra": lambda b: self._encoder_event(b, P.FORCE_INTRA),
+            "/api/v1/enc/bitrate": lambda b: self._encoder_event(b, P.BITRATE),
+            "/api/v1/enc/iframe-interval": lambda b: self._encoder_event(b, P.IFRAME_INTERVAL),
+            "/api/v1/roi/update": self._roi_update,
             "/api/v1/app/quit": self._quit,
             # dsrun's own (DeepStream triggers smart record from messages or its local timer only)
             "/api/v1/record/start": self._record_start,
@@ -65,12 +68,9 @@ class RestApi:
                 ("/api/v1/dec/skip-frames", P.SKIP_FRAMES, "dsrun's decoder decodes every frame"),
                 ("/api/v1/dec/low-latency-mode", P.LOW_LATENCY_MODE, "dsrun has no NVDEC low-latency mode"),
                 ("/api/v1/mux/max-latency", P.MAX_LATENCY, "max-latency belongs to the new nvstreammux"),
-                ("/api/v1/enc/bitrate", P.BITRATE, "dsrun's encoders keep their configured bitrate"),
-                ("/api/v1/enc/iframe-interval", P.IFRAME_INTERVAL, "dsrun's encoders keep their GOP"),
         ):
             self._post[path] = self._unsupported(field, why)
-        for path, fail in (("/api/v1/roi/update", "ROI_UPDATE_FAIL"),
-                           ("/api/v1/conv/srccrop", "SRC_CROP_UPDATE_FAIL"),
+        for path, fail in (("/api/v1/conv/srccrop", "SRC_CROP_UPDATE_FAIL"),
                            ("/api/v1/conv/destcrop", "DEST_CROP_UPDATE_FAIL"),
                            ("/api/v1/conv/interpolation-method", "INTERPOLATION_METHOD_UPDATE_FAIL"),
                            ("/api/v1/conv/flip-method", "FLIP_METHOD_UPDATE_FAIL"),
@@ -170,24 +170,57 @@ class RestApi:
         log.info("REST: streammux batched-push-timeout set to %s µs", -1 if value is None else value)
         return reply(200, "BATCHED_PUSH_TIMEOUT_UPDATE_SUCCESS")
 
-    def _force_keyframe(self, body, field: parse.Field) -> dict:
-        """s_enc_api_impl FORCE_IDR / FORCE_INTRA: the encoders showing that stream (its own sinks, or
-        every one showing the tiled picture) make their next frame a keyframe."""
+    # s_enc_api_impl: the nv-enc-* event each route pushes, and what an encoder does with it
+    _ENC_EVENTS = {"force_idr": "nv-enc-force-idr", "force_intra": "nv-enc-force-intra",
+                   "bitrate": "nv-enc-bitrate-update", "iframeinterval": "nv-enc-iframeinterval-update"}
+
+    def _encoder_event(self, body, field: parse.Field) -> dict:
+        """s_enc_api_impl: the encoders showing that stream (its own sinks, or every one showing the
+        tiled picture) take the change from their next frame (runner/pipeline/sinks/encoder_control.py):
+        force-idr/force-intra a keyframe, bitrate a new rate (H.264 encoders; H.265/MPEG-4 keep theirs),
+        iframe-interval a new keyframe spacing."""
         stream_id, value = parse.field_request(body, field)
         sid = parse.source_id(stream_id)
         if sid is None or not self.sources.has(sid):
             return reply(500, f"{field.fail}, Not able to find source id")
-        event = "nv-enc-force-idr" if field is parse.FORCE_IDR else "nv-enc-force-intra"
+        event = self._ENC_EVENTS[field.name]
         tiled = any(getattr(s, "name", "") == "tiler" for s in self.graph.stages)
-        encoders = [s for s in self.graph.sinks if hasattr(s, "keyframe")
+        encoders = [s.encoder for s in self.graph.sinks if hasattr(s, "encoder")
                     and (tiled or getattr(s, "source_id", None) == sid)]
+        if field is parse.BITRATE:
+            if [e for e in encoders if not e.live_bitrate]:
+                log.warning("REST: %s — H.265 and MPEG-4 encoders keep their bitrate", event)
+            encoders = [e for e in encoders if e.live_bitrate]
         if not encoders:
             return reply(500, f"{field.fail}, {event} event not pushed")
-        if value:
-            for sink in encoders:
-                sink.keyframe.request()
-            log.info("REST: %s for source %d (%d encoder(s))", event, sid, len(encoders))
+        value = 0 if value is None else value  # DeepStream reads a missing value as 0
+        for encoder in encoders:
+            if field in (parse.FORCE_IDR, parse.FORCE_INTRA):
+                if value:
+                    encoder.request_keyframe()
+            elif field is parse.BITRATE:
+                if value:
+                    encoder.set_bitrate(value)
+                else:
+                    log.warning("REST: %s with bitrate 0 — the encoders keep their bitrate", event)
+            else:
+                encoder.set_iframe_interval(value)
+        log.info("REST: %s %d for source %d (%d encoder(s))", event, value, sid, len(encoders))
         return reply(200, field.fail.replace("_FAIL", "_SUCCESS"))
+
+    def _roi_update(self, body) -> dict:
+        """s_roi_api_impl: the stream must exist; the nv-roi-update event then goes down the pipeline,
+        where Gst-nvdspreprocess (gst_nvdspreprocess_sink_event) replaces that stream's ROIs. dsrun
+        runs no nvdspreprocess (an enabled [pre-process] is a warning: the run goes on without it), so
+        the event reaches nothing that acts on it — and, as in a DeepStream pipeline without
+        nvdspreprocess, the push succeeds and the answer is ROI_UPDATE_SUCCESS."""
+        req = parse.roi_request(body)
+        sid = parse.source_id(req.stream_id)
+        if sid is None or not self.sources.has(sid):
+            return reply(500, "ROI_UPDATE_FAIL, Unable to find stream id for ROI updation")
+        log.warning("REST: roi/update for source %d (%d ROI(s)): no pre-process element in this pipeline "
+                    "acts on it (dsrun runs no nvdspreprocess) — nothing changes", sid, len(req.rois))
+        return reply(200, "ROI_UPDATE_SUCCESS")
 
     def _unsupported(self, field: parse.Field, why: str) -> Callable[[object], dict]:
         def answer(body) -> dict:

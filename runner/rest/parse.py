@@ -37,6 +37,15 @@ class StreamRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RoiRequest:
+    """``/roi/update`` (NvDsServerRoiInfo): a stream's new ROIs as ``(roi_id, left, top, width, height)``."""
+
+    stream_id: str
+    roi_count: int
+    rois: tuple[tuple[str, int, int, int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Field:
     """One runtime parameter: its JSON name, its range, and DeepStream's reason when out of range."""
 
@@ -122,6 +131,55 @@ def field_request(body: Any, field: Field) -> tuple[str, int | None]:
             if not field.lo <= value <= field.hi:
                 raise BadRequest(f"{field.fail}, {field.range_text}")
     return stream_id, value
+
+
+def _as_uint(value: Any) -> int:
+    """jsoncpp's ``Value::asUInt``: null 0, booleans 0/1, numbers in range truncated; anything else
+    raises with jsoncpp's message (DeepStream's parsers answer ``*_FAIL, error: <message>``)."""
+    if value is None or isinstance(value, bool):
+        return int(bool(value))
+    if isinstance(value, int):
+        if not 0 <= value <= 2**32 - 1:
+            raise ValueError("LargestInt out of UInt range")
+        return value
+    if isinstance(value, float):
+        if not 0 <= value <= 2**32 - 1:
+            raise ValueError("double out of UInt range")
+        return int(value)
+    raise ValueError("Value is not convertible to UInt.")
+
+
+def roi_request(body: Any) -> RoiRequest:
+    """nvds_roi_parse.cpp: ``stream_id`` (required), ``roi_count`` (not 0) and the ``roi`` array of
+    ``{"roi_id", "left", "top", "width", "height"}``.
+
+    >>> roi_request({"stream": {"stream_id": "0", "roi_count": 1,
+    ...              "roi": [{"roi_id": "0", "left": 100, "top": 300, "width": 400, "height": 500}]}})
+    RoiRequest(stream_id='0', roi_count=1, rois=(('0', 100, 300, 400, 500),))
+    >>> roi_request({"stream": {"stream_id": "0", "roi_count": 1}})
+    Traceback (most recent call last):
+    ...
+    runner.rest.parse.BadRequest: ROI_UPDATE_FAIL, roi is empty
+    """
+    req = RoiRequest("", 0, ())
+    for obj in _objects(body):
+        try:
+            stream_id = _text(obj, "stream_id")
+            if not stream_id:
+                raise BadRequest("ROI_UPDATE_FAIL, stream_id value not parsed correctly")
+            count = _as_uint(obj.get("roi_count", 0))
+            if count == 0:
+                raise BadRequest("ROI_UPDATE_FAIL, roi id is 0")
+            rois = obj.get("roi", "")
+            if rois == "":
+                raise BadRequest("ROI_UPDATE_FAIL, roi is empty")
+            items = rois if isinstance(rois, list) else []
+            req = RoiRequest(stream_id, count, tuple(
+                (_text(r, "roi_id"), *(_as_uint(r.get(k)) for k in ("left", "top", "width", "height")))
+                for r in (i if isinstance(i, dict) else {} for i in items)))
+        except ValueError as error:
+            raise BadRequest(f"ROI_UPDATE_FAIL, error: {error}") from None
+    return req
 
 
 def source_id(stream_id: str) -> int | None:

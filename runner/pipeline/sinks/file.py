@@ -30,6 +30,7 @@ from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.output_files import OutputFileError, open_output, write_whole
 from runner.pipeline.sinks import Pacer, register_sink
+from runner.pipeline.sinks.encoder_control import EncoderControl, vbv_options
 
 _CODECS = {1: "libx264", 2: "libx265", 3: "mpeg4"}
 # nvv4l2h264enc / nvv4l2h265enc profile numbers -> x264 / x265 profile names
@@ -85,22 +86,6 @@ class _WholeUnits(io.RawIOBase):
                 super().close()
 
 
-class ForcedKeyframe:
-    """The REST API's ``/enc/force-idr`` and ``/enc/force-intra`` (gst_nvevent_enc_force_idr): the
-    next frame an encoder encodes is a keyframe (an IDR frame with x264/x265)."""
-
-    def __init__(self) -> None:
-        self._wanted = False
-
-    def request(self) -> None:
-        self._wanted = True
-
-    def apply(self, frame: av.VideoFrame) -> None:
-        if self._wanted:
-            self._wanted = False
-            frame.pict_type = av.video.frame.PictureType.I
-
-
 class FileSink:
     """Encodes the frames it receives into ``path``; opened on the first frame (size known then)."""
 
@@ -116,7 +101,8 @@ class FileSink:
         self._stream = None
         self._last_pts = -1
         self.frames_written = 0
-        self.keyframe = ForcedKeyframe()
+        # keyframes, GOP and bitrate as the REST API's /enc/* routes change them
+        self.encoder = EncoderControl(self.gop, live_bitrate=self.codec == 1)
 
     @staticmethod
     def codec_name(codec: int) -> str:
@@ -145,13 +131,14 @@ class FileSink:
         ctx.gop_size = self.gop
         opts = {}
         if self.codec == 1:
-            # keyframes every iframeinterval only, as DeepStream's encoders place them (x264's
-            # scene-cut keyframes off); /api/v1/enc/force-idr adds one (ForcedKeyframe)
+            # constant bitrate as x264enc's pass=cbr (VBV maximum = bitrate, 600 ms buffer), so that
+            # /api/v1/enc/bitrate can change it; keyframes placed by EncoderControl only (endless GOP
+            # here, scene-cut keyframes off), every iframeinterval frames as DeepStream's encoders
             opts = {"preset": self.preset, "bf": "0", "profile": _PROFILES[1].get(self.profile, "high"),
-                    "x264-params": "scenecut=0"}
+                    "x264-params": "scenecut=0:keyint=infinite", **vbv_options(self.bitrate)}
         elif self.codec == 2:
-            opts = {"preset": self.preset,
-                    "x265-params": f"log-level=error:keyint={self.gop}:bframes=0:scenecut=0"}
+            opts = {"preset": self.preset, "forced-idr": "1",
+                    "x265-params": "log-level=error:keyint=-1:bframes=0:scenecut=0"}
         ctx.options = opts
         self._stream = stream
 
@@ -179,7 +166,7 @@ class FileSink:
         pts = max(pts, self._last_pts + 1)  # strictly increasing (loops, reconnects, equal PTS)
         self._last_pts = pts
         frame.pts, frame.time_base = pts, _TIME_BASE
-        self.keyframe.apply(frame)
+        self.encoder.apply(frame, self._stream.codec_context)
         self._out.mux(self._stream.encode(frame))
         self._file.commit()
         self.frames_written += 1

@@ -29,7 +29,8 @@ import numpy as np
 
 from runner.pipeline.batch import Batch
 from runner.pipeline.sinks import Pacer, register_sink
-from runner.pipeline.sinks.file import FileSink, ForcedKeyframe, SinkError
+from runner.pipeline.sinks.encoder_control import EncoderControl, vbv_options
+from runner.pipeline.sinks.file import FileSink, SinkError
 from runner.pipeline.tiler import sink_frames
 
 __all__ = ["RtspSink", "RtspServer", "make_rtsp_sink", "MOUNT"]
@@ -116,7 +117,7 @@ class RtspSink:
         self._ctx = None
         self._last_pts = -1
         self.frames_sent = 0
-        self.keyframe = ForcedKeyframe()
+        self.encoder = EncoderControl(self.gop, live_bitrate=self.codec == 1)  # REST /enc/* routes
 
     def _open(self, width: int, height: int) -> None:
         ctx = av.CodecContext.create(FileSink.codec_name(self.codec), "w")
@@ -126,11 +127,12 @@ class RtspSink:
         ctx.bit_rate = self.bitrate
         ctx.gop_size = self.gop
         if self.codec == 2:
-            ctx.options = {"preset": "veryfast", "tune": "zerolatency",
-                           "x265-params": f"log-level=error:keyint={self.gop}:bframes=0:scenecut=0"}
-        else:  # one slice per frame: RTSP clients mis-assemble sliced-thread access units
-            ctx.options = {"preset": "veryfast", "tune": "zerolatency",
-                           "x264-params": "sliced-threads=0:scenecut=0"}  # keyframes as the file sink
+            ctx.options = {"preset": "veryfast", "tune": "zerolatency", "forced-idr": "1",
+                           "x265-params": "log-level=error:keyint=-1:bframes=0:scenecut=0"}
+        else:  # one slice per frame: RTSP clients mis-assemble sliced-thread access units; rate and
+            # keyframes as the file sink (x264enc's constant bitrate, keyframes from EncoderControl)
+            ctx.options = {"preset": "veryfast", "tune": "zerolatency", **vbv_options(self.bitrate),
+                           "x264-params": "sliced-threads=0:scenecut=0:keyint=infinite"}
         self._ctx = ctx
 
     def process(self, batch: Batch) -> Batch:
@@ -151,7 +153,7 @@ class RtspSink:
         self._last_pts = pts
         frame = frame.reformat(format="yuv420p")
         frame.pts, frame.time_base = pts, _TIME_BASE
-        self.keyframe.apply(frame)
+        self.encoder.apply(frame, self._ctx)
         self._send(self._ctx.encode(frame))
         self.frames_sent += 1
 
