@@ -1,6 +1,6 @@
-"""The IOU tracker run as one vectorised step per batch gives, batch for batch, exactly what the
-per-stream tracker gives frame by frame (:class:`IouTracker`, whose behaviour tests/test_tracker.py
-holds against ground truth): same objects kept and dropped, same track ids, same predicted objects on
+"""The IOU and SORT-class trackers run as one vectorised step per batch give, batch for batch, exactly
+what the per-stream trackers give frame by frame (:class:`IouTracker`, :class:`SortTracker`, whose
+behaviour tests/test_tracker.py holds against ground truth): same objects kept and dropped, same track ids, same predicted objects on
 frames the detector skipped — over many streams, crowded scenes where targets compete for
 detections (the Hungarian assignment), a source with two frames in one batch, sources ending, and the
 life-cycle settings at their edges (probation 0/1/3, new-target overlap, maxTargetsPerStream)."""
@@ -11,6 +11,10 @@ import pytest
 from runner.pipeline.batch import Batch, Classifications, Objects
 from runner.pipeline.tracker import TrackerStage
 from runner.pipeline.tracker.common import TrackerParams
+from runner.pipeline.tracker.iou import IouTracker
+from runner.pipeline.tracker.iou_batched import BatchedIouTracker
+from runner.pipeline.tracker.sort import SortTracker
+from runner.pipeline.tracker.sort_batched import BatchedSortTracker
 from runner.pipeline.tracker.stage import rounds
 
 W, H = 640, 480
@@ -65,13 +69,16 @@ def copy(batch):
                  inferred={k: v.copy() for k, v in batch.inferred.items()}, eos=list(batch.eos))
 
 
-def tracker(params, batched):
+KINDS = {"iou": (IouTracker, BatchedIouTracker), "sort": (SortTracker, BatchedSortTracker)}
+
+
+def tracker(params, batched, kind="iou"):
     stage = TrackerStage(None, operate_on_gie_id=1)
     stage.params = params
-    if batched:
-        stage.batched.p = params
-    else:
-        stage.batched = None  # the per-stream, frame-by-frame path
+    per_stream, all_streams = KINDS[kind]
+    stage.kind, stage._cls = kind, per_stream
+    # batched: one table for every stream; else the per-stream, frame-by-frame path
+    stage.batched = all_streams(params, stage.ids) if batched else None
     return stage
 
 
@@ -90,13 +97,22 @@ PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("params", PARAMS)
+SORT_PARAMS = [  # the gallery's NvSORT settings, and dsrun's default noise
+    TrackerParams(probation_age=2, early_termination_age=1, max_shadow_tracking_age=15, min_score_iou=0.2,
+                  min_score_size=0.5, min_score_overall=0.1, weight_iou=0.7, weight_size=0.3,
+                  min_detector_confidence=0.3, max_targets_per_stream=64, process_noise_loc=2.0,
+                  process_noise_size=1.0, process_noise_vel=0.1, measurement_noise=4.0),
+    TrackerParams(probation_age=0, min_iou_diff_new_target=0.3, max_targets_per_stream=6, min_score_iou=0.1),
+]
+
+
+@pytest.mark.parametrize("kind, params", [("iou", p) for p in PARAMS] + [("sort", p) for p in SORT_PARAMS])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_batched_iou_tracker_equals_the_per_stream_tracker_batch_for_batch(params, seed):
+def test_batched_tracker_equals_the_per_stream_tracker_batch_for_batch(kind, params, seed):
     rng = np.random.default_rng(seed)
     streams = list(range(12))
     scene = world(rng, streams, objects=9)
-    per_stream, batched = tracker(params, False), tracker(params, True)
+    per_stream, batched = tracker(params, False, kind), tracker(params, True, kind)
     for frame_no in range(60):
         sources = [s for s in streams if rng.random() > 0.15]  # sources missing from a batch
         if frame_no % 7 == 3:
@@ -108,6 +124,13 @@ def test_batched_iou_tracker_equals_the_per_stream_tracker_batch_for_batch(param
         x, y = per_stream.process(copy(b)), batched.process(copy(b))
         assert_same(x, y)
     assert batched.ids.next == per_stream.ids.next > 30  # as many ids taken, in the same order
+    if kind == "sort":  # every live target's Kalman state, bit for bit
+        live = {int(i): (x, P) for t in per_stream.streams.values() for i, x, P in zip(t.tracks.id, t.x, t.P)}
+        table = batched.batched
+        assert sorted(live) == sorted(table.tracks.id.tolist()) and len(live) > 20
+        for i, x, P in zip(table.tracks.id.tolist(), table.x, table.P):
+            np.testing.assert_array_equal(x, live[i][0])
+            np.testing.assert_array_equal(P, live[i][1])
 
 
 def test_crowded_streams_take_the_assignment_and_still_match():

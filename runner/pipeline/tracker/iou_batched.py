@@ -109,10 +109,23 @@ class BatchedIouTracker:
         self.ids = ids
         self.tracks = StreamTracks()
 
+    # hooks for motion models (the batched SORT tracker); the IOU tracker's targets stay where last seen
+    def _predict(self, rows: np.ndarray) -> None:
+        """Advance the targets ``rows`` one frame (those of the round's streams)."""
+
+    def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+        self.tracks.box[rows] = boxes
+
+    def _created(self, n: int) -> None:
+        """``n`` new targets were appended to the table."""
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self.tracks.keep(mask)
+
     def end_streams(self, streams) -> None:
         """Forget the targets of streams that ended."""
         if len(self.tracks):
-            self.tracks.keep(~np.isin(self.tracks.stream, np.asarray(list(streams), np.int64)))
+            self._keep(~np.isin(self.tracks.stream, np.asarray(list(streams), np.int64)))
 
     def update(self, streams: np.ndarray, detected: np.ndarray, det_frame: np.ndarray, boxes: np.ndarray,
                cls: np.ndarray, conf: np.ndarray) -> RoundOutput:
@@ -123,6 +136,7 @@ class BatchedIouTracker:
         n = len(boxes)
         det_id = np.full(n, -1, np.int64)
         det_conf = np.full(n, -1.0, np.float32)
+        self._predict(np.flatnonzero(np.isin(t.stream, streams)))  # every frame moves its stream's targets
         pred = self._predictions(streams, detected)
         if not detected.any():
             return RoundOutput(det_id, det_conf, *pred)
@@ -132,7 +146,7 @@ class BatchedIouTracker:
         mt, md = self._associate(active, det_stream, live & (conf >= p.min_detector_confidence), boxes, cls)
         matched = np.zeros(len(t), bool)
         matched[mt] = True
-        t.box[mt] = boxes[md]
+        self._corrected(mt, boxes[md])
         t.cls[mt], t.conf[mt] = cls[md], conf[md]
         det_of_track = np.full(len(t), -1, np.int64)
         det_of_track[mt] = md
@@ -145,7 +159,7 @@ class BatchedIouTracker:
         early = active & (t.state == TENTATIVE) & (t.misses > 0) & (t.misses >= max(p.early_termination_age, 1))
         dead = active & (t.state == CONFIRMED) & (t.misses > p.max_shadow_tracking_age)
         keep = ~(early | dead)
-        t.keep(keep)
+        self._keep(keep)
         det_of_track = det_of_track[keep]
         unmatched = live.copy()
         unmatched[md] = False
@@ -153,6 +167,7 @@ class BatchedIouTracker:
         if new.any():
             k = int(new.sum())
             t.add_for(det_stream[new], self.ids.take(k), boxes[new].astype(np.float64), cls[new], conf[new])
+            self._created(k)
             det_of_track = np.concatenate([det_of_track, np.flatnonzero(new)])
             if p.probation_age <= 1:
                 t.state[-k:] = CONFIRMED

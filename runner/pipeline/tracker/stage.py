@@ -1,7 +1,8 @@
 """The tracker stage (``[tracker]``): one tracker per source, track ids unique across sources.
 
-The IOU tracker runs every source of a batch in one vectorised step (:mod:`.iou_batched`, the same
-results as one tracker per source frame by frame); SORT and ByteTrack update per source and frame.
+The IOU and SORT-class trackers run every source of a batch in one vectorised step (:mod:`.iou_batched`,
+:mod:`.sort_batched`: the same results as one tracker per source frame by frame); ByteTrack updates per
+source and frame.
 
 Which tracker runs is read from the NvMultiObjectTracker YAML (``ll-config-file``):
 
@@ -38,6 +39,7 @@ from runner.pipeline.tracker.common import IdSource, TrackerParams
 from runner.pipeline.tracker.iou import IouTracker
 from runner.pipeline.tracker.iou_batched import BatchedIouTracker
 from runner.pipeline.tracker.sort import SortTracker
+from runner.pipeline.tracker.sort_batched import BatchedSortTracker
 
 log = logging.getLogger("dsrun.tracker")
 
@@ -81,9 +83,10 @@ class TrackerStage:
         self.params = params
         self._cls = {"iou": IouTracker, "sort": SortTracker, "bytetrack": ByteTracker}[self.kind]
         self.ids = IdSource()
-        self.streams: dict[int, IouTracker] = {}  # SORT / ByteTrack: one tracker per stream
-        # IOU: every stream in one table, one vectorised step per batch (same results as per stream)
-        self.batched = BatchedIouTracker(params, self.ids) if self.kind == "iou" else None
+        self.streams: dict[int, IouTracker] = {}  # ByteTrack: one tracker per stream
+        # IOU and SORT: every stream in one table, one vectorised step per batch (same results as per stream)
+        batched = {"iou": BatchedIouTracker, "sort": BatchedSortTracker}.get(self.kind)
+        self.batched = batched(params, self.ids) if batched is not None else None
         self.gie_id = operate_on_gie_id  # whose Batch.inferred marks detection frames (None: any)
         ids = tuple(getattr(tracker_config, "operate_on_class_ids", ()) or ())
         self.class_ids = np.asarray(ids, np.int64) if ids else None
@@ -135,7 +138,7 @@ class TrackerStage:
         return batch
 
     def _process_batched(self, batch: Batch, detected: np.ndarray, trackable: np.ndarray) -> Batch:
-        """:meth:`process` for the IOU tracker: one :class:`BatchedIouTracker` update per round of
+        """:meth:`process` for the IOU and SORT trackers: one batched tracker update per round of
         consecutive frames from distinct streams (the whole batch when each source has one frame)."""
         objs = batch.objects
         rows = np.flatnonzero(trackable)
@@ -158,10 +161,12 @@ class TrackerStage:
                 pred_frame = out.pred_frame + start
                 if self.gie_id is not None:
                     gie = self.gie_id
+                elif not len(rows):  # no trackable object in the batch: 1, as the per-frame path
+                    gie = 1
                 else:  # the GIE of the frame's first trackable object, else 1 (as the per-frame path)
                     first = np.searchsorted(frame, pred_frame)
                     has = (first < len(frame)) & (frame[np.minimum(first, len(frame) - 1)] == pred_frame)
-                    gie = np.where(has, objs.gie_id[rows[np.minimum(first, len(rows) - 1)]] if len(rows) else 1, 1)
+                    gie = np.where(has, objs.gie_id[rows[np.minimum(first, len(rows) - 1)]], 1)
                 extra.append(Objects.from_columns(
                     frame=pred_frame, gie_id=gie, class_id=out.pred_cls, confidence=TRACKER_ONLY_CONFIDENCE,
                     xyxy=out.pred_box, track_id=out.pred_id, tracker_confidence=1.0))
@@ -177,7 +182,7 @@ class TrackerStage:
     def close(self) -> None:
         self.streams.clear()
         if self.batched is not None:
-            self.batched = BatchedIouTracker(self.params, self.ids)
+            self.batched = type(self.batched)(self.params, self.ids)
 
 
 def rounds(source_id: np.ndarray) -> list[tuple[int, int]]:

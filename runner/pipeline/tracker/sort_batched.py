@@ -1,0 +1,60 @@
+"""The SORT-class tracker of every stream at once: :class:`~runner.pipeline.tracker.sort.SortTracker`'s
+Kalman filter on the batched table of :mod:`.iou_batched`.
+
+Each target's state and covariance are rows of one ``(n, 8)`` / ``(n, 8, 8)`` pair beside the
+target table; a round predicts the targets of its streams, associates every stream's predicted boxes
+with its detections at once, corrects the matched rows and starts the new ones. The filter works row
+by row (:func:`~runner.pipeline.tracker.sort.kalman_predict` and ``kalman_correct``, shared with the
+per-stream tracker), so a target's numbers do not depend on which other targets share the call: the
+results equal the per-stream tracker's frame by frame (tests/test_tracker_batched.py).
+
+>>> import numpy as np
+>>> from runner.pipeline.tracker.common import IdSource, TrackerParams
+>>> t = BatchedSortTracker(TrackerParams(probation_age=0), IdSource())
+>>> for x in range(0, 50, 10):   # a box moving 10 px per frame in stream 4
+...     out = t.update(np.array([4]), np.array([True]), np.array([0]), np.array([[x, 0, x + 20, 20.]]),
+...                    np.array([0]), np.array([0.9]))
+>>> out = t.update(np.array([4]), np.array([False]), np.zeros(0, int), np.zeros((0, 4)), np.zeros(0, int),
+...                np.zeros(0))
+>>> round(float(out.pred_box[0, 0]))
+50
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runner.pipeline.tracker.common import IdSource, TrackerParams
+from runner.pipeline.tracker.iou_batched import BatchedIouTracker
+from runner.pipeline.tracker.sort import _z_to_xyxy, kalman_correct, kalman_predict, kalman_start, noise
+
+
+class BatchedSortTracker(BatchedIouTracker):
+    """NvSORT (and what NvDCF / NvDeepSORT configs run here) for every stream of the pipeline."""
+
+    def __init__(self, params: TrackerParams, ids: IdSource) -> None:
+        super().__init__(params, ids)
+        self.Q, self.R = noise(params)
+        self.x = np.zeros((0, 8))
+        self.P = np.zeros((0, 8, 8))
+
+    def _predict(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        self.x[rows], self.P[rows] = kalman_predict(self.x[rows], self.P[rows], self.Q)
+        self.tracks.box[rows] = _z_to_xyxy(self.x[rows, :4])
+
+    def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+        if not len(rows):
+            return
+        self.x[rows], self.P[rows] = kalman_correct(self.x[rows], self.P[rows], self.R, boxes)
+        self.tracks.box[rows] = _z_to_xyxy(self.x[rows, :4])
+
+    def _created(self, n: int) -> None:
+        x, P = kalman_start(self.tracks.box[-n:])
+        self.x = np.concatenate([self.x, x])
+        self.P = np.concatenate([self.P, P])
+
+    def _keep(self, mask: np.ndarray) -> None:
+        super()._keep(mask)
+        self.x, self.P = self.x[mask], self.P[mask]
