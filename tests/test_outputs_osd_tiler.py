@@ -170,3 +170,39 @@ def test_tiler_enable_2_osd_draws_on_tiled_image_and_per_source_frames():
     out = OsdStage(osd_config(border_width=2), tiled_display=cfg, num_sources=2).process(batch)
     assert (out.frames[1, 100:102, 100:300] == [255, 0, 0]).all()
     assert (out.tiled[50:52, 370:470] == [255, 0, 0]).all()
+
+
+def test_osd_draws_a_batch_of_frames_exactly_as_it_draws_each_frame_alone():
+    """Boxes and backgrounds of a whole batch go in one pass over the frames stacked as one tall image;
+    boxes at frame edges (clipped to their own frame), overlapping boxes of several colours and
+    translucent backgrounds must come out as drawing frame by frame does."""
+    frames = video_frames(4, W, H)
+    rng = np.random.default_rng(7)
+    n = 40
+    xy = rng.uniform([-60, -60], [W - 20, H - 20], (n, 2))
+    boxes = np.hstack([xy, xy + rng.uniform([10, 10], [260, 200], (n, 2))])
+    boxes[:4] = [[-5, H - 30, 80, H + 40], [600, -20, 700, 50], [0, 0, W, H], [300, 340, 420, 400]]
+    objs = Objects.from_columns(frame=rng.integers(0, 4, n), gie_id=rng.integers(1, 3, n),
+                                class_id=rng.integers(0, 3, n), confidence=0.9, xyxy=boxes,
+                                track_id=np.where(rng.random(n) < 0.5, np.arange(n), -1))
+    gies = [SimpleNamespace(gie_unique_id=1, bbox_border_color={0: "0;1;0;1", 2: (0, 0, 1, 0.6)},
+                            bbox_bg_color={1: (1, 1, 0, 0.3)}),
+            SimpleNamespace(gie_unique_id=2, bbox_border_color=(1, 0, 1, 1))]
+    border, bg = colors_from_gies(gies)
+    mask = np.full((4, 90, 160), -1, np.int32)
+    mask[:, 30:60, 40:100] = rng.integers(0, 3, (4, 30, 60))
+
+    def osd():
+        return OsdStage(osd_config(border_width=4, display_mask=1), labels={1: ["person", "bicycle", "car"]},
+                        border_colors=border, bg_colors=bg)
+
+    batch = make_batch(frames.copy(), [0, 1, 2, 3], [5, 5, 5, 5], objs)
+    batch.masks = {1: mask}
+    together = osd().process(batch).frames
+    assert not np.array_equal(together, frames)
+    alone = osd()
+    for i in range(4):
+        one = make_batch(frames[i:i + 1].copy(), [i], [5], objs[objs.frame == i])
+        one.objects.frame[:] = 0
+        one.masks = {1: mask[i:i + 1]}
+        np.testing.assert_array_equal(alone.process(one).frames[0], together[i], err_msg=f"frame {i}")

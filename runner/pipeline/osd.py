@@ -176,7 +176,11 @@ class OsdStage:
     # ---- drawing ---------------------------------------------------------------------------------
     def _draw(self, img: np.ndarray, boxes: np.ndarray, rgb, alpha, bg_rgb, bg_alpha, texts) -> None:
         h, w = img.shape[:2]
-        ib = clip_boxes(boxes, w, h)
+        self._draw_rects(img, clip_boxes(boxes, w, h), rgb, alpha, bg_rgb, bg_alpha)
+        self._draw_labels(img, boxes, texts)
+
+    def _draw_rects(self, img: np.ndarray, ib: np.ndarray, rgb, alpha, bg_rgb, bg_alpha) -> None:
+        """Backgrounds, then borders, of pixel boxes ``ib`` (already clipped to their frame)."""
         if len(ib) and not np.isnan(bg_alpha).all():
             has = ~np.isnan(bg_alpha)
             fill_rects(img, ib[has], bg_rgb[has], bg_alpha[has])
@@ -184,6 +188,8 @@ class OsdStage:
             a = np.nan_to_num(alpha, nan=1.0)
             c = np.where(np.isnan(rgb), np.array([255.0, 0.0, 0.0], np.float32), rgb)
             fill_rects(img, border_rects(ib, self.border_width), np.repeat(c, 4, 0), np.repeat(a, 4))
+
+    def _draw_labels(self, img: np.ndarray, boxes: np.ndarray, texts) -> None:
         if texts:
             self._draw_texts(img, [(int(b[0]), int(b[1]) - LABEL_Y_OFFSET, t)
                                    for b, t in zip(np.rint(boxes).astype(int), texts) if t])
@@ -247,14 +253,32 @@ class OsdStage:
             frames = [self._writable(np.asarray(f)) for f in frames]
         batch.frames = frames
         objs = batch.objects
-        for i in range(len(batch)):
-            img = frames[i]
+        # frames of one (B, H, W, 3) array are drawn as one image B*H rows tall: every box and label
+        # background of the batch in one pass (boxes are clipped to their own frame first, so no
+        # frame's pixels change another's and the result is the frame-by-frame drawing)
+        stacked = isinstance(frames, np.ndarray) and frames.ndim == 4 and frames.flags.c_contiguous
+        if stacked:
+            n, h, w = frames.shape[:3]
             if self.display_mask:
-                for masks in batch.masks.values():
-                    overlay_class_map(img, masks[i], (0, 0, img.shape[1], img.shape[0]), self.mask_alpha)
-            rows = np.flatnonzero(objs.frame == i)
-            self._draw(img, objs.xyxy[rows], rgb[rows], alpha[rows], bg_rgb[rows], bg_alpha[rows],
-                       [texts[r] for r in rows] if texts else None)
+                for i in range(n):
+                    for masks in batch.masks.values():
+                        overlay_class_map(frames[i], masks[i], (0, 0, w, h), self.mask_alpha)
+            ib = clip_boxes(objs.xyxy, w, h)
+            ib[:, [1, 3]] += (objs.frame.astype(np.int32) * h)[:, None]
+            self._draw_rects(frames.reshape(n * h, w, 3), ib, rgb, alpha, bg_rgb, bg_alpha)
+        by_frame = np.argsort(objs.frame, kind="stable")
+        bounds = np.searchsorted(objs.frame[by_frame], np.arange(len(batch) + 1))
+        for i in range(len(batch)):  # per frame: labels (one text each), overlays, the clock
+            img = frames[i]
+            rows = by_frame[bounds[i]:bounds[i + 1]]
+            if stacked:
+                self._draw_labels(img, objs.xyxy[rows], [texts[r] for r in rows] if texts else None)
+            else:
+                if self.display_mask:
+                    for masks in batch.masks.values():
+                        overlay_class_map(img, masks[i], (0, 0, img.shape[1], img.shape[0]), self.mask_alpha)
+                self._draw(img, objs.xyxy[rows], rgb[rows], alpha[rows], bg_rgb[rows], bg_alpha[rows],
+                           [texts[r] for r in rows] if texts else None)
             if batch.overlay is not None:
                 self._draw_overlay(img, batch.overlay, i, (0.0, 0.0, 1.0, 1.0))
             if self.show_clock:
