@@ -104,3 +104,13 @@ try:  # the fixture, when imported by pytest (not in the Debian interpreter)
             server.stop()
 except ImportError:  # imported without pytest
     pass
+
+
+def played_whole(source) -> bool:
+    """A live camera that played to its end: at least 20 frames received, and every frame received
+    either went through the pipeline or was counted as dropped (a live source keeps only its newest
+    frame when the pipeline runs slower than real time, as on a loaded machine), some went through.
+    ``source``: a report's source dict or a :class:`runner.pipeline.stats.SourceStats`."""
+    get = source.get if isinstance(source, dict) else lambda key: getattr(source, key)
+    return (get("state") == "ended" and get("frames_decoded") >= 20 and get("frames_processed") >= 1
+            and get("frames_processed") + get("dropped") == get("frames_decoded"))
