@@ -97,12 +97,17 @@ PARAMS = [
 ]
 
 
-SORT_PARAMS = [  # the gallery's NvSORT settings, and dsrun's default noise
+SORT_PARAMS = [  # the gallery's NvSORT settings, and dsrun's default noise; the simple KF (type 1); the
+    # regular KF with height-proportional noise and the aspect ratio (NVIDIA's NvSORT example)
     TrackerParams(probation_age=2, early_termination_age=1, max_shadow_tracking_age=15, min_score_iou=0.2,
                   min_score_size=0.5, min_score_overall=0.1, weight_iou=0.7, weight_size=0.3,
-                  min_detector_confidence=0.3, max_targets_per_stream=64, process_noise_loc=2.0,
+                  min_detector_confidence=0.3, max_targets_per_stream=64, state_estimator=2, process_noise_loc=2.0,
                   process_noise_size=1.0, process_noise_vel=0.1, measurement_noise=4.0),
     TrackerParams(probation_age=0, min_iou_diff_new_target=0.3, max_targets_per_stream=6, min_score_iou=0.1),
+    TrackerParams(probation_age=1, max_shadow_tracking_age=10, min_score_iou=0.1, state_estimator=1,
+                  process_noise_loc=1.5, process_noise_size=1.3, process_noise_vel=0.03, measurement_noise=3.0),
+    TrackerParams(probation_age=1, max_shadow_tracking_age=10, min_score_iou=0.1, state_estimator=2,
+                  noise_weight_loc=0.0301, noise_weight_vel=0.0017, use_aspect_ratio=True),
 ]
 
 

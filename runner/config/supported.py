@@ -105,7 +105,8 @@ RUNTIME: dict[str, frozenset[str]] = {
                                  "minMatchingScore4TentativeIou", "matchingScoreWeight4Iou",
                                  "matchingScoreWeight4SizeSimilarity"}),
     "StateEstimator": frozenset({"stateEstimatorType", "processNoiseVar4Loc", "processNoiseVar4Size",
-                                 "processNoiseVar4Vel", "measurementNoiseVar4Detector"}),
+                                 "processNoiseVar4Vel", "measurementNoiseVar4Detector", "noiseWeightVar4Loc",
+                                 "noiseWeightVar4Vel", "useAspectRatio"}),
     "VisualTracker": frozenset({"visualTrackerType"}),  # > 0 selects the SORT-class tracker (with a warning)
     "ReID": frozenset({"reidType"}),  # likewise
     "NvDCF": _TRACKER_AGES,

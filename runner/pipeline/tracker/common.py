@@ -46,11 +46,16 @@ class TrackerParams:
     min_score_tentative_iou: float = 0.0
     weight_iou: float = 0.6
     weight_size: float = 0.4
-    # Kalman noise (StateEstimator); 0 means "dsrun's default"
+    # StateEstimator (runner.pipeline.tracker.kalman): 1 simple KF, 2 regular KF; a noise of 0 means
+    # "dsrun's default" (kalman.DEFAULT_NOISE)
+    state_estimator: int = 0
     process_noise_loc: float = 0.0
     process_noise_size: float = 0.0
     process_noise_vel: float = 0.0
     measurement_noise: float = 0.0
+    noise_weight_loc: float = 0.0
+    noise_weight_vel: float = 0.0
+    use_aspect_ratio: bool = False
 
     @classmethod
     def from_ll_config(cls, ll) -> "TrackerParams":
@@ -74,9 +79,12 @@ class TrackerParams:
             min_score_tentative_iou=float(da.minMatchingScore4TentativeIou),
             weight_iou=float(da.matchingScoreWeight4Iou),
             weight_size=float(da.matchingScoreWeight4SizeSimilarity),
+            state_estimator=int(se.stateEstimatorType),
             process_noise_loc=float(se.processNoiseVar4Loc), process_noise_size=float(se.processNoiseVar4Size),
             process_noise_vel=float(se.processNoiseVar4Vel),
-            measurement_noise=float(se.measurementNoiseVar4Detector))
+            measurement_noise=float(se.measurementNoiseVar4Detector),
+            noise_weight_loc=float(se.noiseWeightVar4Loc), noise_weight_vel=float(se.noiseWeightVar4Vel),
+            use_aspect_ratio=bool(se.useAspectRatio))
 
 
 class IdSource:

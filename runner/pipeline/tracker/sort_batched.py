@@ -1,10 +1,10 @@
 """The SORT-class tracker of every stream at once: :class:`~runner.pipeline.tracker.sort.SortTracker`'s
 Kalman filter on the batched table of :mod:`.iou_batched`.
 
-Each target's state and covariance are rows of one ``(n, 8)`` / ``(n, 8, 8)`` pair beside the
-target table; a round predicts the targets of its streams, associates every stream's predicted boxes
-with its detections at once, corrects the matched rows and starts the new ones. The filter works row
-by row (:func:`~runner.pipeline.tracker.sort.kalman_predict` and ``kalman_correct``, shared with the
+Each target's state and covariance are rows of one ``(n, d)`` / ``(n, d, d)`` pair beside the
+target table (d: 6 or 8, :mod:`.kalman`); a round predicts the targets of its streams, associates every
+stream's predicted boxes with its detections at once, corrects the matched rows and starts the new ones.
+The filter works row by row (:class:`~runner.pipeline.tracker.kalman.StateEstimator`, shared with the
 per-stream tracker), so a target's numbers do not depend on which other targets share the call: the
 results equal the per-stream tracker's frame by frame (tests/test_tracker_batched.py).
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from runner.pipeline.tracker.common import IdSource, TrackerParams
 from runner.pipeline.tracker.iou_batched import BatchedIouTracker
-from runner.pipeline.tracker.sort import _z_to_xyxy, kalman_correct, kalman_predict, kalman_start, noise
+from runner.pipeline.tracker.kalman import StateEstimator
 
 
 class BatchedSortTracker(BatchedIouTracker):
@@ -34,24 +34,24 @@ class BatchedSortTracker(BatchedIouTracker):
 
     def __init__(self, params: TrackerParams, ids: IdSource) -> None:
         super().__init__(params, ids)
-        self.Q, self.R = noise(params)
-        self.x = np.zeros((0, 8))
-        self.P = np.zeros((0, 8, 8))
+        self.kf = StateEstimator.from_params(params)
+        self.x = np.zeros((0, self.kf.dim))
+        self.P = np.zeros((0, self.kf.dim, self.kf.dim))
 
     def _predict(self, rows: np.ndarray) -> None:
         if not len(rows):
             return
-        self.x[rows], self.P[rows] = kalman_predict(self.x[rows], self.P[rows], self.Q)
-        self.tracks.box[rows] = _z_to_xyxy(self.x[rows, :4])
+        self.x[rows], self.P[rows] = self.kf.predict(self.x[rows], self.P[rows])
+        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
 
     def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         if not len(rows):
             return
-        self.x[rows], self.P[rows] = kalman_correct(self.x[rows], self.P[rows], self.R, boxes)
-        self.tracks.box[rows] = _z_to_xyxy(self.x[rows, :4])
+        self.x[rows], self.P[rows] = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
+        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
 
     def _created(self, n: int) -> None:
-        x, P = kalman_start(self.tracks.box[-n:])
+        x, P = self.kf.initiate(self.kf.measure(self.tracks.box[-n:]))
         self.x = np.concatenate([self.x, x])
         self.P = np.concatenate([self.P, P])
 

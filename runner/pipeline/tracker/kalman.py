@@ -1,0 +1,173 @@
+"""NvMultiObjectTracker's state estimators (``StateEstimator``): constant-velocity Kalman filters on boxes,
+every target of a stream at once ((n, d) states, (n, d, d) covariances).
+
+What NvMultiObjectTracker documents (the Gst-nvtracker "State Estimation" section and the tracker
+reference in NVIDIA/DeepStream ``skills/deepstream-dev/references/tracker_config.md``):
+
+* ``stateEstimatorType: 1`` — the *simple* KF: 6 states ``{x, y, w, h, dx, dy}``. Only the location
+  moves; the size is a random walk (no size velocity), so a box keeps its size between detections.
+  Process noise variances ``processNoiseVar4Loc`` (x, y), ``processNoiseVar4Size`` (w, h),
+  ``processNoiseVar4Vel`` (dx, dy); measurement noise ``measurementNoiseVar4Detector``.
+* ``stateEstimatorType: 2`` — the *regular* KF: 8 states ``{x, y, w, h, dx, dy, dw, dh}``, the same
+  keys (``processNoiseVar4Vel`` for all four velocities) — or, when ``noiseWeightVar4Loc`` /
+  ``noiseWeightVar4Vel`` are set, noises proportional to the box height as in DeepSORT's filter
+  (nwojke/deep_sort ``kalman_filter.py``, which NVIDIA names as the model): location/size std
+  ``noiseWeightVar4Loc * h``, velocity std ``noiseWeightVar4Vel * h``; with ``useAspectRatio`` the
+  width state is the aspect ratio ``a = w / h`` with DeepSORT's fixed noises for it.
+* The measurement is the detector's box ``{x, y, w, h}``; x, y are the box centre ("process noise for
+  bbox center").
+* ``stateEstimatorType: 3`` (a location KF on 3-D foot points) needs camera models dsrun does not run:
+  it is treated as type 1.
+
+Not documented by NVIDIA: the covariance a new target starts with. dsrun takes DeepSORT's ratios for
+both noise models: position/size std twice the measurement std, velocity std ten times the per-frame
+velocity process std (so a target starts nearly still, and its velocity is learnt from several
+detections rather than set by the first two — two noisy sizes three frames apart must not give a box
+that keeps growing while it is shadow-tracked). A key left at 0 takes :data:`DEFAULT_NOISE`.
+
+>>> import numpy as np
+>>> kf = StateEstimator(simple=True, loc=2.0, size=1.0, vel=0.1, meas=4.0)
+>>> x, P = kf.initiate(kf.measure(np.array([[0, 0, 20, 40.]])))
+>>> x.round(1).tolist(), np.diag(P[0]).round(1).tolist()
+([[10.0, 20.0, 20.0, 40.0, 0.0, 0.0]], [16.0, 16.0, 16.0, 16.0, 10.0, 10.0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: noise variances (pixels²) for a StateEstimator key left at 0 (NvMultiObjectTracker's own defaults
+#: are not published)
+DEFAULT_NOISE = {"loc": 2.0, "size": 2.0, "vel": 1.0, "meas": 4.0}
+
+# DeepSORT's fixed standard deviations for the aspect-ratio state (useAspectRatio): process position,
+# process velocity, measurement
+_ASPECT_STD = (1e-2, 1e-5, 1e-1)
+# DeepSORT's initial covariance: position std x 2, velocity std x 10 of their per-frame noise
+_INIT_POS, _INIT_VEL = 2.0, 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StateEstimator:
+    """One ``StateEstimator`` section as matrices. ``simple``: the 6-state filter (type 1), else the
+    8-state one (type 2). ``weight_loc`` / ``weight_vel`` > 0: height-proportional noises (type 2)."""
+
+    simple: bool = False
+    loc: float = DEFAULT_NOISE["loc"]
+    size: float = DEFAULT_NOISE["size"]
+    vel: float = DEFAULT_NOISE["vel"]
+    meas: float = DEFAULT_NOISE["meas"]
+    weight_loc: float = 0.0
+    weight_vel: float = 0.0
+    aspect_ratio: bool = False
+
+    @classmethod
+    def from_params(cls, p) -> "StateEstimator":
+        """From :class:`~runner.pipeline.tracker.common.TrackerParams`."""
+        simple = p.state_estimator in (1, 3)
+        weights = not simple and (p.noise_weight_loc > 0 or p.noise_weight_vel > 0)
+        return cls(simple=simple, loc=p.process_noise_loc or DEFAULT_NOISE["loc"],
+                   size=p.process_noise_size or DEFAULT_NOISE["size"],
+                   vel=p.process_noise_vel or DEFAULT_NOISE["vel"],
+                   meas=p.measurement_noise or DEFAULT_NOISE["meas"],
+                   weight_loc=p.noise_weight_loc if weights else 0.0,
+                   weight_vel=p.noise_weight_vel if weights else 0.0,
+                   aspect_ratio=bool(p.use_aspect_ratio) and not simple)
+
+    @property
+    def dim(self) -> int:
+        return 6 if self.simple else 8
+
+    @property
+    def height_noise(self) -> bool:
+        return self.weight_loc > 0 or self.weight_vel > 0
+
+    @property
+    def F(self) -> np.ndarray:
+        """Constant velocity, one frame: x += dx, y += dy (and w += dw, h += dh in the regular KF)."""
+        F = np.eye(self.dim)
+        moving = 2 if self.simple else 4
+        F[np.arange(moving), 4 + np.arange(moving)] = 1.0
+        return F
+
+    # -- boxes <-> measurements ------------------------------------------------------------------------
+
+    def measure(self, xyxy: np.ndarray) -> np.ndarray:
+        """(n, 4) boxes → measurements (cx, cy, w or w/h, h)."""
+        b = np.asarray(xyxy, np.float64)
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        third = w / np.maximum(h, 1e-6) if self.aspect_ratio else w
+        return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, third, h], 1)
+
+    def boxes(self, x: np.ndarray) -> np.ndarray:
+        """States → (n, 4) xyxy boxes."""
+        h = np.maximum(x[:, 3], 1e-3)
+        w = np.maximum(x[:, 2] * h if self.aspect_ratio else x[:, 2], 1e-3)
+        return np.stack([x[:, 0] - w / 2, x[:, 1] - h / 2, x[:, 0] + w / 2, x[:, 1] + h / 2], 1)
+
+    # -- noises ------------------------------------------------------------------------------------
+
+    def _pos_var(self, h: np.ndarray, aspect_std: float, const: np.ndarray) -> np.ndarray:
+        """(n, 4) variances of the four observed states."""
+        if not self.height_noise:
+            return np.broadcast_to(const, (len(h), 4))
+        s = self.weight_loc * h
+        third = np.full_like(h, aspect_std) if self.aspect_ratio else s
+        return np.stack([s, s, third, s], 1) ** 2
+
+    def _vel_var(self, h: np.ndarray, const: float) -> np.ndarray:
+        """(n, k) variances of the velocity states."""
+        k = self.dim - 4
+        if not self.height_noise:
+            return np.full((len(h), k), const)
+        s = self.weight_vel * h
+        cols = [s] * k
+        if self.aspect_ratio:
+            cols[2] = np.full_like(h, _ASPECT_STD[1])
+        return np.stack(cols, 1) ** 2
+
+    def process_noise(self, x: np.ndarray) -> np.ndarray:
+        """(n, d, d) Q for states ``x`` (height-proportional noise uses each target's current height)."""
+        h = x[:, 3]
+        pos = self._pos_var(h, _ASPECT_STD[0], np.array([self.loc, self.loc, self.size, self.size]))
+        return _diag(np.hstack([pos, self._vel_var(h, self.vel)]))
+
+    def measurement_noise(self, x: np.ndarray) -> np.ndarray:
+        """(n, 4, 4) R for predicted states ``x``."""
+        return _diag(self._pos_var(x[:, 3], _ASPECT_STD[2], np.full(4, self.meas)))
+
+    # -- filter --------------------------------------------------------------------------------------
+
+    def initiate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States and covariances of new targets from their first measurements."""
+        x = np.hstack([z, np.zeros((len(z), self.dim - 4))])
+        h = z[:, 3]
+        pos = self._pos_var(h, _ASPECT_STD[0], np.full(4, self.meas)) * _INIT_POS ** 2
+        if self.height_noise and self.aspect_ratio:  # DeepSORT starts the aspect ratio at its process std
+            pos[:, 2] = _ASPECT_STD[0] ** 2
+        vel = self._vel_var(h, self.vel) * _INIT_VEL ** 2
+        if self.height_noise and self.aspect_ratio:
+            vel[:, 2] = _ASPECT_STD[1] ** 2
+        return x, _diag(np.hstack([pos, vel]))
+
+    def predict(self, x: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        F = self.F
+        Q = self.process_noise(x)
+        return x @ F.T, F @ P @ F.T + Q
+
+    def update(self, x: np.ndarray, P: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Correct predicted states with measurements (one per row)."""
+        S = P[:, :4, :4] + self.measurement_noise(x)
+        K = P[:, :, :4] @ np.linalg.inv(S)
+        x = x + np.einsum("nij,nj->ni", K, z - x[:, :4])
+        return x, P - K @ P[:, :4, :]
+
+
+def _diag(v: np.ndarray) -> np.ndarray:
+    """(n, d) → (n, d, d) diagonal matrices."""
+    out = np.zeros(v.shape + (v.shape[1],))
+    idx = np.arange(v.shape[1])
+    out[:, idx, idx] = v
+    return out
