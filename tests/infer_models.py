@@ -80,6 +80,28 @@ def load(nvinfer, engine_dir: Path):
     return load_engine(EngineSpec.from_nvinfer(nvinfer), engine_dir)
 
 
+def yolov4_tiny_stage(assets, folder: Path, extra: str = ""):
+    """A primary GIE on YOLOv4-tiny's Darknet files configured as DeepStream-Yolo's
+    config_infer_primary_yoloV4_tiny.txt (batch 4, NMS 0.45, threshold 0.25, top 300), written to
+    ``folder`` with the files; ``extra``: more ``[property]`` lines."""
+    import shutil
+
+    from runner.config import load_nvinfer
+    from runner.pipeline.infer import GieStage
+
+    shutil.copy(assets.models["yolov4_tiny_cfg"], folder / "yolov4-tiny.cfg")
+    shutil.copy(assets.models["yolov4_tiny_weights"], folder / "yolov4-tiny.weights")
+    (folder / "pgie.txt").write_text(
+        "[property]\nnet-scale-factor=0.0039215697906911373\ncustom-network-config=yolov4-tiny.cfg\n"
+        "model-file=yolov4-tiny.weights\nbatch-size=4\nnum-detected-classes=80\ngie-unique-id=1\n"
+        f"cluster-mode=2\n{extra}parse-bbox-func-name=NvDsInferParseYolo\n"
+        "custom-lib-path=nvdsinfer_custom_impl_Yolo/libnvdsinfer_custom_impl_Yolo.so\n"
+        "engine-create-func-name=NvDsInferYoloCudaEngineGet\n"
+        "[class-attrs-all]\nnms-iou-threshold=0.45\npre-cluster-threshold=0.25\ntopk=300\n")
+    nvinfer = load_nvinfer(folder / "pgie.txt")
+    return GieStage(nvinfer, load(nvinfer, folder / "engines"))
+
+
 def segmentation_model(path: Path, probs: np.ndarray) -> Path:
     """Outputs ``probs`` (C, h, w) x mean(input): a white frame gives ``probs`` itself."""
     return _save(_scaled_constant_graph("seg", {"softmax_1": np.asarray(probs, np.float32)}), path)

@@ -203,27 +203,13 @@ def test_real_yolov4_tiny_on_street_video_gives_what_deepstream_yolo_and_nvinfer
     """YOLOv4-tiny (Darknet cfg + weights, converted to DeepStream-Yolo's (n, B, 6) output) on real street
     frames through a primary GIE with NvDsInferParseYolo and NMS; the raw outputs it saw (output-tensor-meta)
     through the port of decodeTensorYolo, fillDetectionOutput and attach_metadata_detector."""
-    import shutil
-
     import av
 
-    from infer_models import load
+    from infer_models import yolov4_tiny_stage
     from reference import gstnvinfer as ref_gst
-    from runner.config import load_nvinfer
     from runner.pipeline.batch import Batch
-    from runner.pipeline.infer import GieStage
 
-    shutil.copy(assets.models["yolov4_tiny_cfg"], tmp_path / "yolov4-tiny.cfg")
-    shutil.copy(assets.models["yolov4_tiny_weights"], tmp_path / "yolov4-tiny.weights")
-    (tmp_path / "pgie.txt").write_text(
-        "[property]\nnet-scale-factor=0.0039215697906911373\ncustom-network-config=yolov4-tiny.cfg\n"
-        "model-file=yolov4-tiny.weights\nbatch-size=4\nnum-detected-classes=80\ngie-unique-id=1\n"
-        "cluster-mode=2\noutput-tensor-meta=1\nparse-bbox-func-name=NvDsInferParseYolo\n"
-        "custom-lib-path=nvdsinfer_custom_impl_Yolo/libnvdsinfer_custom_impl_Yolo.so\n"
-        "engine-create-func-name=NvDsInferYoloCudaEngineGet\n"
-        "[class-attrs-all]\nnms-iou-threshold=0.45\npre-cluster-threshold=0.25\ntopk=300\n")
-    nvinfer = load_nvinfer(tmp_path / "pgie.txt")
-    stage = GieStage(nvinfer, load(nvinfer, tmp_path / "engines"))
+    stage = yolov4_tiny_stage(assets, tmp_path, extra="output-tensor-meta=1\n")
     with av.open(str(assets.videos["street"])) as c:
         frames = np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(8), c.decode(video=0))])
     n, fh, fw = frames.shape[:3]

@@ -23,7 +23,6 @@ filter's predictions.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from types import SimpleNamespace as NS
 
@@ -32,10 +31,9 @@ import cv2
 import numpy as np
 import pytest
 
-from infer_models import load
-from runner.config import load_nvinfer, load_tracker
+from infer_models import yolov4_tiny_stage
+from runner.config import load_tracker
 from runner.pipeline.batch import Batch, Objects
-from runner.pipeline.infer import GieStage
 from runner.pipeline.tracker import TrackerStage
 
 FRAMES = 150
@@ -80,18 +78,7 @@ StateEstimator:
 def street_detections(assets, tmp_path_factory):
     """{frame: (boxes, classes, confidences)} of YOLOv4-tiny (DeepStream-Yolo's config, as the test2 sample)
     on the detector frames 0, 3, 6 … of the street clip at its own size (768x576)."""
-    tmp = tmp_path_factory.mktemp("kalman")
-    shutil.copy(assets.models["yolov4_tiny_cfg"], tmp / "yolov4-tiny.cfg")
-    shutil.copy(assets.models["yolov4_tiny_weights"], tmp / "yolov4-tiny.weights")
-    (tmp / "pgie.txt").write_text(
-        "[property]\nnet-scale-factor=0.0039215697906911373\ncustom-network-config=yolov4-tiny.cfg\n"
-        "model-file=yolov4-tiny.weights\nbatch-size=4\nnum-detected-classes=80\ngie-unique-id=1\n"
-        "cluster-mode=2\nparse-bbox-func-name=NvDsInferParseYolo\n"
-        "custom-lib-path=nvdsinfer_custom_impl_Yolo/libnvdsinfer_custom_impl_Yolo.so\n"
-        "engine-create-func-name=NvDsInferYoloCudaEngineGet\n"
-        "[class-attrs-all]\nnms-iou-threshold=0.45\npre-cluster-threshold=0.25\ntopk=300\n")
-    nvinfer = load_nvinfer(tmp / "pgie.txt")
-    stage = GieStage(nvinfer, load(nvinfer, tmp / "engines"))
+    stage = yolov4_tiny_stage(assets, tmp_path_factory.mktemp("kalman"))
     with av.open(str(assets.videos["street"])) as c:
         pictures = [f.to_ndarray(format="rgb24") for _, f in zip(range(FRAMES), c.decode(video=0))]
     detected = list(range(0, FRAMES, INTERVAL + 1))
