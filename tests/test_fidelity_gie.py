@@ -121,6 +121,8 @@ def _dsrun_run(stage, schedule):
     out = []
     for sources, nums, values, objects, eos in schedule:
         c = stage.process(_batch(sources, nums, values, objects, eos)).classifications
+        if eos:
+            stage.on_eos(eos)  # as the graph calls it after process (runner/pipeline/graph.py)
         out.append({(int(o), int(k)): round(float(p), 4) for o, k, p in zip(c.obj, c.class_id, c.confidence)})
     return out
 

@@ -5,7 +5,9 @@ until every source has ended and every batch has reached the sinks, and stops cl
 
 * each stage runs in its own thread; a full queue blocks the stage before it (backpressure), up to the
   source readers (files wait, live sources drop to their newest frame);
-* end of stream travels per source in ``Batch.eos`` (stages may define ``on_eos(source_ids)``);
+* end of stream travels per source in ``Batch.eos`` (stages may define ``on_eos(source_ids)``, called
+  for batches that hold only an EOS too) and, for the whole pipeline, after the last batch
+  (``on_pipeline_eos()``, GStreamer's EOS event);
 * Ctrl-C drains (no new frames are decoded, queued batches reach the sinks, files are closed); a
   second Ctrl-C stops at once;
 * an exception in a stage stops the run with a :class:`StageError` naming the stage and the
@@ -289,11 +291,14 @@ class Graph:
                    output: bool = False) -> None:
         st = self.stats.add_stage(stage.name, queue_depth=inq.qsize)
         on_eos = getattr(stage, "on_eos", None)
+        on_pipeline_eos = getattr(stage, "on_pipeline_eos", None)
         batch = None
         try:
             while True:
                 batch = self._get(inq)
                 if batch is _END:
+                    if on_pipeline_eos is not None:
+                        on_pipeline_eos()
                     break
                 if len(batch):
                     t0 = time.perf_counter()

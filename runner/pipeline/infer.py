@@ -157,10 +157,23 @@ class GieStage:
             self._process_objects(batch)
         else:
             self._process_frames(batch)
-        if batch.eos:  # GST_NVEVENT_STREAM_EOS: the source's object history is cleared
-            with self._lock:
-                self.history.forget_sources(np.asarray(batch.eos, np.int64))
         return batch
+
+    # -- events (gst_nvinfer_sink_event) ---------------------------------------------------------
+    # The graph calls these for every batch carrying an end of stream (a batch that holds only an EOS
+    # included) and once at the end of the run. Neither a stream's EOS, nor a stream added at run time
+    # (GST_NVEVENT_PAD_ADDED), nor a new interval (GST_NVEVENT_INFER_INTERVAL_UPDATE) touches the
+    # interval counter: a new stream joins the batch cadence where it is.
+
+    def on_eos(self, source_ids) -> None:
+        """GST_NVEVENT_STREAM_EOS: those sources' object histories are cleared."""
+        with self._lock:
+            self.history.forget_sources(np.asarray(source_ids, np.int64))
+
+    def on_pipeline_eos(self) -> None:
+        """GST_EVENT_EOS (the whole pipeline's end): ``interval_counter`` back to 0, as
+        gst_nvinfer_start sets it — a run that goes on after it starts with an inferred batch."""
+        self._interval_counter = 0
 
     def close(self) -> None:
         if self._async is not None:

@@ -33,10 +33,15 @@ def parse_class_attrs(keys: list[tuple[str, float]], inherited: float) -> float:
 
 class FullFrameInterval:
     """The ``interval_counter`` of gst_nvinfer_process_full_frame: a whole batch is skipped unless
-    ``interval_counter++ % (interval + 1) == 0``; a pipeline EOS resets the counter."""
+    ``interval_counter++ % (interval + 1) == 0``. gst_nvinfer_start sets the counter to 0; of the events
+    gst_nvinfer_sink_event handles, only the pipeline's GST_EVENT_EOS sets it to 0 again."""
 
     def __init__(self, interval: int) -> None:
         self.interval = interval
+        self.start()
+
+    def start(self) -> None:
+        """gst_nvinfer_start: ``nvinfer->interval_counter = 0``."""
         self.interval_counter = 0
 
     def process_full_frame(self, num_filled: int) -> list[int]:
@@ -45,8 +50,17 @@ class FullFrameInterval:
         self.interval_counter += 1
         return [] if skip_batch else list(range(num_filled))
 
-    def eos(self) -> None:
-        self.interval_counter = 0
+    def sink_event(self, event: str, value: int | None = None) -> None:
+        """gst_nvinfer_sink_event, as far as the interval goes: ``eos`` (GST_EVENT_EOS) resets the
+        counter; ``infer_interval_update`` (GST_NVEVENT_INFER_INTERVAL_UPDATE) sets ``interval`` and
+        leaves the counter; ``pad_added`` / ``pad_deleted`` / ``stream_eos`` (GST_NVEVENT_PAD_ADDED,
+        _PAD_DELETED, _STREAM_EOS) change only the per-source info (source_info, object history)."""
+        if event == "eos":
+            self.interval_counter = 0
+        elif event == "infer_interval_update":
+            self.interval = int(value)
+        elif event not in ("pad_added", "pad_deleted", "stream_eos"):
+            raise ValueError(f"gst_nvinfer_sink_event does not handle {event!r}")
 
 
 def get_converted_buffer_crop(left: float, top: float, width: float, height: float) -> tuple[int, int, int, int]:
