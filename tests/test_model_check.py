@@ -112,3 +112,74 @@ def test_the_run_says_the_same_warning_before_it_starts(tmp_path, write):
                             timeout=300, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
                                                             "HOME": str(tmp_path)})
     assert f"{pgie}:4 [property] num-detected-classes: num-detected-classes=10" in result.stderr
+
+
+# -- num-detected-classes against every built-in bbox parser that can read the class count -----------
+# Expected counts by hand from each C parser's reading of inferDims (batch axis excluded):
+# NvDsInferParseYoloV11 numClasses = d[0] - 4; tools/yolo_deepstream V7 rows of 5 + C, V8 (transposed)
+# rows of 4 + C, both read NUM_CLASSES_YOLO = 80 scores per row; NvDsInferParseCustomDDETRTAO
+# numClasses = pred_logits d[1], and returns false when it differs from the configured count.
+
+def _constant_model(path: Path, outputs: dict[str, tuple[int, ...]]) -> Path:
+    import numpy as np
+
+    from infer_models import _save, _scaled_constant_graph
+
+    return _save(_scaled_constant_graph(path.stem, {k: np.zeros(v, np.float32) for k, v in outputs.items()}),
+                 path)
+
+
+def _parser_config(tmp_path, model: Path, parser: str, classes: int) -> Path:
+    (tmp_path / "pgie.txt").write_text(f"[property]\nonnx-file={model}\nnetwork-type=0\n"
+                                       f"num-detected-classes={classes}\nparse-bbox-func-name={parser}\n")
+    return tmp_path / "pgie.txt"
+
+
+def test_yolov11_head_of_the_real_yolov8n_reads_80_classes_from_its_84_features(tmp_path, assets):
+    model = assets.models["yolo_small"]  # output0: (84, 2100) per image
+    for parser in ("NvDsInferParseYoloV11", "NvDsInferParseYoloV8"):
+        assert model_problems(load_nvinfer(_parser_config(tmp_path, model, parser, 80))) == []
+        [problem] = model_problems(load_nvinfer(_parser_config(tmp_path, model, parser, 3)))
+        assert (problem.severity, problem.line, problem.key) == ("warning", 4, "num-detected-classes")
+        assert "'output0' has 80 classes: objects of classes 3–79 are dropped" in problem.message
+        assert problem.hint == "set num-detected-classes=80"
+        assert str(problem).startswith(f"{tmp_path / 'pgie.txt'}:4 [property] num-detected-classes: ")
+
+
+def test_tools_yolo_v7_and_v8_rows_give_the_class_count_and_the_80_scores_the_c_reads(tmp_path):
+    v7 = _constant_model(tmp_path / "v7.onnx", {"output": (25200, 85)})  # cx cy w h obj + 80
+    v8 = _constant_model(tmp_path / "v8.onnx", {"output": (8400, 84)})  # cx cy w h + 80
+    for model, parser in ((v7, "NvDsInferParseCustomYoloV7"), (v7, "NvDsInferParseCustomYoloV7_cuda"),
+                          (v8, "NvDsInferParseCustomYoloV8"), (v8, "NvDsInferParseCustomYoloV8_cuda")):
+        assert model_problems(load_nvinfer(_parser_config(tmp_path, model, parser, 80))) == []
+        [problem] = model_problems(load_nvinfer(_parser_config(tmp_path, model, parser, 90)))
+        assert "has 80 classes: classes 80–89 never occur" in problem.message, parser
+    two = _constant_model(tmp_path / "v8_two.onnx", {"output": (8400, 6)})  # a 2-class model
+    [problem] = model_problems(load_nvinfer(_parser_config(tmp_path, two, "NvDsInferParseCustomYoloV8", 2)))
+    assert (problem.severity, problem.key) == ("warning", "num-detected-classes")
+    assert "'output' has 2 classes, but DeepStream's NvDsInferParseCustomYoloV8 reads 80 class scores" \
+        in problem.message
+
+
+def test_ddetr_with_another_class_count_is_an_error_as_its_parser_fails_every_batch(tmp_path, assets):
+    model = _constant_model(tmp_path / "ddetr.onnx", {"pred_boxes": (300, 4), "pred_logits": (300, 4)})
+    assert model_problems(load_nvinfer(_parser_config(tmp_path, model, "NvDsInferParseCustomDDETRTAO", 4))) == []
+    [problem] = model_problems(load_nvinfer(_parser_config(tmp_path, model, "NvDsInferParseCustomDDETRTAO", 3)))
+    assert (problem.severity, problem.line, problem.key, problem.hint) == (
+        "error", 4, "num-detected-classes", "set num-detected-classes=4")
+    # dsrun check says it, located, and refuses the app config that uses it
+    (tmp_path / "app.txt").write_text(
+        f"[source0]\nenable=1\ntype=3\nuri={assets.videos['street'].as_uri()}\n[streammux]\nwidth=640\n"
+        f"height=640\nbatch-size=1\n[primary-gie]\nenable=1\ngie-unique-id=1\nconfig-file={tmp_path / 'pgie.txt'}\n"
+        "[sink0]\nenable=1\ntype=1\n")
+    result = subprocess.run([sys.executable, "-m", "runner", "check", str(tmp_path / "app.txt")],
+                            capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(REPO),
+                                                                             "PATH": "/usr/bin:/bin"})
+    assert f"{tmp_path / 'pgie.txt'}:4 [property] num-detected-classes: num-detected-classes=3 but the " \
+           "model's output 'pred_logits' has 4 classes" in result.stdout + result.stderr
+    assert result.returncode == 2
+
+
+def test_parsers_whose_outputs_do_not_carry_the_class_count_are_not_compared(tmp_path):
+    model = _constant_model(tmp_path / "dsyolo.onnx", {"output": (2100, 6)})  # DeepStream-Yolo x1 y1 x2 y2 s c
+    assert model_problems(load_nvinfer(_parser_config(tmp_path, model, "NvDsInferParseYolo", 7))) == []
