@@ -152,7 +152,7 @@ def run_app(args) -> int:
             save_report(options.report, build_report(stats, config=args.config, exit_code=error.exit_code,
                                                      errors=[str(error)]))
         raise
-    placed.exit_code = ending_status(placed.exit_code, stats)
+    placed.exit_code = ending_status(placed.exit_code, stats, failed=bool(placed.errors))
     for message in placed.errors if placed.stderr is None else placed.stderr:
         print(f"dsrun: {redact(message)}", file=sys.stderr)
     if options.report:

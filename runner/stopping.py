@@ -1,21 +1,32 @@
 """How a run is stopped from outside: Ctrl-C, SIGTERM (``docker stop``, systemd, ``kill``) and the
-dashboard's ``q``. All three drain — no new frames are decoded, the batches in flight reach the sinks,
-files are finalised, the ``--report`` is written — and a second Ctrl-C or SIGTERM stops at once.
+``q`` key (read from the terminal, dashboard or not, as deepstream-app reads its keys). All three
+drain — no new frames are decoded, the batches in flight reach the sinks, files are finalised, the
+``--report`` is written — and a second Ctrl-C or SIGTERM stops at once.
 
 Who stopped the run is kept in ``RunStats.stopped_by`` (``"q"``, ``"SIGINT"``, ``"SIGTERM"``); the
 report says it (``stopped_by``, ``interrupted: true``, ``status``) and the exit status follows it:
 
 ============  ============================================================================
-``q``         0, as deepstream-app's ``q`` ("App run successful"); report status ``stopped_by_user``
+``q``         as deepstream-app's ``q``: 0 ("App run successful"), or 1 when a source, stage or output
+              failed during the run ("App run failed"); report status ``stopped_by_user`` / ``failed``
 Ctrl-C        130 (128 + SIGINT); report status ``interrupted``
 SIGTERM       143 (128 + SIGTERM, what ``docker stop`` and systemd read as a clean stop); ``terminated``
 ============  ============================================================================
 
-A failure that happened before the stop keeps its own status (1 when a source failed, …) for ``q``.
+deepstream-app (deepstream_app_main.c): ``q`` in ``event_thread_func`` quits the main loop;
+``destroy_pipeline`` (deepstream_app.c) sends the pipeline an EOS, waits a second, handles the errors
+still on the bus and stops it; ``main`` returns ``return_value`` — 0, or -1 (exit status 255) when an
+element reported an error (``bus_callback`` sets it). dsrun keeps 1 for a failed run, its code for
+every failure, and drains until every frame in flight is written instead of for one second.
+Deliberate difference: deepstream-app ends the same way (exit 0) on Ctrl-C (``_intr_handler``);
+dsrun exits 130 so that scripts can tell an interrupted run from a finished one.
 
 >>> stats = RunStats(); stats.stopped_by = "SIGTERM"
 >>> ending_status(EXIT_INTERRUPTED, stats)
 143
+>>> stats.stopped_by = "q"
+>>> ending_status(EXIT_INTERRUPTED, stats), ending_status(EXIT_INTERRUPTED, stats, failed=True)
+(0, 1)
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from runner.pipeline.report import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
+from runner.pipeline.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 from runner.pipeline.stats import RunStats
 
 QUIT_KEY, SIGINT, SIGTERM = "q", "SIGINT", "SIGTERM"
@@ -62,10 +73,11 @@ def signals_drain(stats: RunStats) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def ending_status(code: int, stats: RunStats) -> int:
-    """The exit status once who stopped the run is known (see the table above)."""
+def ending_status(code: int, stats: RunStats, failed: bool = False) -> int:
+    """The exit status once who stopped the run is known (see the table above); ``failed``: a source,
+    stage or output failed during the run."""
     if code == EXIT_INTERRUPTED and stats.stopped_by == SIGTERM:
         return EXIT_TERMINATED
     if code == EXIT_INTERRUPTED and stats.stopped_by == QUIT_KEY:
-        return EXIT_OK
+        return EXIT_FAILED if failed else EXIT_OK
     return code

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import av
@@ -18,6 +19,7 @@ import pytest
 
 from pipeline_helpers import count_frames, load_config, make_clip, write_config
 from processes import GENEROUS, collect, file_grew, lines_in, spawned, wait_until
+from rest_client import free_port
 from runner.cli import main
 from runner.pipeline.graph import build_graph
 from runner.pipeline.stats import RunStats
@@ -130,17 +132,15 @@ def test_a_second_signal_stops_at_once(tmp_path, clip, first, second):
     assert count_frames(tmp_path / "out.mkv") > 0
 
 
-def test_q_on_the_dashboard_drains_and_the_report_says_the_user_stopped_it(tmp_path, clip):
-    """``q`` in a real terminal (a pseudo-terminal the run controls): the run drains and exits 0 as
-    deepstream-app's ``q`` does, and the report does not pass it off as a complete run."""
+def _press_q(cfg: Path, report: Path, jsonl: Path, ready, *extra: str) -> tuple[int, str]:
+    """Run ``cfg`` in a real terminal (a pseudo-terminal the run controls), press ``q`` once ``ready``
+    (given what the terminal shows) holds and 10 frames are in the JSONL; (exit status, terminal text)."""
     import fcntl
     import pty
     import struct
     import termios
     import threading
 
-    cfg = _looping(tmp_path, clip, "out.mp4", iframeinterval=10)
-    report, jsonl = tmp_path / "run.json", tmp_path / "frames.jsonl"
     master, slave = pty.openpty()
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     shown = bytearray()
@@ -160,23 +160,60 @@ def test_q_on_the_dashboard_drains_and_the_report_says_the_user_stopped_it(tmp_p
 
     reader = threading.Thread(target=read_terminal, daemon=True)
     try:
-        with _spawn(cfg, report, "--jsonl", str(jsonl), stdin=slave, stdout=slave, stderr=slave, text=False,
-                    start_new_session=True, preexec_fn=own_terminal) as proc:
+        with _spawn(cfg, report, "--jsonl", str(jsonl), *extra, stdin=slave, stdout=slave, stderr=slave,
+                    text=False, start_new_session=True, preexec_fn=own_terminal) as proc:
             os.close(slave)
             slave = None
             reader.start()
             wait_until(lines_in(jsonl, 10), proc, "10 frames in the JSONL")
+            wait_until(lambda: ready(shown.decode(errors="replace")), proc, "the run to be ready for q")
             os.write(master, b"q")
             proc.wait(timeout=GENEROUS)
     finally:
         if slave is not None:
             os.close(slave)
         os.close(master)
-    assert proc.returncode == 0, shown[-2000:].decode(errors="replace")
+    return proc.returncode, shown.decode(errors="replace")
+
+
+def test_q_on_the_dashboard_drains_and_the_report_says_the_user_stopped_it(tmp_path, clip):
+    """``q`` in a real terminal: the run drains and exits 0 as deepstream-app's ``q`` does
+    (deepstream_app_main.c: the main loop quits, ``return_value`` stays 0), and the report does not pass
+    it off as a complete run."""
+    cfg = _looping(tmp_path, clip, "out.mp4", iframeinterval=10)
+    report, jsonl = tmp_path / "run.json", tmp_path / "frames.jsonl"
+    code, shown = _press_q(cfg, report, jsonl, lambda text: True)
+    assert code == 0, shown[-2000:]
     doc = json.loads(report.read_text())
     assert (doc["status"], doc["interrupted"], doc["stopped_by"]) == ("stopped_by_user", True, "q")
     processed = doc["sources"][0]["frames_processed"]
     assert count_frames(tmp_path / "out.mp4") == processed == len(jsonl.read_text().splitlines())
+
+
+def test_q_after_a_source_failed_exits_as_a_failed_run(tmp_path, clip):
+    """deepstream-app's ``q`` returns ``return_value``, which an element's error has set to -1 ("App run
+    failed"); dsrun's ``q`` after a source failed exits 1 (its failure status), report status failed."""
+    data = bytearray(clip.read_bytes())
+    start, end = data.find(b"mdat") + 4, data.find(b"moov") - 4  # every packet demuxes, none decodes
+    data[start:end] = np.random.default_rng(1).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    (tmp_path / "garbage.mp4").write_bytes(bytes(data))
+    cfg = write_config(tmp_path, [{"uri": clip}, {"uri": tmp_path / "garbage.mp4"}], tests={"file-loop": 1},
+                       streammux={"batch-size": 2})
+    report, jsonl = tmp_path / "run.json", tmp_path / "frames.jsonl"
+    port = free_port()
+
+    def failed(_shown) -> bool:  # the garbage source's state, read from the run's Prometheus metrics
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            return False
+        return 'dsrun_source_state{source_id="1",state="failed"} 1.0' in text
+
+    code, shown = _press_q(cfg, report, jsonl, failed, "--no-dashboard", "--metrics-port", str(port))
+    assert code == 1, shown[-2000:]
+    doc = json.loads(report.read_text())
+    assert (doc["status"], doc["stopped_by"]) == ("failed", "q")
+    assert doc["sources"][1]["state"] == "failed" and doc["sources"][0]["frames_processed"] >= 10
 
 
 @pytest.mark.parametrize("name,container", [("killed.mp4", 1), ("killed.mkv", 2)])

@@ -8,8 +8,8 @@ holds per sink its protocol, address, state and how many payloads were sent, dro
 
 Exit status (also in the report): 0 every source ended normally, 1 some source, stage or output failed
 (the other sources still ran to the end), 2 config error, 3 model or engine error (the model cannot be
-read, built or loaded), 130 Ctrl-C, 143 SIGTERM; the dashboard's ``q`` keeps 0 with status
-``stopped_by_user`` (see runner.stopping). Every one of them writes the report that was asked for.
+read, built or loaded), 130 Ctrl-C, 143 SIGTERM; the ``q`` key gives 0 with status ``stopped_by_user``,
+or 1 when something failed during the run, as deepstream-app's ``q`` (see runner.stopping). Every one of them writes the report that was asked for.
 
 >>> from runner.pipeline.stats import RunStats
 >>> stats = RunStats(); s = stats.add_source(0, "file:///v.mp4"); s.state = "ended"
