@@ -65,3 +65,67 @@ def test_grouped_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatc
         expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
     assert (group == 0).sum() > 150 and 0 < expected.sum() < n
     np.testing.assert_array_equal(keep, expected)
+
+
+def _devices():
+    torch = pytest.importorskip("torch")
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
+    """runner.pipeline.nms_device (the GPU path; run here on torch's CPU device, and on CUDA where
+    there is one): every group at once, chunks of groups within a pair budget, a group larger than
+    the budget alone, ties in confidence in row order, per-class thresholds — equal to nms_keep."""
+    import torch
+
+    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms_device as nd
+
+    monkeypatch.setattr(nd, "PAIR_BUDGET", 12_000)  # group 0 (~300 boxes, ~45 k pairs) exceeds it
+    rng = np.random.default_rng(seed)
+    n = 2000
+    centre = rng.uniform(0, 200, (n, 2)).round(-1)
+    size = rng.uniform(10, 50, (n, 2))
+    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    xyxy[:5] = xyxy[5]  # identical boxes: IoU exactly 1
+    conf = rng.uniform(0, 1, n).round(2)  # many ties
+    group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
+    threshold = np.where(group % 2 == 0, 0.3, 0.6)
+    expected = np.zeros(n, bool)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+    assert (group == 0).sum() * ((group == 0).sum() - 1) // 2 > nd.PAIR_BUDGET and 0 < expected.sum() < n
+    for device in _devices():
+        keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
+        np.testing.assert_array_equal(keep, expected, err_msg=device)
+    empty = nd.grouped_nms_device(torch, torch.device("cpu"), np.zeros((0, 4)), np.zeros(0), np.zeros(0, int),
+                                  np.zeros(0))
+    assert empty.shape == (0,)
+
+
+@pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (2, 2, 0.5)])
+def test_cluster_with_the_device_nms_equals_nvinfers_nms(seed, topk, post, monkeypatch):
+    """cluster-mode 2 as a GPU machine runs it (the device NMS path of cluster.grouped_nms), against
+    the reference port of clusterAndFillDetectionOutputNMS."""
+    import torch
+
+    import runner.pipeline.cluster as cl
+    from runner.pipeline.nms_device import grouped_nms_device
+
+    for device in _devices():
+        monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
+        rng = np.random.default_rng(seed)
+        n = 400
+        centre = rng.uniform(0, 300, (n, 2)).round(-1)
+        size = rng.uniform(10, 60, (n, 2))
+        xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1).astype(np.float32)
+        objs = Objects.from_columns(frame=rng.integers(0, 6, n), class_id=rng.integers(0, 3, n),
+                                    confidence=rng.uniform(0, 1, n).round(3), xyxy=xyxy)
+        params = ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.4,
+                                     topk=topk, post_cluster_threshold=post)
+        expected = _reference(objs, 3, topk, post)
+        got = cluster(objs, 2, params)
+        table = np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)
+        np.testing.assert_allclose(table, expected, rtol=1e-6, atol=1e-4, err_msg=device)

@@ -10,6 +10,7 @@ so start-up and drain never count.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -36,6 +37,8 @@ def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir
     done = threading.Event()
 
     def mark(name: str) -> None:
+        if name == "end":
+            marks["memory"] = gpu_memory()
         marks[name] = {"wall": time.time(), "mono": time.monotonic(),
                        "frames": {sid: s.frames_processed for sid, s in stats.sources.items()},
                        "busy": {name: st.busy_s for name, st in stats.stages.items()},
@@ -95,11 +98,45 @@ def measure(app, *, seconds: float, warmup: float, target_fps: float, engine_dir
                aggregate_fps=round(frames / window, 1), window_s=round(window, 2),
                stages=stages, busiest_stage=busiest, utilisation=usage,
                bound=bound(usage, busy_pct))
+    row["gpu_memory"] = marks.get("memory")
     row["phases_ms_per_frame"] = {  # the GIE stages' own split: preprocess, infer, parse, cluster
         stage: {phase: round(1000 * (t - start["phases"][stage][phase]) / frames, 3) if frames else 0.0
                 for phase, t in times.items()}
         for stage, times in end["phases"].items()}
     return row
+
+
+def gpu_memory() -> dict | None:
+    """This process's GPU memory (GiB) and how much of it torch's caching allocator holds, or None
+    without a CUDA torch: ``process`` (NVML, every allocation of the process: CUDA context, NVDEC
+    surfaces, libraries' workspaces, torch), ``torch_reserved`` (the allocator's segments),
+    ``torch_allocated`` (tensors alive now) and ``torch_peak_allocated`` (the most alive at once).
+
+    >>> gpu_memory() is None or set(gpu_memory()) >= {"torch_reserved", "torch_allocated"}
+    True
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    gib = 2.0 ** 30
+    out = {"torch_reserved": round(torch.cuda.memory_reserved() / gib, 2),
+           "torch_allocated": round(torch.cuda.memory_allocated() / gib, 2),
+           "torch_peak_allocated": round(torch.cuda.max_memory_allocated() / gib, 2),
+           "process": None}
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
+        for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+            if proc.pid == os.getpid() and proc.usedGpuMemory:
+                out["process"] = round(proc.usedGpuMemory / gib, 2)
+    except Exception:  # no NVML, or it does not see processes (containers, MPS): torch's figures stay
+        pass
+    return out
 
 
 def _start_profiler():

@@ -270,6 +270,9 @@ class Batch:
     analytics_frames: AnalyticsFrames | None = None
     analytics_objects: AnalyticsObjects | None = None
     overlay: Overlay | None = None
+    # GPU path: a CUDA event recorded when the last stage's device work on this batch was queued
+    # (runner.pipeline.gpu_streams); the next stage's stream waits for it
+    device_ready: Any = None
 
     def __len__(self) -> int:
         return len(self.source_id)

@@ -24,7 +24,7 @@ with the highest member confidence, and the area-to-hit-ratio filter nvinfer ena
 
 All work is vectorised numpy within one (frame, class) group; Python loops only over groups — and for
 NMS (mode 2) not even that: :func:`grouped_nms` suppresses every group of the batch in one pass
-(one ``batched_nms`` call on a GPU machine).
+(on the GPU when there is one).
 
 >>> import numpy as np
 >>> from runner.pipeline.batch import Objects
@@ -259,26 +259,19 @@ def _cluster_group(xyxy, conf, mode: int, c: int, p: ClassParams):
 def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class).
 
-    With a CUDA GPU and torchvision: one ``batched_nms`` call per distinct threshold covers every group.
+    With a CUDA GPU: the same rule on the device for every group at once (runner.pipeline.nms_device).
     Otherwise every group of the batch at once on the host, with no loop over groups: the overlaps of
     every pair of boxes of one group are computed together, then :func:`nms_keep`'s fixed-point rule
     runs on that pair list — the same result as :func:`nms_keep` group by group, in about half its time.
     Groups of more than :data:`PAIRWISE_GROUP_LIMIT` boxes take :func:`nms_keep` on their own.
 
-    (On the H200, ``batched_nms``'s one-block ``gather_keep_from_mask`` kernel took 14 % of the GPU's
-    time at 32 sources — docs/bench/bench_h200_profile_i1_n32.txt. The host pass is no cure there: the
-    benchmark's ~9,000 candidates per batch of 32 are ~400 k pairs, 80 ms on the loaded 2-core CI
-    machine, against a 7 ms cluster phase per batch with the device path in the PGIE thread, which
-    bounds one process. The device path stays until a GPU run shows a better one;
-    ``DSRUN_DEVICE_NMS=0`` takes the host pass on a GPU machine.)
+    (The benchmark's ~9,000 candidates per batch of 32 are ~400 k pairs: 80 ms on the host pass on a
+    loaded 2-core machine, a few small kernels on the GPU. ``DSRUN_DEVICE_NMS=0`` takes the host pass
+    on a GPU machine.)
     """
     device_nms = _device_nms()
     if device_nms is not None and len(conf):
-        keep = np.zeros(len(conf), bool)
-        for thr in np.unique(threshold):
-            rows = np.flatnonzero(threshold == thr)
-            keep[rows[device_nms(xyxy[rows], conf[rows], group[rows], float(thr))]] = True
-        return keep
+        return device_nms(xyxy, conf, group, threshold)
     n = len(conf)
     keep = np.zeros(n, bool)
     if n == 0:
@@ -327,23 +320,23 @@ PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this s
 
 
 def _device_nms():
-    """``(xyxy, conf, group, thr) -> kept indices`` on the GPU, or None without CUDA + torchvision."""
+    """``(xyxy, conf, group, thr) -> keep mask`` on the GPU (runner.pipeline.nms_device), or None
+    without a CUDA torch or with ``DSRUN_DEVICE_NMS=0``."""
     global _DEVICE_NMS
     if _DEVICE_NMS is False:
         try:
             import torch
-            from torchvision.ops import batched_nms
         except ImportError:
             _DEVICE_NMS = None
         else:
             if not torch.cuda.is_available() or os.environ.get("DSRUN_DEVICE_NMS", "1").strip() == "0":
                 _DEVICE_NMS = None  # DSRUN_DEVICE_NMS=0: the host pass even on a GPU machine
             else:
+                from runner.pipeline.nms_device import grouped_nms_device
+
                 def run(xyxy, conf, group, thr):
-                    # one copy to the device (each copy waits for the stream), float64 holds every column exactly
-                    rows = torch.from_numpy(np.column_stack([xyxy, conf, group]).astype(np.float64)).to("cuda")
-                    kept = batched_nms(rows[:, :4].float(), rows[:, 4].float(), rows[:, 5].long(), thr)
-                    return kept.cpu().numpy()
+                    return grouped_nms_device(torch, torch.device("cuda", torch.cuda.current_device()),
+                                              xyxy, conf, group, thr)
                 _DEVICE_NMS = run
     return _DEVICE_NMS
 

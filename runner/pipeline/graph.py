@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -39,6 +41,7 @@ from typing import Any
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
+from runner.pipeline.gpu_streams import StageStreams
 from runner.pipeline.nvdec import NvdecReader, nvdec_usable
 from runner.pipeline.output_files import output_failure
 from runner.pipeline.smart_record import SmartRecorder, smart_record_specs
@@ -174,6 +177,7 @@ class Graph:
         self.readers, self.inputs, self.mux = readers, inputs, mux
         self.stages, self.sinks, self.stats = list(stages), list(sinks), stats
         self.queue_size = queue_size
+        self._streams = StageStreams()  # a CUDA stream per stage thread (GPU frames only)
         self.outcome = Outcome()
         self._abort = threading.Event()
         self._lock = threading.Lock()
@@ -302,7 +306,7 @@ class Graph:
                     break
                 if len(batch):
                     t0 = time.perf_counter()
-                    batch = stage.process(batch)
+                    batch = self._streams.process(stage, batch)
                     st.busy_s += time.perf_counter() - t0
                     st.batches += 1
                     st.frames += len(batch)
@@ -376,6 +380,9 @@ class Graph:
 
     def run(self, on_interrupt=None) -> Outcome:
         """Run to the end; returns the :class:`Outcome`. Ctrl-C once drains, twice forces."""
+        switch = os.environ.get("DSRUN_SWITCH_INTERVAL_MS", "").strip()
+        if switch:  # how long a thread may hold the interpreter lock while another waits (Python: 5 ms)
+            sys.setswitchinterval(float(switch) / 1000)
         self._start()
         watchdog = Watchdog(self.stats, self.watchdog_s, self._stalled,
                             stays_open=lambda: bool(getattr(self.mux, "stay_open", False))

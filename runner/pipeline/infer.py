@@ -40,6 +40,7 @@ from runner.config.enums import ProcessMode
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch, Classifications, Objects
 from runner.pipeline.cluster import ClassParams, cluster, frame_filter
+from runner.pipeline.gpu_streams import ready_event, wait_ready
 from runner.pipeline.infer_history import REINFER_AREA_THRESHOLD, TrackHistory
 from runner.pipeline.infer_stats import InferCounters
 from runner.pipeline.parsers import (NetworkInfo, resolve_bbox_parser, resolve_classifier_parser,
@@ -146,6 +147,12 @@ class GieStage:
     @property
     def engine(self):
         return getattr(self._engine, "current", self._engine)
+
+    @property
+    def uses_device(self) -> bool:
+        """True when this GIE queues GPU work (an engine that takes device tensors, on a GPU): the
+        graph gives its thread a CUDA stream of its own (runner.pipeline.gpu_streams)."""
+        return hasattr(self.engine, "infer_device") and str(getattr(self.engine, "device", "cpu")).startswith("cuda")
 
     # -- the Stage protocol --------------------------------------------------------------------
 
@@ -277,20 +284,23 @@ class GieStage:
         if self._async is not None:
             crops = objs.xyxy[todo].copy(), objs.frame[todo].copy(), objs.track_id[todo].copy()
             if is_device_tensor(frames):
-                frame_copy = frames.clone()
+                frame_copy = frames.clone()  # on this stage's stream: the worker waits for it
             else:
                 frame_copy = np.array(frames) if isinstance(frames, np.ndarray) else [np.array(f) for f in frames]
             self._pending = [f for f in self._pending if not f.done()]
             with self._lock:
                 self._in_flight = np.concatenate([self._in_flight, crops[2]])
-            self._pending.append(self._async.submit(self._infer_async, frame_copy, *crops))
+            self._pending.append(self._async.submit(self._infer_async, frame_copy, *crops,
+                                                    ready_event(frame_copy)))
             return
         for start in range(0, len(todo), self.max_batch):
             chunk = todo[start:start + self.max_batch]
             outputs, mapping = self._infer(frames, objs.xyxy[chunk], objs.frame[chunk])
             self._consume(batch, outputs, mapping, parent_rows=chunk)
 
-    def _infer_async(self, frames, xyxy, frame_idx, tracks) -> None:
+    def _infer_async(self, frames, xyxy, frame_idx, tracks, ready=None) -> None:
+        if ready is not None:
+            wait_ready(ready, frames.device)
         for start in range(0, len(tracks), self.max_batch):
             sl = slice(start, start + self.max_batch)
             outputs, _ = self._infer(frames, xyxy[sl], frame_idx[sl])
@@ -329,13 +339,22 @@ class GieStage:
         return outputs, mapping
 
     def _infer_device(self, tensor) -> dict:
-        """Device tensor in, outputs back on the host for the parsers (outputs are small)."""
-        outputs = {}
+        """Device tensor in, outputs back on the host for the parsers (outputs are small): every
+        output of every engine call in one copy — each copy to the host waits for the device, and
+        a thread that waits gives the interpreter lock away."""
+        import torch
+
+        parts = []
         for start in range(0, tensor.shape[0], self.engine.max_batch):
             part = self.engine.infer_device({self.input.name: tensor[start:start + self.engine.max_batch]})
-            for name, value in part.items():
-                outputs.setdefault(name, []).append(value.float().cpu().numpy())
-        return {name: np.concatenate(parts) for name, parts in outputs.items()}
+            parts += [(name, value) for name, value in part.items()]
+        flat = torch.cat([value.float().reshape(-1) for _, value in parts]).cpu().numpy()
+        outputs, at = {}, 0
+        for name, value in parts:
+            size = value.numel()
+            outputs.setdefault(name, []).append(flat[at:at + size].reshape(tuple(value.shape)))
+            at += size
+        return {name: np.concatenate(arrays) if len(arrays) > 1 else arrays[0] for name, arrays in outputs.items()}
 
     def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
         if self.output_tensor_meta:

@@ -127,14 +127,27 @@ def _torch_dtype(torch, name: str):
     return {"float16": torch.float16, "uint8": torch.uint8, "int8": torch.int8}.get(str(name), torch.float32)
 
 
+_CONSTANTS: dict = {}
+
+
+def _constant(torch, values: tuple, device, dtype):
+    """A small constant tensor on ``device``, made once: a tensor from host values is a copy that
+    waits for the stream's queued work, which a per-batch call would pay every time."""
+    key = (values, str(device), dtype)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = _CONSTANTS[key] = torch.tensor(values, device=device, dtype=dtype)
+    return tensor
+
+
 def _normalise(torch, pix, spec: PreprocessSpec):
     """(n, H, W, 3) float RGB → colour format, ``scale * (x - offsets)``, input order, dtype."""
     if spec.color_format == 2 or spec.channels == 1:
-        pix = (pix @ torch.tensor(_GRAY, device=pix.device)).round()[..., None]
+        pix = (pix @ _constant(torch, _GRAY, pix.device, pix.dtype)).round()[..., None]
     elif spec.color_format == 1:
         pix = pix.flip(-1)
     if spec.offsets:
-        pix = pix - torch.tensor(spec.offsets[: pix.shape[-1]], device=pix.device, dtype=pix.dtype)
+        pix = pix - _constant(torch, tuple(spec.offsets[: pix.shape[-1]]), pix.device, pix.dtype)
     if spec.scale != 1.0:
         pix = pix * spec.scale
     if spec.input_order == 0:
