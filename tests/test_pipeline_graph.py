@@ -81,6 +81,21 @@ def test_file_sink_writes_every_frame_of_its_source_id(tmp_path, clip):
         assert (s.codec_context.name, s.width, s.height) == ("hevc", 320, 240)
 
 
+def test_file_sink_codec_3_writes_mpeg4_part_2_with_a_keyframe_every_iframeinterval(tmp_path, clip):
+    """``codec=3`` (deepstream_sink_bin.c: avenc_mpeg4): FFmpeg's mpeg4 encoder codes its time base in
+    16 bits, so the sink times its frames in 1/30000 s; frame count and PTS order from FFmpeg's decode."""
+    cfg = write_config(tmp_path, [{"uri": clip}], sinks=[{"type": 3, "output-file": "m4.mp4", "codec": 3,
+                                                          "iframeinterval": 20}])
+    assert main([str(cfg), "--no-dashboard"]) == 0
+    with av.open(str(tmp_path / "m4.mp4")) as f:
+        assert f.streams.video[0].codec_context.name == "mpeg4"
+        packets = [p for p in f.demux(video=0) if p.size]
+    assert [i for i, p in enumerate(packets) if p.is_keyframe] == [0, 20, 40]
+    with av.open(str(tmp_path / "m4.mp4")) as f:
+        pts = [frame.pts for frame in f.decode(video=0)]
+    assert len(pts) == count_frames(clip) == 50 and pts == sorted(set(pts))
+
+
 def _spawn(cfg: Path, report: Path, *extra: str, **kwargs):
     """``dsrun CFG --report REPORT`` in a child, killed with its children when the block ends."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -36,6 +36,9 @@ _CODECS = {1: "libx264", 2: "libx265", 3: "mpeg4"}
 # nvv4l2h264enc / nvv4l2h265enc profile numbers -> x264 / x265 profile names
 _PROFILES = {1: {0: "baseline", 1: "baseline", 2: "main", 4: "high"}, 2: {0: "main", 1: "main10"}}
 _TIME_BASE = Fraction(1, 90000)
+# MPEG-4 Part 2 codes its time base in 16 bits (vop_time_increment_resolution <= 65535): FFmpeg's mpeg4
+# encoder refuses 1/90000, so its frames are timed in 1/30000 s
+_MPEG4_TIME_BASE = Fraction(1, 30000)
 # sw-preset (x264enc/x265enc speed-preset numbers); 0 = unset -> superfast (CPU time matters here)
 _PRESETS = ("superfast", "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
             "slower", "veryslow", "placebo")
@@ -124,9 +127,10 @@ class FileSink:
         stream = self._out.add_stream(self.codec_name(self.codec), rate=30)
         stream.width, stream.height = width - width % 2, height - height % 2
         stream.pix_fmt = "yuv420p"
-        stream.time_base = _TIME_BASE
+        self._tb = _MPEG4_TIME_BASE if self.codec == 3 else _TIME_BASE
+        stream.time_base = self._tb
         ctx = stream.codec_context
-        ctx.time_base = _TIME_BASE
+        ctx.time_base = self._tb
         ctx.bit_rate = self.bitrate
         ctx.gop_size = self.gop
         opts = {}
@@ -162,10 +166,10 @@ class FileSink:
             self._open(image.shape[1], image.shape[0])
         w, h = self._stream.width, self._stream.height
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
-        pts = int(pts_ns * _TIME_BASE.denominator // 1_000_000_000)
+        pts = int(pts_ns * self._tb.denominator // 1_000_000_000)
         pts = max(pts, self._last_pts + 1)  # strictly increasing (loops, reconnects, equal PTS)
         self._last_pts = pts
-        frame.pts, frame.time_base = pts, _TIME_BASE
+        frame.pts, frame.time_base = pts, self._tb
         self.encoder.apply(frame, self._stream.codec_context)
         self._out.mux(self._stream.encode(frame))
         self._file.commit()
