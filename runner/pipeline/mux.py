@@ -279,7 +279,9 @@ class StreamMux:
     def _assemble(self, frames: list, eos: tuple[int, ...]) -> Batch:
         t0 = time.perf_counter()
         n = len(frames)
-        images = [f[2][0] for f in frames]
+        # (source, frame number, (image, pts, size)) per frame → columns, each in one C-level pass
+        sids, nums, items = zip(*frames) if n else ((), (), ())
+        images, pts, sizes = zip(*items) if n else ((), (), ())
         if n and is_device_tensor(images[0]):  # NVDEC frames: one (B, H, W, 3) tensor on the GPU
             import torch
 
@@ -287,18 +289,18 @@ class StreamMux:
         elif n and all(img.shape == images[0].shape for img in images):
             pixels = np.stack(images) if n > 1 else images[0][None]
         elif n:
-            pixels = images
+            pixels = list(images)
         else:
             h, w = (self.spec.height or 0), (self.spec.width or 0)
             pixels = np.zeros((0, h, w, 3), np.uint8)
         now_ns = time.time_ns()
         batch = Batch(
             frames=pixels,
-            source_id=np.fromiter((f[0] for f in frames), np.int32, n),
-            frame_num=np.fromiter((f[1] for f in frames), np.int64, n),
-            pts=np.fromiter((f[2][1] for f in frames), np.int64, n),
+            source_id=np.array(sids, np.int32).reshape(n),
+            frame_num=np.array(nums, np.int64).reshape(n),
+            pts=np.array(pts, np.int64).reshape(n),
             ntp_ts=np.full(n, now_ns, np.int64),
-            source_size=np.array([f[2][2] for f in frames], np.int32).reshape(n, 2),
+            source_size=np.array(sizes, np.int32).reshape(n, 2),
             eos=eos,
         )
         self._stage.batches += 1
