@@ -82,15 +82,19 @@ class KittiStage:
         labels = object_labels(objs, self.labels)
         conf = objs.tracker_confidence if self.track else objs.confidence
         ids = np.where(objs.track_id < 0, UNTRACKED_OBJECT_ID, objs.track_id).astype(np.uint64)
-        for i in range(len(batch)):
-            rows = np.flatnonzero(objs.frame == i)
+        # the batch's columns as Python values once; then one formatted line per object (text output)
+        boxes, conf, ids = objs.xyxy.tolist(), conf.tolist(), ids.tolist()
+        by_frame = np.argsort(objs.frame, kind="stable")
+        bounds = np.searchsorted(objs.frame[by_frame], np.arange(len(batch) + 1)).tolist()
+        by_frame = by_frame.tolist()
+        for i, (sid, num) in enumerate(zip(batch.source_id.tolist(), batch.frame_num.tolist())):
             lines = []
-            for r in rows.tolist():  # text output: one line per object
-                x1, y1, x2, y2 = objs.xyxy[r].tolist()
-                tid = f" {int(ids[r])}" if self.track else ""
+            for r in by_frame[bounds[i]:bounds[i + 1]]:
+                x1, y1, x2, y2 = boxes[r]
+                tid = f" {ids[r]}" if self.track else ""
                 lines.append(f"{labels[r]}{tid} 0.0 0 0.0 {x1:f} {y1:f} {x2:f} {y2:f} "
-                             f"0.0 0.0 0.0 0.0 0.0 0.0 0.0 {float(conf[r]):f}\n")
-            name = kitti_file_name(int(batch.source_id[i]), int(batch.frame_num[i]), self.app_index)
+                             f"0.0 0.0 0.0 0.0 0.0 0.0 0.0 {conf[r]:f}\n")
+            name = kitti_file_name(int(sid), int(num), self.app_index)
             write_file(self.directory / name, "".join(lines).encode())  # whole, or absent on a full disk
         return batch
 
