@@ -194,6 +194,8 @@ class RestApi:
         if not encoders:
             return reply(500, f"{field.fail}, {event} event not pushed")
         value = 0 if value is None else value  # DeepStream reads a missing value as 0
+        if field is parse.BITRATE and not value:
+            log.warning("REST: %s with bitrate 0 — the encoders keep their bitrate", event)
         for encoder in encoders:
             if field in (parse.FORCE_IDR, parse.FORCE_INTRA):
                 if value:
@@ -201,8 +203,6 @@ class RestApi:
             elif field is parse.BITRATE:
                 if value:
                     encoder.set_bitrate(value)
-                else:
-                    log.warning("REST: %s with bitrate 0 — the encoders keep their bitrate", event)
             else:
                 encoder.set_iframe_interval(value)
         log.info("REST: %s %d for source %d (%d encoder(s))", event, value, sid, len(encoders))
