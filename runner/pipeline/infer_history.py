@@ -103,8 +103,7 @@ class TrackHistory:
     def end_batch(self, source_id: np.ndarray, frame_num: np.ndarray, busy: np.ndarray | None = None) -> None:
         """After a batch (``source_id``/``frame_num`` of its frames): the sources' newest frame numbers,
         and every :data:`MAP_CLEANUP_INTERVAL` batches nvinfer's ``cleanup_history_map``."""
-        for sid, fn in zip(source_id.tolist(), frame_num.tolist()):  # O(frames)
-            self.last_seen[sid] = fn
+        self.last_seen.update(zip(source_id.tolist(), frame_num.tolist()))  # a source's later frame wins
         self.batch_num += 1
         if self.batch_num - self.last_sweep_batch > MAP_CLEANUP_INTERVAL:
             self._sweep(busy)
