@@ -10,6 +10,7 @@ remove from the hot path. Call counts do not depend on machine load, so the tabl
 busy machine where timings are not.
 
     python3 scripts/profile_pipeline.py samples/test1/deepstream_app_config.txt --streams 1,2,8
+    python3 scripts/profile_pipeline.py bench-cpu --streams 1,2,8   # the CPU section of bench_streams.py
     python3 scripts/profile_pipeline.py CONFIG --streams 1,8 --batches 40 --json profile.json
 
 Prints a table and writes JSON (``--json``).
@@ -25,6 +26,7 @@ import os
 import platform
 import pstats
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -153,9 +155,23 @@ def scaling_table(runs: list[dict], top: int) -> list[dict]:
     return hot[:top]
 
 
+def bench_cpu_config(folder: Path) -> Path:
+    """The config ``scripts/bench_streams.py --small`` measures on the CPU against the engine alone and
+    the naive loop: DetectNet_v2 small at 480x272 on the 360p clip, PGIE only, FP32."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_streams import write_config
+
+    from runner.assets import ensure_assets
+
+    assets = ensure_assets(full=False)
+    return write_config(folder, clip=assets.videos["short"], sources=1, pgie=assets.models["detectnet_small"],
+                        sgie=assets.models["classifier_small"], interval=0, batch=2, size=(640, 360),
+                        net=(480, 272), classes=4, sgie_classes=6, cascade=False, network_mode=0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("config")
+    ap.add_argument("config", help="an app config, or bench-cpu for the CPU section of scripts/bench_streams.py")
     ap.add_argument("--streams", default="1,2,8", help="source counts (batch = count)")
     ap.add_argument("--batches", type=int, default=30, help="batches per run")
     ap.add_argument("--clip", help="replace the config's sources by this video")
@@ -164,7 +180,10 @@ def main() -> int:
     ap.add_argument("--json", help="write the runs and the table here")
     args = ap.parse_args()
     os.environ.setdefault("DSRUN_DEVICE", "cpu")
-    app = load_app(args.config)
+    if args.config == "bench-cpu":
+        app = load_app(bench_cpu_config(Path(tempfile.mkdtemp(prefix="profile_pipeline_"))))
+    else:
+        app = load_app(args.config)
     counts = [int(s) for s in args.streams.split(",")]
     runs = [profile_run(app, n, args.batches, sinks=args.sinks, clip=args.clip) for n in counts]
     table = scaling_table(runs, args.top)
