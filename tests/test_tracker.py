@@ -43,7 +43,7 @@ def _batch(f, dets, sources=(0,), inferred=True):
     frame_idx = np.repeat(np.arange(n), len(rows))
     objs = Objects.from_columns(frame=frame_idx, gie_id=1, class_id=0, confidence=np.tile(rows[:, 5], n),
                                 xyxy=np.tile(rows[:, 1:5], (n, 1)))
-    return Batch(frames=np.zeros((n, 2, 2, 3), np.uint8), source_id=np.asarray(sources, np.int32),
+    return Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (n, H, W, 3)), source_id=np.asarray(sources, np.int32),
                  frame_num=np.full(n, f, np.int64), pts=np.zeros(n, np.int64), ntp_ts=np.zeros(n, np.int64),
                  source_size=np.full((n, 2), [W, H], np.int32), objects=objs,
                  inferred={1: np.full(n, inferred)})
@@ -139,7 +139,7 @@ def test_dropping_unconfirmed_objects_keeps_classification_rows_pointing_at_thei
     stage = TrackerStage(NS(ll_config=None, ll_lib_file=None, operate_on_class_ids=(0,)))
     objs = Objects.from_columns(frame=[0, 0], gie_id=1, class_id=[1, 0], confidence=0.9,
                                 xyxy=[[0, 0, 10, 10], [50, 50, 60, 60]])
-    b = Batch(frames=np.zeros((1, 2, 2, 3), np.uint8), source_id=np.zeros(1, np.int32),
+    b = Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (1, H, W, 3)), source_id=np.zeros(1, np.int32),
               frame_num=np.zeros(1, np.int64), pts=np.zeros(1, np.int64), ntp_ts=np.zeros(1, np.int64),
               source_size=np.full((1, 2), 100, np.int32), objects=objs,
               classifications=Classifications.from_columns(obj=[0, 1], frame=0, label=["keep", "gone"]))

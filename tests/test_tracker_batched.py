@@ -55,7 +55,7 @@ def batch_of(rng, scene, frame_no, sources, detected, classes):
     objs = objs[order]
     cls_rows = Classifications.from_columns(obj=np.arange(0, len(objs), 3), frame=objs.frame[::3], gie_id=2,
                                             class_id=1, confidence=0.5, label="x")
-    return Batch(frames=np.zeros((n, 2, 2, 3), np.uint8), source_id=np.asarray(sources, np.int32),
+    return Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (n, H, W, 3)), source_id=np.asarray(sources, np.int32),
                  frame_num=np.full(n, frame_no, np.int64), pts=np.zeros(n, np.int64),
                  ntp_ts=np.zeros(n, np.int64), source_size=np.full((n, 2), [W, H], np.int32),
                  objects=objs, classifications=cls_rows, inferred={1: np.asarray(detected, bool)})
@@ -146,7 +146,7 @@ def test_crowded_streams_take_the_assignment_and_still_match():
 
     def batch(boxes):
         objs = Objects.from_columns(frame=[0, 0, 1], gie_id=1, class_id=0, confidence=0.9, xyxy=boxes)
-        return Batch(frames=np.zeros((2, 2, 2, 3), np.uint8), source_id=np.array([0, 1], np.int32),
+        return Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (2, H, W, 3)), source_id=np.array([0, 1], np.int32),
                      frame_num=np.zeros(2, np.int64), pts=np.zeros(2, np.int64), ntp_ts=np.zeros(2, np.int64),
                      source_size=np.full((2, 2), [W, H], np.int32), objects=objs, inferred={1: np.ones(2, bool)})
 

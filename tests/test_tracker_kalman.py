@@ -18,7 +18,7 @@ std 2x the measurement std for position and size, 10x the per-frame velocity std
 Each tracked target's detections (on detector frames the tracker reports the detection's own box) feed
 one cv2.KalmanFilter from the target's first frame: predict every frame, correct on the frames where the
 target has a detection. On the frames the detector skipped, the boxes the tracker reports must be the
-filter's predictions.
+filter's predictions, clipped to the frame as gst-nvtracker clips the low-level tracker's boxes.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from runner.pipeline.tracker import TrackerStage
 
 FRAMES = 150
 INTERVAL = 2
-CONFORMANCE_2D = "deepstream/src/apps/reference_apps/deepstream-tracker-3d-multi-view/config_templates/config_tracker_2d.yml"
+CONFORMANCE_2D = ("deepstream/src/apps/reference_apps/deepstream-tracker-3d-multi-view/config_templates/"
+                  "config_tracker_2d.yml")
 # NVIDIA's NvSORT example (NVIDIA/DeepStream skills/deepstream-dev/references/tracker_config.md, "NvSORT
 # Tracker"): regular KF, height-proportional noise, aspect ratio. probationAge 1 (NVIDIA: 5) so that a
 # target is reported from its first detection and its whole measurement history is visible here.
@@ -108,7 +109,8 @@ def track(ll_config_path: Path, detections) -> dict[int, dict[int, tuple[np.ndar
         boxes, cls, conf = detections[f] if inferred else (np.zeros((0, 4)), np.zeros(0, int), np.zeros(0))
         objs = Objects.from_columns(frame=np.zeros(len(boxes), int), gie_id=1, class_id=cls, confidence=conf,
                                     xyxy=boxes)
-        b = stage.process(Batch(frames=np.zeros((1, 2, 2, 3), np.uint8), source_id=np.zeros(1, np.int32),
+        b = stage.process(Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (1, 576, 768, 3)),
+                                source_id=np.zeros(1, np.int32),
                                 frame_num=np.array([f]), pts=np.zeros(1, np.int64), ntp_ts=np.zeros(1, np.int64),
                                 source_size=np.array([[768, 576]], np.int32), objects=objs,
                                 inferred={1: np.array([inferred])}))
@@ -172,10 +174,28 @@ def height_noise_filter(z0, w_loc, w_vel):
     return kf, before_predict, before_correct
 
 
+def clip_bbox(box, frame_w=768, frame_h=576):
+    """gst-nvtracker's NvTrackerProc::clipBBox (nvtracker_proc.cpp) on an xyxy box: None when nothing of
+    it is inside the frame (the object is not reported)."""
+    left, top, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
+    if left < 0:
+        width += left
+        left = 0
+    if top < 0:
+        height += top
+        top = 0
+    if left >= frame_w or top >= frame_h or width <= 0 or height <= 0:
+        return None
+    width = min(width, frame_w - left)
+    height = min(height, frame_h - top)
+    return np.array([left, top, left + width, top + height])
+
+
 def check_predictions(tracks, make_filter, aspect=False):
-    """Every box reported on a skipped frame equals the hand-built filter's prediction → (boxes checked,
-    the largest ratio of a predicted height to the target's last detected height)."""
-    checked, growth = 0, 1.0
+    """Every box reported on a skipped frame equals the hand-built filter's prediction, clipped to the
+    frame as gst-nvtracker clips it → (boxes checked, boxes the clipping changed, the largest ratio of a
+    predicted height to the target's last detected height)."""
+    checked, clipped, growth = 0, 0, 1.0
     for tid, seen in tracks.items():
         frames = sorted(seen)
         first, last = frames[0], frames[-1]
@@ -189,11 +209,14 @@ def check_predictions(tracks, make_filter, aspect=False):
                 before_correct(kf)
                 kf.correct(_z(seen[f][0], aspect).reshape(-1, 1))
                 last_h = seen[f][0][3] - seen[f][0][1]
-            elif f in seen:
-                np.testing.assert_allclose(seen[f][0], predicted, atol=1e-6, err_msg=f"track {tid} frame {f}")
+            elif f in seen:  # reported at the prediction (float32 metadata: 1e-7 relative)
+                expected = clip_bbox(predicted)
+                assert expected is not None, (tid, f, predicted)
+                np.testing.assert_allclose(seen[f][0], expected, rtol=1e-7, atol=1e-4, err_msg=f"track {tid} frame {f}")
                 growth = max(growth, (predicted[3] - predicted[1]) / last_h)
                 checked += 1
-    return checked, growth
+                clipped += not np.array_equal(expected, predicted)
+    return checked, clipped, growth
 
 
 def test_simple_kf_of_a_conformance_nvdcf_config_keeps_box_sizes_between_detections(conformance,
@@ -202,11 +225,11 @@ def test_simple_kf_of_a_conformance_nvdcf_config_keeps_box_sizes_between_detecti
     processNoiseVar4Vel 8035.86, measurementNoiseVar4Detector 100, no processNoiseVar4Size (dsrun's
     default 2.0). The simple KF has no size velocity: a predicted box keeps the size the filter holds."""
     tracks = track(conformance / CONFORMANCE_2D, street_detections)
-    checked, growth = check_predictions(
+    checked, clipped, growth = check_predictions(
         tracks, lambda z0: constant_noise_filter(z0, 6, 6497.75224242603, 2.0, 8035.858212054732, 100.0))
-    print(f"\nsimple KF: {len(tracks)} tracks, {checked} predicted boxes equal OpenCV's KalmanFilter; "
-          f"largest predicted/last detected height {growth:.3f}")
-    assert checked >= 200
+    print(f"\nsimple KF: {len(tracks)} tracks, {checked} predicted boxes equal OpenCV's KalmanFilter "
+          f"({clipped} clipped to the frame); largest predicted/last detected height {growth:.3f}")
+    assert checked >= 200 and clipped >= 5
     assert growth < 1.1
 
 
@@ -214,10 +237,12 @@ def test_regular_kf_with_height_proportional_noise_follows_deepsorts_filter(tmp_
     path = tmp_path / "nvsort.yml"
     path.write_text(NVSORT)
     tracks = track(path, street_detections)
-    checked, growth = check_predictions(tracks, lambda z0: height_noise_filter(z0, 0.0301, 0.0017), aspect=True)
+    checked, clipped, growth = check_predictions(tracks, lambda z0: height_noise_filter(z0, 0.0301, 0.0017),
+                                                 aspect=True)
     print(f"\nregular KF (height noise, aspect ratio): {len(tracks)} tracks, {checked} predicted boxes equal "
-          f"OpenCV's KalmanFilter; largest predicted/last detected height {growth:.3f}")
-    assert checked >= 200
+          f"OpenCV's KalmanFilter ({clipped} clipped to the frame); largest predicted/last detected height "
+          f"{growth:.3f}")
+    assert checked >= 200 and clipped >= 5
     assert growth < 1.2
 
 
@@ -231,8 +256,8 @@ def test_regular_kf_of_the_test2_sample_does_not_grow_boxes_on_the_street(tmp_pa
     path = tmp_path / "tracker.yml"
     path.write_text(text.replace("probationAge: 2", "probationAge: 1"))
     tracks = track(path, street_detections)
-    checked, growth = check_predictions(tracks, lambda z0: constant_noise_filter(z0, 8, 2.0, 1.0, 0.1, 4.0))
+    checked, clipped, growth = check_predictions(tracks, lambda z0: constant_noise_filter(z0, 8, 2.0, 1.0, 0.1, 4.0))
     print(f"\nregular KF (constant noise): {len(tracks)} tracks, {checked} predicted boxes equal OpenCV's "
-          f"KalmanFilter; largest predicted/last detected height {growth:.3f}")
-    assert checked >= 200
+          f"KalmanFilter ({clipped} clipped to the frame); largest predicted/last detected height {growth:.3f}")
+    assert checked >= 200 and clipped >= 5
     assert growth < 1.2

@@ -277,6 +277,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.source_id)
 
+    def frame_sizes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(widths, heights) of the frames, (B,) int64 each — for an array (host or device) or a list."""
+        frames = self.frames
+        if not isinstance(frames, list) and len(frames.shape) == 4:
+            return np.full(len(self), frames.shape[2], np.int64), np.full(len(self), frames.shape[1], np.int64)
+        return (np.array([f.shape[1] for f in frames], np.int64).reshape(-1),
+                np.array([f.shape[0] for f in frames], np.int64).reshape(-1))
+
     def host_frames(self):
         """Frames as a host numpy array, or a list of them (copies from the GPU when needed)."""
         frames = self.frames

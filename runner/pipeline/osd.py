@@ -337,10 +337,7 @@ class OsdStage:
 
 
 def _frame_sizes(batch: Batch) -> list[tuple[int, int]]:
-    frames = batch.frames
-    if isinstance(frames, np.ndarray) and frames.ndim == 4:
-        return [(frames.shape[2], frames.shape[1])] * len(batch)
-    return [(f.shape[1], f.shape[0]) for f in frames]
+    return list(zip(*(v.tolist() for v in batch.frame_sizes())))
 
 
 def build_osd_stage(app, *, show_tiled_text: bool = False) -> OsdStage | None:

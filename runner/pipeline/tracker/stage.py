@@ -17,8 +17,8 @@ Which tracker runs is read from the NvMultiObjectTracker YAML (``ll-config-file`
 Top-level objects (``parent == -1``) are tracked; on frames where the tracked GIE ran
 (``Batch.inferred``), detections get ``track_id`` (objects of targets still on probation, and
 detections the tracker does not consider, are removed, as DeepStream's tracker reports only confirmed
-targets); on frames it skipped, confirmed targets are added at their predicted place
-(``confidence`` -0.1, as DeepStream marks tracker-only objects). ``tracker-width/height`` only size
+targets); on frames it skipped, confirmed targets are added at their predicted place, clipped to the
+frame (:func:`clip_to_frame`; ``confidence`` -0.1, as DeepStream marks tracker-only objects). ``tracker-width/height`` only size
 visual features in DeepStream and are not needed here.
 
 >>> stage = TrackerStage(None)
@@ -131,8 +131,7 @@ class TrackerStage:
         objs.track_id, objs.tracker_confidence = track_id, tconf
         if not keep.all():
             _drop_objects(batch, keep)
-        for e in extra:
-            batch.objects = batch.objects.concat(e)
+        _add_tracker_only(batch, extra)
         for sid in batch.eos:
             self.streams.pop(int(sid), None)
         return batch
@@ -173,8 +172,7 @@ class TrackerStage:
         objs.track_id, objs.tracker_confidence = track_id, tconf
         if not keep.all():
             _drop_objects(batch, keep)
-        for e in extra:
-            batch.objects = batch.objects.concat(e)
+        _add_tracker_only(batch, extra)
         if batch.eos:
             self.batched.end_streams(int(s) for s in batch.eos)
         return batch
@@ -203,6 +201,33 @@ def rounds(source_id: np.ndarray) -> list[tuple[int, int]]:
     if len(source_id):
         out.append((start, len(source_id)))
     return out
+
+
+def clip_to_frame(xyxy: np.ndarray, width: np.ndarray, height: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tracker boxes as gst-nvtracker reports them (NvTrackerProc::clipBBox, nvtracker_proc.cpp): the
+    part inside the frame; a box with nothing inside is not reported → (clipped boxes, reported mask).
+
+    >>> clip_to_frame(np.array([[-5., 10, 20, 30], [700, 500, 800, 600], [-30, 0, -1, 9]]), 768, 576)
+    (array([[  0.,  10.,  20.,  30.],
+           [700., 500., 768., 576.],
+           [  0.,   0.,  -1.,   9.]]), array([ True,  True, False]))
+    """
+    x1, y1 = np.maximum(xyxy[:, 0], 0.0), np.maximum(xyxy[:, 1], 0.0)
+    keep = (x1 < width) & (y1 < height) & (xyxy[:, 2] > x1) & (xyxy[:, 3] > y1)
+    return np.stack([x1, y1, np.minimum(xyxy[:, 2], width), np.minimum(xyxy[:, 3], height)], 1), keep
+
+
+def _add_tracker_only(batch: Batch, extra: list[Objects]) -> None:
+    """Append the targets reported at their predicted boxes, clipped to their frames."""
+    if not extra:
+        return
+    objs = extra[0]
+    for e in extra[1:]:
+        objs = objs.concat(e)
+    width, height = batch.frame_sizes()
+    boxes, keep = clip_to_frame(objs.xyxy.astype(np.float64), width[objs.frame], height[objs.frame])
+    objs.xyxy = boxes.astype(objs.xyxy.dtype)
+    batch.objects = batch.objects.concat(objs if keep.all() else objs[np.flatnonzero(keep)])
 
 
 def _drop_objects(batch: Batch, keep: np.ndarray) -> None:
