@@ -18,8 +18,8 @@ Top-level objects (``parent == -1``) are tracked; on frames where the tracked GI
 (``Batch.inferred``), detections get ``track_id`` (objects of targets still on probation, and
 detections the tracker does not consider, are removed, as DeepStream's tracker reports only confirmed
 targets); on frames it skipped, confirmed targets are added at their predicted place, clipped to the
-frame (:func:`clip_to_frame`; ``confidence`` -0.1, as DeepStream marks tracker-only objects). ``tracker-width/height`` only size
-visual features in DeepStream and are not needed here.
+frame (:func:`clip_to_frame`; ``confidence`` -0.1, as DeepStream marks tracker-only objects).
+``tracker-width/height`` only size visual features in DeepStream and are not needed here.
 
 >>> stage = TrackerStage(None)
 >>> stage.kind
