@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+import runner.pipeline.preprocess as preprocess_module
 from runner.pipeline.preprocess import PreprocessError, PreprocessSpec, preprocess
 
 
@@ -123,9 +124,14 @@ def _nvinfer_formula(frames, spec, rects=None, frame_index=None):
     dict(maintain_aspect_ratio=True, offsets=(127.5, 127.5, 127.5), scale=0.0078125),
     dict(maintain_aspect_ratio=True, symmetric_padding=True, color_format=1),
 ])
-def test_batched_preprocess_equals_nvinfers_formula_bit_for_bit(options):
+@pytest.mark.parametrize("split", [False, True])
+def test_batched_preprocess_equals_nvinfers_formula_bit_for_bit(options, split, monkeypatch):
+    """Also with the batch split over the cores (every batch here is large enough to split)."""
+    monkeypatch.setattr(preprocess_module, "PARALLEL_MIN_VALUES", 1 if split else 10**12)
+    monkeypatch.setattr(preprocess_module.os, "cpu_count", lambda: 3)  # parts of 1 and 2 items
     frames = _frames(b=3, h=90, w=174, seed=3)
     spec = PreprocessSpec(width=64, height=48, **{"scale": 1 / 255, **options})
+    assert len(preprocess_module._parts(3, spec)) == (3 if split else 1)
     tensor, _ = preprocess(frames, spec)
     np.testing.assert_array_equal(tensor, _nvinfer_formula(frames, spec))
     rects = np.array([[3, 5, 101, 70], [40.5, 0, 60, 31], [0, 20, 174, 90], [10, 10, 74, 58]], np.float32)

@@ -25,6 +25,9 @@ as ``attach_metadata_detector`` does.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -191,7 +194,9 @@ def preprocess(frames, spec: PreprocessSpec, rects=None, frame_index=None):
     (``process-mode=2``). Returns ``(tensor, InputMapping)``; the tensor has ``spec.dtype``.
 
     The per-item resize is one OpenCV call per frame or crop (pixel work, not metadata); colour
-    conversion and normalisation run once over the whole batch.
+    conversion and normalisation run once over the whole batch — over consecutive parts of it on
+    the machine's cores at once when the batch is large (:data:`PARALLEL_MIN_VALUES`): every item is
+    computed alone, so the split changes no value.
     """
     n_frames = len(frames)
     fw, fh = _frame_sizes(frames, n_frames)
@@ -211,14 +216,63 @@ def preprocess(frames, spec: PreprocessSpec, rects=None, frame_index=None):
         origin_x, origin_y = rects[:, 0].copy(), rects[:, 1].copy()
     n = len(index)
     dest_w, dest_h, off_l, off_t = _scaled_size(spec, width, height)
-    tensor = _normalise(_resize_into_canvas(frames, spec, index, left, top, width, height,
-                                            dest_w, dest_h, off_l, off_t), spec)
+    geometry = (index, left, top, width, height, dest_w, dest_h, off_l, off_t)
+
+    def items(lo: int, hi: int, out=None) -> np.ndarray:
+        canvas = _resize_into_canvas(frames, spec, *(column[lo:hi] for column in geometry))
+        return _normalise(canvas, spec, out)
+
+    parts = _parts(n, spec)
+    if len(parts) == 1:
+        tensor = items(0, n)
+    else:  # the output written in place, one part per core (float32 RGB/BGR inputs only)
+        tensor = np.empty((n, *spec.input_shape), np.float32)
+        pending = [_pool().submit(items, lo, hi, tensor[lo:hi]) for lo, hi in parts[1:]]
+        items(*parts[0], tensor[parts[0][0]:parts[0][1]])
+        for part in pending:
+            part.result()
     mapping = InputMapping(
         ratio_x=dest_w / width.astype(np.float64), ratio_y=dest_h / height.astype(np.float64),
         offset_left=off_l.astype(np.int32), offset_top=off_t.astype(np.int32),
         origin_x=origin_x.astype(np.float32), origin_y=origin_y.astype(np.float32), frame=index,
         frame_height=fh[index].astype(np.int32), frame_width=fw[index].astype(np.int32))
     return tensor, mapping
+
+
+# split a batch over the cores when it has at least this many output values (two 480x272 RGB frames:
+# 0.8 M); smaller batches cost less than handing work to another thread
+PARALLEL_MIN_VALUES = 500_000
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, (os.cpu_count() or 1) - 1)  # the calling thread does one part itself
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dsrun-preprocess")
+        return _POOL
+
+
+def _forget_pool() -> None:
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()  # a forked child has none of the parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _parts(n: int, spec: PreprocessSpec) -> list[tuple[int, int]]:
+    """Consecutive item ranges, one per core, or the whole batch as one (small batches, the formats
+    :func:`_normalise` computes in one pass only)."""
+    cores = os.cpu_count() or 1
+    size = n * spec.channels * spec.width * spec.height
+    if cores < 2 or n < 2 or size < PARALLEL_MIN_VALUES or not _fast_path(spec):
+        return [(0, n)]
+    k = min(n, cores)
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _resize_into_canvas(frames, spec: PreprocessSpec, index, left, top, width, height,
@@ -245,19 +299,24 @@ def _resize_into_canvas(frames, spec: PreprocessSpec, index, left, top, width, h
     return canvas
 
 
-def _normalise(canvas: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+def _fast_path(spec: PreprocessSpec) -> bool:
+    return np.dtype(spec.dtype) == np.float32 and spec.color_format != 2 and spec.channels == 3
+
+
+def _normalise(canvas: np.ndarray, spec: PreprocessSpec, out: np.ndarray | None = None) -> np.ndarray:
     """(n, H, W, 3) uint8 RGB → colour format, ``scale * (x - offsets)``, input order and dtype.
 
     For float32 RGB/BGR inputs the colour order and layout are rearranged on the uint8 pixels (a
-    quarter of the bytes) and the arithmetic writes the output once, in place: the same float32
-    operations in the same order as :func:`_normalise_reference`, without its whole-batch temporaries."""
-    if np.dtype(spec.dtype) != np.float32 or spec.color_format == 2 or spec.channels == 1:
+    quarter of the bytes) and the arithmetic writes the output once, in place (into ``out`` when
+    given): the same float32 operations in the same order as :func:`_normalise_reference`, without
+    its whole-batch temporaries."""
+    if not _fast_path(spec):
         return _normalise_reference(canvas, spec)
     pix = canvas[..., ::-1] if spec.color_format == 1 else canvas
     if spec.input_order == 0:
         pix = pix.transpose(0, 3, 1, 2)
     pix = np.ascontiguousarray(pix)
-    out = np.empty(pix.shape, np.float32)
+    out = np.empty(pix.shape, np.float32) if out is None else out
     if spec.offsets:
         offsets = np.asarray(spec.offsets[:3], np.float32)
         np.subtract(pix, offsets[:, None, None] if spec.input_order == 0 else offsets, out=out)
