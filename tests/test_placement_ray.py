@@ -224,6 +224,7 @@ def test_a_node_lost_mid_run_has_its_sources_resumed_on_the_other_and_no_file_fr
     assert [s["state"] for s in written["sources"]] == ["ended"] * (FILES + 1)
     assert [s["frames_processed"] for s in written["sources"][:FILES]] == [frames] * FILES
     assert written["totals"]["frames_processed"] == sum(s["frames_processed"] for s in written["sources"])
+    assert len(written["restarts"]) == 1, written["restarts"]  # the lost node's actor, once
     [restart] = written["restarts"]
     # its file sources restart; the camera too unless its stream (10 s, real time) had already ended
     assert restart["node"] == node2 and set(files) <= set(restart["sources"]) <= set(victims)

@@ -20,8 +20,9 @@ cores (default 2) where the cluster has no GPU; placement spread over the nodes,
   waits for capacity). A file source resumes after the last frame the lost actor had *reported*
   processed (:func:`~runner.placement.merge.resume_point`): frames it processed after its last report
   are processed again (at most 0.2 s of that source, written twice by the outputs), none is lost; a
-  live source reconnects. ``--report`` gains ``restarts``: each lost actor, its sources, the frame each
-  file resumed at.
+  live source reconnects. An actor Ray reports only *temporarily unavailable* is polled again, lost
+  after :data:`UNAVAILABLE_LIMIT_S` of that (restarting a live actor's sources would run them twice).
+  ``--report`` gains ``restarts``: each lost actor, its sources, the frame each file resumed at.
 - Refused like ``--workers`` (exit 2): a tiler, file and RTSP sinks, ``--jsonl``.
 """
 
@@ -46,6 +47,10 @@ log = logging.getLogger("dsrun")
 
 DEFAULT_CPUS_PER_ACTOR = 2
 POLL_TIMEOUT_S = 10.0  # an actor that does not answer a poll for this long is asked again
+# An actor Ray calls "temporarily unavailable" (its node or the connection to it is slow: a loaded
+# machine, a node that is dying) is polled again; only this long without an answer makes it lost.
+# A dead node's actors are reported dead once Ray's health checks notice (~30 s by default).
+UNAVAILABLE_LIMIT_S = 120.0
 PLACE_TIMEOUT_S = 1800.0  # an actor not built (placed, engines loaded or built) by then is given up
 MAX_RESTARTS = 3  # a source whose actor is lost more often than this fails (it may be what kills them)
 
@@ -126,6 +131,7 @@ class _Actor(ShardState):
         self.shard, self.handle, self.replacement_of = shard, handle, replacement_of
         self.where: dict = {}
         self.lost: str | None = None
+        self.unavailable_since: float | None = None  # first poll answered "temporarily unavailable"
 
 
 class RayPool:
@@ -245,9 +251,17 @@ class RayPool:
             a = refs[ref]
             try:
                 answer = self.ray.get(ref)
+            except self.ray.exceptions.ActorUnavailableError as exc:
+                # not dead: restarting its sources now would run them twice, into the same outputs
+                now = time.monotonic()
+                a.unavailable_since = a.unavailable_since or now
+                if now - a.unavailable_since > UNAVAILABLE_LIMIT_S:
+                    self._lose(a, f"unavailable for {UNAVAILABLE_LIMIT_S:.0f} s: {_reason(exc)}")
+                continue
             except self.ray.exceptions.RayError as exc:
                 self._lose(a, _reason(exc))
                 continue
+            a.unavailable_since = None
             self.merger.apply(a, answer["stats"])
             if answer["end"] is not None:
                 a.end = answer["end"]
