@@ -27,6 +27,8 @@ class MqttPublisher(BufferedPublisher):
         self.host, self.port, self.topic = host, port, topic
         self.connected = threading.Event()
         self._closing = False
+        self._in_hand = False  # a payload taken from the buffer and not yet handed to paho
+        self._last_info = None  # paho's MQTTMessageInfo of the last payload handed to it
         self._mqtt = mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
         self.client.reconnect_delay_set(0.2, 2)
@@ -64,7 +66,13 @@ class MqttPublisher(BufferedPublisher):
                 if self._closing and not self.queue:
                     return
                 payload = self.queue.popleft()
-            info = self.client.publish(self.topic, payload, qos=1)
+                self._in_hand = True
+            try:
+                info = self.client.publish(self.topic, payload, qos=1)
+            finally:
+                with self._cond:
+                    self._in_hand = False
+            self._last_info = info
             if info.rc in (self._mqtt.MQTT_ERR_SUCCESS, self._mqtt.MQTT_ERR_NO_CONN):
                 self.sent += 1  # NO_CONN: paho keeps a QoS 1 message and sends it on reconnection
                 self._dropped_ok, self._last_ok = self.dropped, time.monotonic()
@@ -78,14 +86,20 @@ class MqttPublisher(BufferedPublisher):
     def close(self, drain_timeout: float = 5.0) -> int:
         """Deliver what is buffered (up to ``drain_timeout`` s), then disconnect; returns payloads lost."""
         deadline = time.monotonic() + drain_timeout
-        while self.queue and time.monotonic() < deadline:  # also waits for a (re)connection
+        while (self.queue or self._in_hand) and time.monotonic() < deadline:  # also waits for a (re)connection
             time.sleep(0.02)
         with self._cond:
             lost = self.lost()
             self.queue.clear()
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout=1)
+        self._thread.join(timeout=max(deadline - time.monotonic(), 0) + 1)
+        info = self._last_info
+        if info is not None and self.connected.is_set():  # QoS 1: the broker has it once it acknowledged
+            try:
+                info.wait_for_publish(timeout=max(deadline - time.monotonic(), 0.1))
+            except (RuntimeError, ValueError):  # the connection dropped meanwhile: paho says so
+                pass
         while self.client.want_write() and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.02)  # let paho flush what it accepted
         self.client.disconnect()
