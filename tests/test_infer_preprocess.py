@@ -1,5 +1,6 @@
 """Pre-processing matches Gst-nvinfer: scaling, padding, colour order, normalisation, layout, crops."""
 
+from concurrent.futures import Future
 from types import SimpleNamespace as NS
 
 import cv2
@@ -117,6 +118,13 @@ def _nvinfer_formula(frames, spec, rects=None, frame_index=None):
     return np.stack(out)
 
 
+class _BusyCores:
+    """A pool whose cores never get to a part: the caller takes every part back itself."""
+
+    def submit(self, *args):
+        return Future()  # pending until cancelled
+
+
 @pytest.mark.parametrize("options", [
     dict(),
     dict(scaling_filter=1, offsets=(104.0, 117.0, 123.0)),
@@ -124,10 +132,13 @@ def _nvinfer_formula(frames, spec, rects=None, frame_index=None):
     dict(maintain_aspect_ratio=True, offsets=(127.5, 127.5, 127.5), scale=0.0078125),
     dict(maintain_aspect_ratio=True, symmetric_padding=True, color_format=1),
 ])
-@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("split", [False, True, "busy"])
 def test_batched_preprocess_equals_nvinfers_formula_bit_for_bit(options, split, monkeypatch):
-    """Also with the batch split over the cores (every batch here is large enough to split)."""
+    """Also with the batch split over the cores (every batch here is large enough to split), and when
+    the other cores are busy and the calling thread computes the parts they did not start."""
     monkeypatch.setattr(preprocess_module, "PARALLEL_MIN_VALUES", 1 if split else 10**12)
+    if split == "busy":
+        monkeypatch.setattr(preprocess_module, "_pool", _BusyCores)
     monkeypatch.setattr(preprocess_module.os, "cpu_count", lambda: 3)  # parts of 1 and 2 items
     frames = _frames(b=3, h=90, w=174, seed=3)
     spec = PreprocessSpec(width=64, height=48, **{"scale": 1 / 255, **options})

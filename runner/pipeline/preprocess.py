@@ -227,10 +227,13 @@ def preprocess(frames, spec: PreprocessSpec, rects=None, frame_index=None):
         tensor = items(0, n)
     else:  # the output written in place, one part per core (float32 RGB/BGR inputs only)
         tensor = np.empty((n, *spec.input_shape), np.float32)
-        pending = [_pool().submit(items, lo, hi, tensor[lo:hi]) for lo, hi in parts[1:]]
+        pending = [(_pool().submit(items, lo, hi, tensor[lo:hi]), lo, hi) for lo, hi in parts[1:]]
         items(*parts[0], tensor[parts[0][0]:parts[0][1]])
-        for part in pending:
-            part.result()
+        for part, lo, hi in pending:  # a part no core has started yet (all busy) is done here
+            if part.cancel():
+                items(lo, hi, tensor[lo:hi])
+            else:
+                part.result()
     mapping = InputMapping(
         ratio_x=dest_w / width.astype(np.float64), ratio_y=dest_h / height.astype(np.float64),
         offset_left=off_l.astype(np.int32), offset_top=off_t.astype(np.int32),
