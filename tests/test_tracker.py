@@ -135,6 +135,19 @@ def test_track_ids_are_unique_across_sources_and_probation_hides_new_targets():
     assert out[0][:, 0].min() == 3  # frames 0-2: targets still on probation, not reported
 
 
+def test_a_stream_ended_by_a_batch_of_only_its_eos_comes_back_with_new_targets():
+    """The graph calls ``on_eos`` for a batch that carries nothing but an end of stream (no ``process``):
+    the stream's targets end there too, so the same source id playing again starts new targets."""
+    gt, det = scene(n_obj=2, frames=10, seed=3, miss=0.0, fp_rate=0.0)
+    stage = TrackerStage(None)  # IOU defaults: probationAge 4
+    before = run(stage, det, 10)[0]
+    stage.on_eos((0,))
+    after = run(stage, det, 10)[0]  # source 0 again, the same detections
+    assert len(before) and len(after)
+    assert set(after[:, 1]).isdisjoint(before[:, 1])  # new targets, new ids
+    assert after[:, 0].min() == 3  # on probation again
+
+
 def test_dropping_unconfirmed_objects_keeps_classification_rows_pointing_at_their_objects():
     stage = TrackerStage(NS(ll_config=None, ll_lib_file=None, operate_on_class_ids=(0,)))
     objs = Objects.from_columns(frame=[0, 0], gie_id=1, class_id=[1, 0], confidence=0.9,

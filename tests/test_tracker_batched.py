@@ -128,6 +128,11 @@ def test_batched_tracker_equals_the_per_stream_tracker_batch_for_batch(kind, par
             b.eos = [4, 5]  # two sources end; their ids come back later as new streams
         x, y = per_stream.process(copy(b)), batched.process(copy(b))
         assert_same(x, y)
+        for stage in (per_stream, batched):  # as the graph does: on_eos after process; a batch that
+            if b.eos:                         # carries only an end of stream gets on_eos alone
+                stage.on_eos(b.eos)
+            if frame_no == 50:
+                stage.on_eos([7])
     assert batched.ids.next == per_stream.ids.next > 30  # as many ids taken, in the same order
     if kind == "sort":  # every live target's Kalman state, bit for bit
         live = {int(i): (x, P) for t in per_stream.streams.values() for i, x, P in zip(t.tracks.id, t.x, t.P)}

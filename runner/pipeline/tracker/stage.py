@@ -132,9 +132,16 @@ class TrackerStage:
         if not keep.all():
             _drop_objects(batch, keep)
         _add_tracker_only(batch, extra)
-        for sid in batch.eos:
-            self.streams.pop(int(sid), None)
         return batch
+
+    def on_eos(self, source_ids) -> None:
+        """GST_NVEVENT_STREAM_EOS: the stream's targets end — called by the graph after ``process``,
+        and for a batch that carries only end-of-stream (which has no ``process``); a stream that comes
+        back under the same id starts with no target."""
+        if self.batched is not None:
+            self.batched.end_streams(int(s) for s in source_ids)
+        for sid in source_ids:
+            self.streams.pop(int(sid), None)
 
     def _process_batched(self, batch: Batch, detected: np.ndarray, trackable: np.ndarray) -> Batch:
         """:meth:`process` for the IOU and SORT trackers: one batched tracker update per round of
@@ -173,8 +180,6 @@ class TrackerStage:
         if not keep.all():
             _drop_objects(batch, keep)
         _add_tracker_only(batch, extra)
-        if batch.eos:
-            self.batched.end_streams(int(s) for s in batch.eos)
         return batch
 
     def close(self) -> None:
