@@ -25,22 +25,30 @@ def _reference(objs: Objects, n_cls: int, topk: int, post: float) -> np.ndarray:
     return np.array(rows, np.float64).reshape(-1, 7)
 
 
-@pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (1, 3, 0.0), (2, 2, 0.5), (3, 5, 0.3)])
-def test_batched_nms_equals_nvinfers_nms_per_frame_and_class(seed, topk, post):
+def _nms_case(seed: int, topk: int, post: float):
+    """400 candidates with clustered centres (many overlaps) over 6 frames and 3 classes: the objects,
+    their ClassParams and what nvinfer's NMS keeps (the reference port)."""
     rng = np.random.default_rng(seed)
     n = 400
-    centre = rng.uniform(0, 300, (n, 2)).round(-1)  # clustered centres: many overlaps
+    centre = rng.uniform(0, 300, (n, 2)).round(-1)
     size = rng.uniform(10, 60, (n, 2))
     xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1).astype(np.float32)
     objs = Objects.from_columns(frame=rng.integers(0, 6, n), class_id=rng.integers(0, 3, n),
                                 confidence=rng.uniform(0, 1, n).round(3), xyxy=xyxy)
     params = ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.4,
                                  topk=topk, post_cluster_threshold=post)
-    expected = _reference(objs, 3, topk, post)
-    got = cluster(objs, 2, params)
+    return objs, params, _reference(objs, 3, topk, post)
+
+
+def _table(got: Objects) -> np.ndarray:
+    return np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)
+
+
+@pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (1, 3, 0.0), (2, 2, 0.5), (3, 5, 0.3)])
+def test_batched_nms_equals_nvinfers_nms_per_frame_and_class(seed, topk, post):
+    objs, params, expected = _nms_case(seed, topk, post)
     assert len(expected) > 20
-    table = np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)
-    np.testing.assert_allclose(table, expected, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -116,16 +124,5 @@ def test_cluster_with_the_device_nms_equals_nvinfers_nms(seed, topk, post, monke
 
     for device in _devices():
         monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
-        rng = np.random.default_rng(seed)
-        n = 400
-        centre = rng.uniform(0, 300, (n, 2)).round(-1)
-        size = rng.uniform(10, 60, (n, 2))
-        xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1).astype(np.float32)
-        objs = Objects.from_columns(frame=rng.integers(0, 6, n), class_id=rng.integers(0, 3, n),
-                                    confidence=rng.uniform(0, 1, n).round(3), xyxy=xyxy)
-        params = ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.4,
-                                     topk=topk, post_cluster_threshold=post)
-        expected = _reference(objs, 3, topk, post)
-        got = cluster(objs, 2, params)
-        table = np.column_stack([got.frame, got.class_id, got.xyxy, got.confidence]).astype(np.float64)
-        np.testing.assert_allclose(table, expected, rtol=1e-6, atol=1e-4, err_msg=device)
+        objs, params, expected = _nms_case(seed, topk, post)
+        np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)

@@ -45,6 +45,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from runner.pipeline.batch import Objects
+from runner.pipeline.nms_device import group_runs
 
 __all__ = ["ClassParams", "cluster", "frame_filter", "grouped_nms", "iou_matrix", "nms_keep"]
 
@@ -276,12 +277,7 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
-    conf = np.asarray(conf, np.float64)
-    group = np.asarray(group, np.int64)
-    order = np.lexsort((-conf, group))  # by group, then descending confidence (stable: ties keep row order)
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    sizes = np.diff(np.r_[starts, n])
+    order, starts, sizes = group_runs(conf, np.asarray(group, np.int64))
     big = sizes > PAIRWISE_GROUP_LIMIT
     for s, size in zip(starts[big].tolist(), sizes[big].tolist()):  # rare: one loop step per huge group
         members = order[s:s + size]

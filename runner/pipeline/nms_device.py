@@ -26,9 +26,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grouped_nms_device", "PAIR_BUDGET"]
+__all__ = ["grouped_nms_device", "group_runs", "PAIR_BUDGET"]
 
 PAIR_BUDGET = 8_000_000  # pairs per chunk: ~8 float64/int64 columns of this length, ~0.5 GB at most
+
+
+def group_runs(conf: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, starts, sizes)``: rows by group, then descending confidence (stable: ties keep row
+    order), and where each group's run starts in ``order`` and how long it is — the ranking both NMS
+    passes (this one and ``cluster.grouped_nms``'s host pass) suppress in."""
+    order = np.lexsort((-np.asarray(conf, np.float64), group))
+    g = np.asarray(group)[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    return order, starts, np.diff(np.r_[starts, len(order)])
 
 
 def grouped_nms_device(torch, device, xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray,
@@ -38,12 +48,7 @@ def grouped_nms_device(torch, device, xyxy: np.ndarray, conf: np.ndarray, group:
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
-    conf = np.asarray(conf, np.float64)
-    group = np.asarray(group, np.int64)
-    order = np.lexsort((-conf, group))  # by group, then descending confidence (stable)
-    g = group[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    sizes = np.diff(np.r_[starts, n])
+    order, starts, sizes = group_runs(conf, np.asarray(group, np.int64))
     pairs = sizes * (sizes - 1) // 2
     # the sorted rows reach the device in one copy: box, threshold, boxes ranked after each box in its group
     later = np.repeat(starts + sizes, sizes) - np.arange(n) - 1
