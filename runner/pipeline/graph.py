@@ -40,8 +40,8 @@ from typing import Any
 
 from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
-from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
 from runner.pipeline.gpu_streams import StageStreams
+from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
 from runner.pipeline.nvdec import NvdecReader, nvdec_usable
 from runner.pipeline.output_files import output_failure
 from runner.pipeline.smart_record import SmartRecorder, smart_record_specs
