@@ -171,3 +171,28 @@ def _diag(v: np.ndarray) -> np.ndarray:
     idx = np.arange(v.shape[1])
     out[:, idx, idx] = v
     return out
+
+
+class KalmanRows:
+    """A Kalman state ``x`` (n, d) and covariance ``P`` (n, d, d) per row of a target table whose
+    ``tracks.box`` column shows each state's box — what the per-stream SORT tracker and the batched
+    one (:mod:`.sort_batched`) keep beside their targets. The filter works row by row, so a row's
+    numbers do not depend on the other rows."""
+
+    def init_states(self, params) -> None:
+        self.kf = StateEstimator.from_params(params)
+        self.x = np.zeros((0, self.kf.dim))
+        self.P = np.zeros((0, self.kf.dim, self.kf.dim))
+
+    def correct_states(self, rows: np.ndarray, boxes: np.ndarray) -> None:
+        """The rows' states corrected by their detections' ``boxes`` (xyxy)."""
+        if not len(rows):
+            return
+        self.x[rows], self.P[rows] = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
+        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
+
+    def add_states(self, n: int) -> None:
+        """States for the table's last ``n`` rows (new targets), started from their boxes."""
+        x, P = self.kf.initiate(self.kf.measure(self.tracks.box[-n:]))
+        self.x = np.concatenate([self.x, x])
+        self.P = np.concatenate([self.P, P])

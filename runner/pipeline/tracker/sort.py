@@ -20,15 +20,13 @@ from __future__ import annotations
 import numpy as np
 
 from runner.pipeline.tracker.iou import IouTracker
-from runner.pipeline.tracker.kalman import StateEstimator
+from runner.pipeline.tracker.kalman import KalmanRows
 
 
-class SortTracker(IouTracker):
+class SortTracker(KalmanRows, IouTracker):
     def __init__(self, params, ids) -> None:
         super().__init__(params, ids)
-        self.kf = StateEstimator.from_params(params)
-        self.x = np.zeros((0, self.kf.dim))
-        self.P = np.zeros((0, self.kf.dim, self.kf.dim))
+        self.init_states(params)
 
     def predict(self) -> None:
         if not len(self.x):
@@ -37,15 +35,10 @@ class SortTracker(IouTracker):
         self.tracks.box = self.kf.boxes(self.x)
 
     def corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
-        if not len(rows):
-            return
-        self.x[rows], self.P[rows] = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
-        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
+        self.correct_states(rows, boxes)
 
     def created(self, n: int) -> None:
-        x, P = self.kf.initiate(self.kf.measure(self.tracks.box[-n:]))
-        self.x = np.concatenate([self.x, x])
-        self.P = np.concatenate([self.P, P])
+        self.add_states(n)
 
     def removed(self, keep: np.ndarray) -> None:
         self.x, self.P = self.x[keep], self.P[keep]

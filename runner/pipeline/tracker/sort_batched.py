@@ -26,17 +26,15 @@ import numpy as np
 
 from runner.pipeline.tracker.common import IdSource, TrackerParams
 from runner.pipeline.tracker.iou_batched import BatchedIouTracker
-from runner.pipeline.tracker.kalman import StateEstimator
+from runner.pipeline.tracker.kalman import KalmanRows
 
 
-class BatchedSortTracker(BatchedIouTracker):
+class BatchedSortTracker(KalmanRows, BatchedIouTracker):
     """NvSORT (and what NvDCF / NvDeepSORT configs run here) for every stream of the pipeline."""
 
     def __init__(self, params: TrackerParams, ids: IdSource) -> None:
         super().__init__(params, ids)
-        self.kf = StateEstimator.from_params(params)
-        self.x = np.zeros((0, self.kf.dim))
-        self.P = np.zeros((0, self.kf.dim, self.kf.dim))
+        self.init_states(params)
 
     def _predict(self, rows: np.ndarray) -> None:
         if not len(rows):
@@ -45,15 +43,10 @@ class BatchedSortTracker(BatchedIouTracker):
         self.tracks.box[rows] = self.kf.boxes(self.x[rows])
 
     def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
-        if not len(rows):
-            return
-        self.x[rows], self.P[rows] = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
-        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
+        self.correct_states(rows, boxes)
 
     def _created(self, n: int) -> None:
-        x, P = self.kf.initiate(self.kf.measure(self.tracks.box[-n:]))
-        self.x = np.concatenate([self.x, x])
-        self.P = np.concatenate([self.P, P])
+        self.add_states(n)
 
     def _keep(self, mask: np.ndarray) -> None:
         super()._keep(mask)
