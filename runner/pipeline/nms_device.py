@@ -7,9 +7,10 @@ point of that rule over the list of overlapping pairs. Every group of the batch 
 pairs of all groups are generated on the device, their IoUs computed in float64 as the host does, and
 the rule iterated to its fixed point (as many applications as the longest suppression chain),
 checked every :data:`ROUNDS` applications: three host syncs per batch in the common case (a GPU stage
-that waits for the device gives the interpreter lock away and may wait that long to get it back). No kernel is serial over the boxes (torchvision's ``batched_nms`` ends in a one-block
-``gather_keep_from_mask`` pass over every candidate, which took 14-23 % of the H200's time at 32 sources
-— docs/bench/bench_h200_profile_i*_n32.txt).
+that waits for the device gives the interpreter lock away and may wait that long to get it back). No
+kernel is serial over the boxes (torchvision's ``batched_nms`` ends in a one-block
+``gather_keep_from_mask`` pass over every candidate, which took 14-23 % of the H200's time at 32
+sources — docs/bench/bench_h200_profile_i*_n32.txt).
 
 Groups are taken in chunks of at most :data:`PAIR_BUDGET` pairs so memory stays bounded whatever the
 candidate count; one group larger than the budget is a chunk of its own.
