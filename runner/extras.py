@@ -16,7 +16,6 @@ from runner.errors import DsrunError
 #: One place for this fact: the CLI's messages and tests/test_dependencies.py read it.
 OPTIONAL = {
     "torch": ("torch", "torch"),                     # the torch backend (torch.compile), CUDA frames
-    "torchvision": ("gpu", "torchvision"),           # batched NMS on the GPU (absent: NMS on the CPU)
     "pynvml": ("gpu", "nvidia-ml-py"),               # GPU utilisation (absent: the GPU line is hidden)
     "PyNvVideoCodec": ("nvdec", "pynvvideocodec"),   # decoding on NVDEC (absent: FFmpeg on the CPU)
     "tensorrt": ("tensorrt", "tensorrt"),            # the TensorRT backend

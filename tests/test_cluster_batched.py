@@ -90,7 +90,7 @@ def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch
     import runner.pipeline.cluster as cl
     import runner.pipeline.nms_device as nd
 
-    monkeypatch.setattr(nd, "PAIR_BUDGET", 12_000)  # group 0 (~300 boxes, ~45 k pairs) exceeds it
+    monkeypatch.setattr(nd, "CELL_BUDGET", 20_000)  # 19 block pairs per device pass
     rng = np.random.default_rng(seed)
     n = 2000
     centre = rng.uniform(0, 200, (n, 2)).round(-1)
@@ -104,7 +104,7 @@ def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
         expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
-    assert (group == 0).sum() * ((group == 0).sum() - 1) // 2 > nd.PAIR_BUDGET and 0 < expected.sum() < n
+    assert (group == 0).sum() ** 2 > nd.CELL_BUDGET and 0 < expected.sum() < n
     for device in _devices():
         keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
         np.testing.assert_array_equal(keep, expected, err_msg=device)
@@ -126,3 +126,130 @@ def test_cluster_with_the_device_nms_equals_nvinfers_nms(seed, topk, post, monke
         monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
         objs, params, expected = _nms_case(seed, topk, post)
         np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
+
+
+def _device_case(seed: int, n: int = 2000):
+    """Boxes with clustered centres in ~60 groups, group 0 much larger; confidences with many ties;
+    per-class thresholds; and what nms_keep keeps group by group."""
+    import runner.pipeline.cluster as cl
+
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(0, 200, (n, 2)).round(-1)
+    size = rng.uniform(10, 50, (n, 2))
+    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
+    conf = rng.uniform(0, 1, n).round(2)
+    group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
+    threshold = np.where(group % 2 == 0, 0.3, 0.6)
+    expected = np.zeros(n, bool)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+    return xyxy, conf, group, threshold, expected
+
+
+def test_device_nms_downloads_every_overlap_when_the_first_guess_has_no_room(monkeypatch):
+    """The overlapping pairs come back in one download sized EDGES_PER_BOX per candidate; a batch with
+    more overlaps than that takes nonzero and raises the guess for the next batches."""
+    import torch
+
+    import runner.pipeline.nms_device as nd
+
+    monkeypatch.setattr(nd, "EDGES_PER_BOX", 0)  # room for 64 pairs: far too few
+    xyxy, conf, group, threshold, expected = _device_case(3)
+    for device in _devices():
+        keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
+        np.testing.assert_array_equal(keep, expected, err_msg=device)
+    assert nd.EDGES_PER_BOX > 0
+
+
+def test_device_nms_with_empty_boxes_and_a_negative_threshold_equals_nms_keep():
+    """Zero-area boxes (the DetectNet_v2 parser keeps zero-width ones) make unions of 0, which the host
+    counts as IoU 0: no overlap at threshold >= 0, an overlap below 0 — on the device as on the host."""
+    import torch
+
+    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms_device as nd
+
+    rng = np.random.default_rng(4)
+    n = 300
+    x1 = rng.uniform(0, 50, n).round()
+    y1 = rng.uniform(0, 50, n).round()
+    w = np.where(rng.random(n) < 0.3, 0, rng.uniform(1, 20, n).round())
+    xyxy = np.column_stack([x1, y1, x1 + w, y1 + np.where(w == 0, 0, 10)])
+    conf = rng.uniform(0, 1, n).round(2)
+    group = rng.integers(0, 4, n)
+    threshold = np.where(group == 3, -0.1, 0.3)
+    expected = np.zeros(n, bool)
+    for g in np.unique(group):
+        rows = np.flatnonzero(group == g)
+        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+    assert expected[group == 3].sum() == 1  # every pair "overlaps" below a negative threshold
+    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    for device in _devices():
+        keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
+        np.testing.assert_array_equal(keep, expected, err_msg=device)
+
+
+def _torch_calls(run) -> tuple[int, int]:
+    """(torch calls, calls that wait for a CUDA device: downloads, item, equal, nonzero, blocking uploads)
+    of ``run()``, counted by torch's function mode."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    calls = [0, 0]
+
+    class Count(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = getattr(func, "__name__", "")
+            calls[0] += 1
+            blocking_upload = name == "to" and not kwargs.get("non_blocking", False) and any(
+                isinstance(a, (torch.device, str)) for a in (*args[1:], kwargs.get("device")))
+            calls[1] += name in {"cpu", "item", "tolist", "equal", "nonzero"} or blocking_upload
+            return func(*args, **kwargs)
+
+    with Count():
+        run()
+    return calls[0], calls[1]
+
+
+def test_device_nms_costs_the_same_few_torch_calls_and_one_download_whatever_the_batch():
+    """Python work per batch must not grow with frames or candidates (issue 17): a batch of 2,000
+    candidates in ~60 groups and one of 400 in 6 make the same torch calls, with one call that waits
+    for the device (the download of the overlapping pairs)."""
+    import torch
+
+    import runner.pipeline.nms_device as nd
+
+    big = _device_case(5)
+    small = tuple(a[:400] for a in big[:3]) + (big[3][:400],)
+    small = (small[0], small[1], small[2] % 6, small[3])
+    counts = {len(case[1]): _torch_calls(lambda: nd.grouped_nms_device(torch, torch.device("cpu"), *case[:4]))
+              for case in (big, small)}
+    (calls_big, waits_big), (calls_small, waits_small) = counts[2000], counts[400]
+    assert calls_big == calls_small <= 30 and waits_big == waits_small == 1, counts
+
+
+def test_grouped_nms_takes_the_device_from_device_min_pairs_on(monkeypatch):
+    """Below DEVICE_MIN_PAIRS pairs in the batch the host pass is cheaper than the device's round trip;
+    from there on the device pass runs — the same keep mask either way."""
+    import torch
+
+    import runner.pipeline.cluster as cl
+    from runner.pipeline.nms_device import grouped_nms_device
+
+    used = []
+
+    def device_pass(*args):
+        used.append(len(args[1]))
+        return grouped_nms_device(torch, torch.device("cpu"), *args)
+
+    monkeypatch.setattr(cl, "_DEVICE_NMS", device_pass)
+    xyxy, conf, group, threshold, expected = _device_case(6)
+    pairs = sum(k * (k - 1) // 2 for k in np.unique(group, return_counts=True)[1])
+    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", pairs + 1)
+    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    assert used == []
+    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", pairs)
+    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    assert used == [len(conf)]

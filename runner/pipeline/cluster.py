@@ -45,7 +45,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from runner.pipeline.batch import Objects
-from runner.pipeline.nms_device import group_runs
+from runner.pipeline.nms_device import greedy_keep, group_runs
 
 __all__ = ["ClassParams", "cluster", "frame_filter", "grouped_nms", "iou_matrix", "nms_keep"]
 
@@ -260,24 +260,27 @@ def _cluster_group(xyxy, conf, mode: int, c: int, p: ClassParams):
 def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class).
 
-    With a CUDA GPU: the same rule on the device for every group at once (runner.pipeline.nms_device).
-    Otherwise every group of the batch at once on the host, with no loop over groups: the overlaps of
-    every pair of boxes of one group are computed together, then :func:`nms_keep`'s fixed-point rule
-    runs on that pair list — the same result as :func:`nms_keep` group by group, in about half its time.
-    Groups of more than :data:`PAIRWISE_GROUP_LIMIT` boxes take :func:`nms_keep` on their own.
+    Both passes rank every group of the batch at once (:func:`group_runs`), find the overlapping
+    pairs, and run :func:`nms_keep`'s fixed-point rule on that pair list (:func:`greedy_keep`) — the
+    same result as :func:`nms_keep` group by group, with no loop over groups.
 
-    (The benchmark's ~9,000 candidates per batch of 32 are ~400 k pairs: 80 ms on the host pass on a
-    loaded 2-core machine, a few small kernels on the GPU. ``DSRUN_DEVICE_NMS=0`` takes the host pass
-    on a GPU machine.)
+    With a CUDA GPU and at least :data:`DEVICE_MIN_PAIRS` pairs in the batch, the pairs are found on
+    the device (runner.pipeline.nms_device: ~10 kernels and one host sync per batch). Otherwise on the
+    host: the overlaps of every pair of boxes of one group are computed together, in about half
+    :func:`nms_keep`'s time; groups of more than :data:`PAIRWISE_GROUP_LIMIT` boxes take
+    :func:`nms_keep` on their own. ``DSRUN_DEVICE_NMS=0`` takes the host pass on a GPU machine.
+
+    (The benchmark's ~8,600 candidates per batch of 32 are ~380 k pairs: ~80 ms on the host pass on a
+    loaded 2-core machine; ``scripts/bench_nms.py`` measures both passes.)
     """
-    device_nms = _device_nms()
-    if device_nms is not None and len(conf):
-        return device_nms(xyxy, conf, group, threshold)
     n = len(conf)
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
-    order, starts, sizes = group_runs(conf, np.asarray(group, np.int64))
+    runs = order, starts, sizes = group_runs(conf, np.asarray(group, np.int64))
+    device_nms = _device_nms()
+    if device_nms is not None and int((sizes * (sizes - 1)).sum()) // 2 >= DEVICE_MIN_PAIRS:
+        return device_nms(xyxy, conf, group, threshold, runs)
     big = sizes > PAIRWISE_GROUP_LIMIT
     for s, size in zip(starts[big].tolist(), sizes[big].tolist()):  # rare: one loop step per huge group
         members = order[s:s + size]
@@ -301,18 +304,13 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
     edge = iou > np.asarray(threshold, np.float64)[ra]
-    src, dst = a[edge], b[edge]  # a kept ``src`` suppresses ``dst``
-    alive = np.ones(n, bool)  # indexed by position in ``order``
-    while True:  # nms_keep's rule to its fixed point: kept unless a kept, higher-ranked box overlaps it
-        new_alive = np.bincount(dst[alive[src]], minlength=n) == 0
-        if np.array_equal(new_alive, alive):
-            break
-        alive = new_alive
+    alive = greedy_keep(a[edge], b[edge], n)  # indexed by position in ``order``
     keep[order[pos[alive[pos]]]] = True
     return keep
 
 
 PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this size
+DEVICE_MIN_PAIRS = 4096  # fewer pairs in a batch: the host pass, cheaper than the device's round trip
 
 
 def _device_nms():
@@ -330,9 +328,9 @@ def _device_nms():
             else:
                 from runner.pipeline.nms_device import grouped_nms_device
 
-                def run(xyxy, conf, group, thr):
+                def run(xyxy, conf, group, thr, runs):
                     return grouped_nms_device(torch, torch.device("cuda", torch.cuda.current_device()),
-                                              xyxy, conf, group, thr)
+                                              xyxy, conf, group, thr, runs)
                 _DEVICE_NMS = run
     return _DEVICE_NMS
 
@@ -347,8 +345,12 @@ def _cluster_nms(objs: Objects, params: ClassParams) -> Objects:
     cls = objs.class_id.astype(np.int64)
     conf = objs.confidence.astype(np.float64)
     key = objs.frame.astype(np.int64) * n_cls + cls
-    keep = grouped_nms(objs.xyxy.astype(np.float64), conf, key, params.nms_iou_threshold[cls])
-    kept = np.flatnonzero(keep & (conf > params.post_cluster_threshold[cls]))
+    # nvinfer suppresses among all candidates, then keeps kept boxes above post-cluster-threshold
+    # (clusterAndFillDetectionOutputNMS). A box at or below it is never output and can only suppress
+    # boxes ranked after it, at or below it too: suppressing among the boxes above gives the same output.
+    above = np.flatnonzero(conf > params.post_cluster_threshold[cls])
+    kept = above[grouped_nms(objs.xyxy[above].astype(np.float64), conf[above], key[above],
+                             params.nms_iou_threshold[cls[above]])]
     order = kept[np.lexsort((-conf[kept], key[kept]))]  # stable: ties keep the parser's order
     k = key[order]
     run_start = np.maximum.accumulate(np.where(np.r_[True, k[1:] != k[:-1]], np.arange(len(k)), 0))
