@@ -41,10 +41,11 @@ def _config(folder, assets, sources: int):
     return folder / "app.txt"
 
 
-def _collect(config, monkeypatch, streams: str) -> dict:
+def _collect(config, monkeypatch, streams: str, split: str = "1") -> dict:
     import dsrun
 
     monkeypatch.setenv("DSRUN_CUDA_STREAMS", streams)
+    monkeypatch.setenv("DSRUN_GIE_SPLIT", split)
     seen = {}
 
     def on_batch(b):
@@ -58,7 +59,7 @@ def _collect(config, monkeypatch, streams: str) -> dict:
     return seen
 
 
-def test_stage_streams_give_the_same_results_as_the_default_stream(tmp_path, monkeypatch):
+def _nvdec_config(tmp_path):
     from runner.assets import ensure_assets
     from runner.pipeline.nvdec import nvdec_usable
     from runner.pipeline.source import URI, SourceSpec
@@ -67,9 +68,10 @@ def test_stage_streams_give_the_same_results_as_the_default_stream(tmp_path, mon
     clip = assets.root / "videos" / "short_360p.mp4"
     if not nvdec_usable(SourceSpec(0, URI, f"file://{clip}")):
         pytest.skip("PyNvVideoCodec (NVDEC) is not installed")
-    config = _config(tmp_path, assets, sources=4)
-    off = _collect(config, monkeypatch, "0")
-    on = _collect(config, monkeypatch, "1")
+    return _config(tmp_path, assets, sources=4)
+
+
+def _assert_same(off: dict, on: dict) -> None:
     assert set(on) == set(off) and len(on) == 4 * 30
     boxes = 0
     for key, (xyxy, cls, track, labels) in off.items():
@@ -78,3 +80,17 @@ def test_stage_streams_give_the_same_results_as_the_default_stream(tmp_path, mon
         assert got[1].tolist() == cls.tolist() and got[2].tolist() == track.tolist() and got[3] == labels, key
         boxes += len(xyxy)
     assert boxes > 0
+
+
+def test_stage_streams_give_the_same_results_as_the_default_stream(tmp_path, monkeypatch):
+    config = _nvdec_config(tmp_path)
+    _assert_same(_collect(config, monkeypatch, "0"), _collect(config, monkeypatch, "1"))
+
+
+def test_the_gie_split_gives_the_same_results_on_the_gpu(tmp_path, monkeypatch):
+    """The PGIE's pre-processing on a thread of its own (its own CUDA stream, or with the streams off
+    the default stream both threads share) against everything on the stage thread's stream."""
+    config = _nvdec_config(tmp_path)
+    whole = _collect(config, monkeypatch, "1", split="0")
+    _assert_same(whole, _collect(config, monkeypatch, "1", split="1"))
+    _assert_same(whole, _collect(config, monkeypatch, "0", split="1"))

@@ -46,11 +46,14 @@ class StageStreams:
         self.enabled = _enabled() if enabled is None else enabled
         self._local = threading.local()
 
-    def process(self, stage, batch: Batch) -> Batch:
+    def process(self, stage, batch: Batch, step=None) -> Batch:
+        """``step(batch)`` (default ``stage.process``; the graph passes ``stage.prepare`` on the thread
+        that prepares a split stage's batches, ``runner.pipeline.prepare_ahead``)."""
+        step = stage.process if step is None else step
         frames = batch.frames
         if not self.enabled or not getattr(stage, "uses_device", False) or not is_device_tensor(frames) \
                 or not frames.is_cuda:
-            return stage.process(batch)
+            return step(batch)
         import torch
 
         device = frames.device
@@ -64,7 +67,7 @@ class StageStreams:
         if batch.device_ready is not None:
             stream.wait_event(batch.device_ready)
         with torch.cuda.stream(stream):
-            batch = stage.process(batch)
+            batch = step(batch)
             done = torch.cuda.Event()
             done.record(stream)
         frames.record_stream(stream)  # frames a stage makes are this stream's already

@@ -44,6 +44,7 @@ from runner.pipeline.gpu_streams import StageStreams
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
 from runner.pipeline.nvdec import NvdecReader, nvdec_usable
 from runner.pipeline.output_files import output_failure
+from runner.pipeline.prepare_ahead import PrepareAhead
 from runner.pipeline.smart_record import SmartRecorder, smart_record_specs
 from runner.pipeline.sinks import RunOptions, build_sink_stages
 from runner.pipeline.source import SourceReader, redact, source_specs
@@ -296,10 +297,17 @@ class Graph:
         st = self.stats.add_stage(stage.name, queue_depth=inq.qsize)
         on_eos = getattr(stage, "on_eos", None)
         on_pipeline_eos = getattr(stage, "on_pipeline_eos", None)
+        ahead = None  # a stage that splits: its prepare() one batch ahead, on a thread of its own
+        if not output and getattr(stage, "splits", False):
+            ahead = PrepareAhead(stage.name, inq, lambda b: self._streams.process(stage, b, stage.prepare),
+                                 lambda b, exc: self._fail(stage.name, b, exc), self._abort)
+            ahead.start()
         batch = None
         try:
             while True:
-                batch = self._get(inq)
+                batch = self._get(inq if ahead is None else ahead.out)
+                if ahead is not None:
+                    ahead.taken()
                 if batch is _END:
                     if on_pipeline_eos is not None:
                         on_pipeline_eos()
@@ -328,6 +336,8 @@ class Graph:
                 return
         except BaseException as exc:
             self._fail(stage.name, batch if isinstance(batch, Batch) else None, exc)
+        if ahead is not None:  # ended by the end marker, or the abort that every failure sets
+            ahead.join()
         try:
             stage.close()
         except Exception as exc:

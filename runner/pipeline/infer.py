@@ -20,6 +20,12 @@ What a :class:`GieStage` does per batch, as nvinfer does:
   classifiers) allows; in between, classifiers re-attach their cached result.
   ``classifier-async-mode=1`` infers in a background thread and attaches the latest cached result
   (untracked objects are skipped, as in nvinfer).
+* ``process-mode=1`` runs in two halves (``prepare``: the interval decision and pre-processing;
+  ``process``: inference, parsing, clustering); the graph runs ``prepare`` one batch ahead on a
+  thread of its own (``runner.pipeline.prepare_ahead``), so a batch is pre-processed while the one
+  before it is inferred. ``DSRUN_GIE_SPLIT=0`` keeps both halves on the stage thread. The results are
+  the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they infer depends
+  on the history the previous batch's results leave.
 * ``network-type`` 0: parser → clustering per class-attrs → frame filter → ``Batch.objects`` (SGIE
   detections get ``parent`` = the object they were found in); 1: ``Batch.classifications``
   (``obj=-1`` for a full-frame classifier); 2: ``Batch.masks[gie-unique-id]`` (B, h, w) int32 (-1 where
@@ -31,8 +37,10 @@ What a :class:`GieStage` does per batch, as nvinfer does:
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
@@ -97,6 +105,11 @@ def runnable_network(cfg, where: str = ""):
     return None
 
 
+def split_enabled() -> bool:
+    """``DSRUN_GIE_SPLIT=0`` keeps a GIE's pre-processing on its stage thread (the split off, for A/B)."""
+    return os.environ.get("DSRUN_GIE_SPLIT", "1").strip() != "0"
+
+
 class GieStage:
     """One nvinfer instance. ``timings`` accumulates seconds per phase for benchmarks."""
 
@@ -122,6 +135,9 @@ class GieStage:
         self.counters = counters or InferCounters()
         self.timings = {"preprocess": 0.0, "infer": 0.0, "parse": 0.0, "cluster": 0.0}
         self._interval_counter = 0  # batches seen (gstnvinfer.cpp interval_counter)
+        # process-mode 1 splits in two (prepare ahead, then process): DSRUN_GIE_SPLIT=0 turns it off
+        self.splits = self.process_mode == 1 and split_enabled()
+        self._prepared: deque = deque()  # (batch, its prepare() result), oldest first
         self.history = TrackHistory()
         self._lock = threading.Lock()
         self._async: ThreadPoolExecutor | None = None
@@ -183,6 +199,7 @@ class GieStage:
         self._interval_counter = 0
 
     def close(self) -> None:
+        self._prepared.clear()  # batches an abort left prepared but never processed
         if self._async is not None:
             self._async.shutdown(wait=True)
             self._async = None
@@ -199,21 +216,57 @@ class GieStage:
         self._interval_counter += 1
         return np.full(len(batch), infer, bool)
 
-    def _process_frames(self, batch: Batch) -> None:
+    def prepare(self, batch: Batch) -> Batch:
+        """The first half of ``process`` for ``process-mode=1``: the interval decision
+        (``Batch.inferred``) and the network's input tensors, kept for ``process(batch)``. The graph
+        runs it one batch ahead of ``process``, on a thread of its own, when :attr:`splits`
+        (``runner.pipeline.prepare_ahead``): a batch is pre-processed while the one before it is
+        inferred. Nothing here reads what ``process`` of an earlier batch leaves behind."""
+        self._prepared.append((batch, self._prepare_frames(batch)))
+        return batch
+
+    def _prepare_frames(self, batch: Batch) -> list:
+        """(input tensor, InputMapping) per engine call: the frames this batch infers, ``max_batch``
+        at a time."""
         mask = self.interval_mask(batch)
         batch.inferred[self.gie_id] = mask
         frames = self._frames(batch)
         rows = np.flatnonzero(mask)
-        if self.network_type == 2:
-            batch.masks.setdefault(self.gie_id, None)
+        parts = []
         for start in range(0, len(rows), self.max_batch):
             chunk = rows[start:start + self.max_batch]
             if isinstance(frames, np.ndarray) or is_device_tensor(frames):
                 sub = frames[_as_slice(chunk)]
             else:
                 sub = [frames[i] for i in chunk]
-            outputs, mapping = self._infer(sub)
+            tensor, mapping = self._preprocess(sub)
             mapping.frame = chunk.astype(np.int32)
+            parts.append((tensor, mapping))
+        return parts
+
+    def _take_prepared(self, batch: Batch) -> list:
+        """What ``prepare(batch)`` made (made now when it was not called). On a GPU the tensors were
+        made on the preparing thread's CUDA stream: this thread's stream already waits for that work
+        (``Batch.device_ready``), and each tensor is marked as used on it, so its memory is not handed
+        back to the preparing stream before this stream's inference has read it."""
+        if not self._prepared:
+            return self._prepare_frames(batch)
+        prepared, parts = self._prepared.popleft()
+        if prepared is not batch:  # a bug, never a wrong result: the graph keeps the batches' order
+            raise RuntimeError(f"{self.name}: a batch reached process() out of the order prepare() saw it")
+        for tensor, _ in parts:
+            if is_device_tensor(tensor) and tensor.is_cuda:
+                import torch
+
+                tensor.record_stream(torch.cuda.current_stream(tensor.device))
+        return parts
+
+    def _process_frames(self, batch: Batch) -> None:
+        parts = self._take_prepared(batch)
+        if self.network_type == 2:
+            batch.masks.setdefault(self.gie_id, None)
+        for tensor, mapping in parts:
+            outputs = self._run_engine(tensor)
             self._consume(batch, outputs, mapping, parent_rows=None)
         if self.network_type == 2 and batch.masks.get(self.gie_id) is None:
             out = self.engine.outputs[0].shape
@@ -330,13 +383,18 @@ class GieStage:
         return batch.host_frames()
 
     def _infer(self, frames, rects=None, frame_index=None):
+        tensor, mapping = self._preprocess(frames, rects, frame_index)
+        return self._run_engine(tensor), mapping
+
+    def _preprocess(self, frames, rects=None, frame_index=None):
         if is_device_tensor(frames):
-            tensor, mapping = self._timed("preprocess", preprocess_device, frames, self.pre, rects, frame_index)
-            outputs = self._timed("infer", self._infer_device, tensor)
-            return outputs, mapping
-        tensor, mapping = self._timed("preprocess", preprocess, frames, self.pre, rects, frame_index)
-        outputs = self._timed("infer", self.engine.infer, {self.input.name: tensor})
-        return outputs, mapping
+            return self._timed("preprocess", preprocess_device, frames, self.pre, rects, frame_index)
+        return self._timed("preprocess", preprocess, frames, self.pre, rects, frame_index)
+
+    def _run_engine(self, tensor) -> dict:
+        if is_device_tensor(tensor):
+            return self._timed("infer", self._infer_device, tensor)
+        return self._timed("infer", self.engine.infer, {self.input.name: tensor})
 
     def _infer_device(self, tensor) -> dict:
         """Device tensor in, outputs back on the host for the parsers (outputs are small): every

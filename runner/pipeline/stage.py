@@ -4,6 +4,10 @@ The graph (``graph.py``) runs each stage in its own thread, joined to the next b
 calls ``process`` once per batch in order; ``close`` once after the last batch (flush files, join
 workers). A stage never imports ``runner.ui``; it reports through ``runner.pipeline.stats``.
 
+A stage may split its work in two: with ``splits`` true and a ``prepare(batch) -> batch`` method, the
+graph calls ``prepare`` on a thread of its own, one batch ahead of ``process``
+(``runner.pipeline.prepare_ahead``; the GIE stages with ``process-mode=1`` do).
+
 >>> class CountObjects:
 ...     name = "count"
 ...     def __init__(self): self.total = 0

@@ -1,0 +1,103 @@
+"""The GIE split (a batch pre-processed on a thread of its own while the one before it is inferred,
+``runner.pipeline.prepare_ahead``) changes when the work runs, never what comes out.
+
+A real config, the gallery's test2 (YOLOv4-tiny → tracker → MobileNetV2 on each object), run on a cut
+of its real clip (street.mp4), three frames a batch (the last one short), the PGIE inferring two frames
+an engine call (two calls a batch) with ``interval=1``, once with the split (the default) and once with
+``DSRUN_GIE_SPLIT=0``: every batch that leaves the pipeline — its frames, which of them the PGIE
+inferred, every column of its objects (boxes, confidences, classes, track ids, parents) and of its
+classifier results — and the run's per-stage counts are equal, in the same order.
+
+One source: with several, which source's frame comes first in a batch depends on which decoder
+delivered first (streammux's order, as nvstreammux's), so two runs may differ without the split.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import dsrun
+from runner.pipeline.infer import GieStage
+from samples_support import cut, sample_copy
+
+FRAMES = 47  # 15 batches of 3 and one of 2
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory, assets):
+    tmp = tmp_path_factory.mktemp("split")
+    street = cut(assets.videos["street"], tmp / "street.mp4", FRAMES)
+    folder = sample_copy("test2", tmp, assets, clips={"street.mp4": street}, replace={
+        # full batches (no timeout): the same batches in every run
+        "[streammux]\ngpu-id=0\nbatch-size=1\nbatched-push-timeout=40000":
+        "[streammux]\ngpu-id=0\nbatch-size=3\nbatched-push-timeout=-1",
+        "[primary-gie]\nenable=1\ngpu-id=0\nbatch-size=1": "[primary-gie]\nenable=1\ngpu-id=0\nbatch-size=2\ninterval=1",
+        "# 3 = encode + file\ntype=3": "type=1"})  # fakesink: the metadata is compared, not the video
+    text = (folder / "deepstream_app_config.txt").read_text()
+    assert "interval=1" in text and "batch-size=3\nbatched-push-timeout=-1" in text and "type=1" in text
+    return folder / "deepstream_app_config.txt"
+
+
+def _run(config, split: str):
+    """Every batch's columns, in the order they left the pipeline, the run's per-stage counts and the
+    threads that ran ``GieStage.prepare``."""
+    prepared_on = set()
+    original = GieStage.prepare
+
+    def observed(self, batch):  # where the pre-processing runs; the work itself is the stage's own
+        prepared_on.add(threading.current_thread().name)
+        return original(self, batch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DSRUN_GIE_SPLIT", split)
+        patch.setattr(GieStage, "prepare", observed)
+        seen, counts, inference = _columns_of_every_batch(config)
+    return seen, counts, inference, prepared_on
+
+
+def _columns_of_every_batch(config):
+    seen = []
+
+    def on_batch(b):
+        objs, cls = b.objects, b.classifications
+        seen.append({
+            "source_id": b.source_id.copy(), "frame_num": b.frame_num.copy(), "pts": b.pts.copy(),
+            "inferred": {k: v.copy() for k, v in b.inferred.items()},
+            **{f"objects.{name}": getattr(objs, name).copy() for name in objs.__slots__},
+            **{f"classifications.{name}": getattr(cls, name).copy() for name in cls.__slots__}})
+
+    result = dsrun.run(config, on_batch=on_batch)
+    assert result.exit_code == 0, result.errors
+    counts = {name: (st["batches"], st["frames"]) for name, st in result.report["stages"].items()}
+    return seen, counts, result.report.get("inference")
+
+
+def test_the_split_gives_every_batch_the_same_objects_tracks_and_labels_in_the_same_order(config):
+    whole, whole_counts, whole_inference, whole_threads = _run(config, "0")
+    split, split_counts, split_inference, split_threads = _run(config, "1")
+
+    assert whole_threads == set()  # DSRUN_GIE_SPLIT=0: process() pre-processes on the stage thread
+    assert split_threads == {"stage-primary-gie-prepare"}  # only the PGIE splits (the SGIE needs its history)
+
+    frames = [(int(s), int(n)) for b in split for s, n in zip(b["source_id"], b["frame_num"])]
+    assert frames == [(0, n) for n in range(FRAMES)]  # every frame once, in order
+    assert [len(b["frame_num"]) for b in split] == [3] * (FRAMES // 3) + [FRAMES % 3]
+    assert sum(len(b["objects.frame"]) for b in split) > 100 and sum(
+        len(b["classifications.label"]) for b in split) > 20  # objects and labels to compare
+    assert {True, False} <= {bool(x) for b in split for x in b["inferred"][1]}  # interval=1 skipped some
+
+    assert len(split) == len(whole)
+    for i, (a, b) in enumerate(zip(whole, split)):
+        assert a.keys() == b.keys()
+        for key in a:
+            if key == "inferred":
+                assert a[key].keys() == b[key].keys(), i
+                for gie in a[key]:
+                    np.testing.assert_array_equal(a[key][gie], b[key][gie], err_msg=f"batch {i} inferred[{gie}]")
+            else:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"batch {i} {key}")
+    assert split_counts == whole_counts
+    assert split_inference == whole_inference
