@@ -253,3 +253,45 @@ def test_grouped_nms_takes_the_device_from_device_min_pairs_on(monkeypatch):
     monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", pairs)
     np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
     assert used == [len(conf)]
+
+
+@pytest.fixture(scope="module")
+def detector_candidates(assets):
+    """Real candidates: 8 frames of the bikes clip through the assets' DetectNet_v2-shaped model (ONNX
+    Runtime) and nvinfer's DetectNet_v2 parser at pre-cluster-threshold 0.2."""
+    import av
+    import cv2
+    import onnxruntime as ort
+
+    from runner.pipeline.parsers import NetworkInfo
+    from runner.pipeline.parsers.detectnet_v2 import parse_detectnet_v2
+
+    with av.open(str(assets.videos["bikes"])) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(8), c.decode(video=0))]
+    x = np.stack([cv2.resize(f, (480, 272), interpolation=cv2.INTER_LINEAR) for f in frames]).astype(np.float32)
+    session = ort.InferenceSession(str(assets.models["detectnet_small"]), providers=["CPUExecutionProvider"])
+    cov, bbox = session.run(None, {session.get_inputs()[0].name: x.transpose(0, 3, 1, 2) / 255})
+    return parse_detectnet_v2({"output_cov": cov, "output_bbox": bbox}, NetworkInfo(480, 272),
+                              ClassParams.uniform(4, pre_cluster_threshold=0.2))
+
+
+@pytest.mark.parametrize("topk, post", [(-1, 0.0), (2, 0.3)])
+def test_cluster_with_the_device_nms_on_a_real_detectors_candidates_equals_nvinfers_nms(
+        detector_candidates, topk, post, monkeypatch):
+    """A real model's candidates on real frames (a grid of cells seeing the same things) clustered as a
+    GPU machine clusters them — overlaps on the device, fixed point on the host — against the port of
+    clusterAndFillDetectionOutputNMS, frame by frame."""
+    import torch
+
+    import runner.pipeline.cluster as cl
+    from runner.pipeline.nms_device import grouped_nms_device
+
+    objs = detector_candidates
+    expected = _reference(objs, 4, topk, post)
+    assert len(objs) > 200 and len(expected) < len(objs)  # NMS suppresses some of them
+    params = ClassParams.uniform(4, pre_cluster_threshold=0.2, nms_iou_threshold=0.4, topk=topk,
+                                 post_cluster_threshold=post)
+    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+    for device in _devices():
+        monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
+        np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
