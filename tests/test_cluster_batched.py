@@ -80,37 +80,46 @@ def _devices():
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
-    """runner.pipeline.nms_device (the GPU path; run here on torch's CPU device, and on CUDA where
-    there is one): every group at once, chunks of groups within a pair budget, a group larger than
-    the budget alone, ties in confidence in row order, per-class thresholds — equal to nms_keep."""
-    import torch
-
+def _device_case(seed: int, n: int = 2000):
+    """Boxes with clustered centres in ~60 groups, group 0 much larger, five identical boxes (IoU exactly
+    1); confidences with many ties; per-class thresholds; and what nms_keep keeps group by group."""
     import runner.pipeline.cluster as cl
-    import runner.pipeline.nms_device as nd
 
-    monkeypatch.setattr(nd, "CELL_BUDGET", 20_000)  # 19 block pairs per device pass
     rng = np.random.default_rng(seed)
-    n = 2000
     centre = rng.uniform(0, 200, (n, 2)).round(-1)
     size = rng.uniform(10, 50, (n, 2))
     xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
-    xyxy[:5] = xyxy[5]  # identical boxes: IoU exactly 1
-    conf = rng.uniform(0, 1, n).round(2)  # many ties
+    xyxy[:5] = xyxy[5]
+    conf = rng.uniform(0, 1, n).round(2)
     group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
     threshold = np.where(group % 2 == 0, 0.3, 0.6)
     expected = np.zeros(n, bool)
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
         expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
-    assert (group == 0).sum() ** 2 > nd.CELL_BUDGET and 0 < expected.sum() < n
+    return xyxy, conf, group, threshold, expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
+    """runner.pipeline.nms_device (the GPU path; run here on torch's CPU device, and on CUDA where
+    there is one): every group at once, block pairs in several device passes within the cell budget,
+    identical boxes, ties in confidence in row order, per-class thresholds — equal to nms_keep."""
+    import torch
+
+    import runner.pipeline.nms_device as nd
+
+    monkeypatch.setattr(nd, "CELL_BUDGET", 20_000)  # 19 block pairs per device pass
+    xyxy, conf, group, threshold, expected = _device_case(seed)
+    assert (group == 0).sum() ** 2 > nd.CELL_BUDGET and 0 < expected.sum() < len(conf)
     for device in _devices():
         keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
         np.testing.assert_array_equal(keep, expected, err_msg=device)
     empty = nd.grouped_nms_device(torch, torch.device("cpu"), np.zeros((0, 4)), np.zeros(0), np.zeros(0, int),
                                   np.zeros(0))
     assert empty.shape == (0,)
+    alone = nd.grouped_nms_device(torch, torch.device("cpu"), xyxy[:3], conf[:3], np.arange(3), threshold[:3])
+    assert alone.tolist() == [True, True, True]  # no group with a pair: nothing reaches the device
 
 
 @pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (2, 2, 0.5)])
@@ -126,25 +135,6 @@ def test_cluster_with_the_device_nms_equals_nvinfers_nms(seed, topk, post, monke
         monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
         objs, params, expected = _nms_case(seed, topk, post)
         np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
-
-
-def _device_case(seed: int, n: int = 2000):
-    """Boxes with clustered centres in ~60 groups, group 0 much larger; confidences with many ties;
-    per-class thresholds; and what nms_keep keeps group by group."""
-    import runner.pipeline.cluster as cl
-
-    rng = np.random.default_rng(seed)
-    centre = rng.uniform(0, 200, (n, 2)).round(-1)
-    size = rng.uniform(10, 50, (n, 2))
-    xyxy = np.concatenate([centre - size / 2, centre + size / 2], 1)
-    conf = rng.uniform(0, 1, n).round(2)
-    group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
-    threshold = np.where(group % 2 == 0, 0.3, 0.6)
-    expected = np.zeros(n, bool)
-    for g in np.unique(group):
-        rows = np.flatnonzero(group == g)
-        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
-    return xyxy, conf, group, threshold, expected
 
 
 def test_device_nms_downloads_every_overlap_when_the_first_guess_has_no_room(monkeypatch):
