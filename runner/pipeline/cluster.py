@@ -265,7 +265,7 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     same result as :func:`nms_keep` group by group, with no loop over groups.
 
     With a CUDA GPU and at least :data:`DEVICE_MIN_PAIRS` pairs in the batch, the pairs are found on
-    the device (runner.pipeline.nms_device: ~10 kernels and one host sync per batch). Otherwise on the
+    the device (runner.pipeline.nms_device: 12 kernels and one host sync per batch). Otherwise on the
     host: the overlaps of every pair of boxes of one group are computed together, in about half
     :func:`nms_keep`'s time; groups of more than :data:`PAIRWISE_GROUP_LIMIT` boxes take
     :func:`nms_keep` on their own. ``DSRUN_DEVICE_NMS=0`` takes the host pass on a GPU machine.
