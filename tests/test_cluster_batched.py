@@ -100,16 +100,18 @@ def _device_case(seed: int, n: int = 2000):
     return xyxy, conf, group, threshold, expected
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
+@pytest.mark.parametrize("seed, block", [(0, 32), (1, 32), (2, 3)])
+def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, block, monkeypatch):
     """runner.pipeline.nms_device (the GPU path; run here on torch's CPU device, and on CUDA where
     there is one): every group at once, block pairs in several device passes within the cell budget,
-    identical boxes, ties in confidence in row order, per-class thresholds — equal to nms_keep."""
+    groups of many blocks, identical boxes, ties in confidence in row order, per-class thresholds —
+    equal to nms_keep."""
     import torch
 
     import runner.pipeline.nms_device as nd
 
-    monkeypatch.setattr(nd, "CELL_BUDGET", 20_000)  # 19 block pairs per device pass
+    monkeypatch.setattr(nd, "BLOCK", block)
+    monkeypatch.setattr(nd, "CELL_BUDGET", 20_000)  # 19 block pairs of 32 per device pass
     xyxy, conf, group, threshold, expected = _device_case(seed)
     assert (group == 0).sum() ** 2 > nd.CELL_BUDGET and 0 < expected.sum() < len(conf)
     for device in _devices():
