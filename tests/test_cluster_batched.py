@@ -287,3 +287,18 @@ def test_cluster_with_the_device_nms_on_a_real_detectors_candidates_equals_nvinf
     for device in _devices():
         monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
         np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
+
+
+def test_group_runs_ranks_by_group_then_descending_confidence_ties_in_row_order():
+    """Both NMS passes suppress in this ranking; numpy's lexsort is the reference (small keys are
+    sorted by radix, large or negative ones not: both kinds)."""
+    from runner.pipeline.nms_device import group_runs
+
+    rng = np.random.default_rng(7)
+    for high, low in ((50, 0), (70_000, 0), (50, -5)):
+        conf = rng.uniform(0, 1, 3000).round(2)  # many ties
+        conf[:3] = np.nan
+        group = rng.integers(low, high, 3000)
+        order, starts, sizes = group_runs(conf, group)
+        np.testing.assert_array_equal(order, np.lexsort((-conf, group)))
+        assert sizes.sum() == 3000 and (np.diff(group[order][starts]) > 0).all()
