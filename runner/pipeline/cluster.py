@@ -257,8 +257,10 @@ def _cluster_group(xyxy, conf, mode: int, c: int, p: ClassParams):
     return xyxy[kept], conf[kept]
 
 
-def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class).
+def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold: np.ndarray,
+                runs=None) -> np.ndarray:
+    """Greedy NMS within each group (bool keep mask per row); ``threshold`` is per row (per class);
+    ``runs``: :func:`group_runs`'s answer when the caller has it already.
 
     Both passes rank every group of the batch at once (:func:`group_runs`), find the overlapping
     pairs, and run :func:`nms_keep`'s fixed-point rule on that pair list (:func:`greedy_keep`) — the
@@ -277,7 +279,7 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     keep = np.zeros(n, bool)
     if n == 0:
         return keep
-    runs = order, starts, sizes = group_runs(conf, np.asarray(group, np.int64))
+    runs = order, starts, sizes = runs if runs is not None else group_runs(conf, np.asarray(group, np.int64))
     device_nms = _device_nms()
     if device_nms is not None and int((sizes * (sizes - 1)).sum()) // 2 >= DEVICE_MIN_PAIRS:
         return device_nms(xyxy, conf, group, threshold, runs)
@@ -351,9 +353,10 @@ def _cluster_nms(objs: Objects, params: ClassParams) -> Objects:
     # (clusterAndFillDetectionOutputNMS). A box at or below it is never output and can only suppress
     # boxes ranked after it, at or below it too: suppressing among the boxes above gives the same output.
     above = np.flatnonzero(conf > params.post_cluster_threshold[cls])
-    kept = above[grouped_nms(objs.xyxy[above].astype(np.float64), conf[above], key[above],
-                             params.nms_iou_threshold[cls[above]])]
-    order = kept[np.lexsort((-conf[kept], key[kept]))]  # stable: ties keep the parser's order
+    runs = group_runs(conf[above], key[above])
+    keep = grouped_nms(objs.xyxy[above].astype(np.float64), conf[above], key[above],
+                       params.nms_iou_threshold[cls[above]], runs)
+    order = above[runs[0][keep[runs[0]]]]  # kept, by frame, class, descending confidence (ties: parser's order)
     k = key[order]
     run_start = np.maximum.accumulate(np.where(np.r_[True, k[1:] != k[:-1]], np.arange(len(k)), 0))
     rank = np.arange(len(k)) - run_start
