@@ -302,3 +302,29 @@ def test_group_runs_ranks_by_group_then_descending_confidence_ties_in_row_order(
         order, starts, sizes = group_runs(conf, group)
         np.testing.assert_array_equal(order, np.lexsort((-conf, group)))
         assert sizes.sum() == 3000 and (np.diff(group[order][starts]) > 0).all()
+
+
+def test_a_failing_device_pass_hands_this_and_later_batches_to_the_host_pass(monkeypatch, caplog):
+    """A torch build without one of the device pass's kernels (or a GPU out of memory) does not stop
+    the run: one warning, the host pass from then on, the same boxes."""
+    import logging
+
+    import runner.pipeline.cluster as cl
+
+    calls = []
+
+    def broken(*args):
+        calls.append(len(args[1]))
+        raise NotImplementedError("Could not run 'aten::nonzero_static' with arguments from the 'CUDA' backend.\nmore")
+
+    monkeypatch.setattr(cl, "_DEVICE_NMS", cl._or_the_host_pass(broken))
+    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+    xyxy, conf, group, threshold, expected = _device_case(8)
+    with caplog.at_level(logging.WARNING, logger="dsrun"):
+        np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+        np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    assert calls == [len(conf)] and cl._DEVICE_NMS is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "NMS on the GPU failed (NotImplementedError: Could not run 'aten::nonzero_static' with arguments from "
+        "the 'CUDA' backend.) — clustering on the CPU from now on, with the same results (DSRUN_DEVICE_NMS=0 "
+        "starts there)"]

@@ -37,6 +37,7 @@ NMS (mode 2) not even that: :func:`grouped_nms` suppresses every group of the ba
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, fields
 
@@ -282,7 +283,9 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     runs = order, starts, sizes = runs if runs is not None else group_runs(conf, np.asarray(group, np.int64))
     device_nms = _device_nms()
     if device_nms is not None and int((sizes * (sizes - 1)).sum()) // 2 >= DEVICE_MIN_PAIRS:
-        return device_nms(xyxy, conf, group, threshold, runs)
+        on_device = device_nms(xyxy, conf, group, threshold, runs)
+        if on_device is not None:
+            return on_device
     big = sizes > PAIRWISE_GROUP_LIMIT
     for s, size in zip(starts[big].tolist(), sizes[big].tolist()):  # rare: one loop step per huge group
         members = order[s:s + size]
@@ -318,7 +321,7 @@ DEVICE_MIN_PAIRS = 8192
 
 
 def _device_nms():
-    """``(xyxy, conf, group, thr) -> keep mask`` on the GPU (runner.pipeline.nms_device), or None
+    """``(xyxy, conf, group, thr, runs) -> keep mask`` on the GPU (runner.pipeline.nms_device), or None
     without a CUDA torch or with ``DSRUN_DEVICE_NMS=0``."""
     global _DEVICE_NMS
     if _DEVICE_NMS is False:
@@ -335,8 +338,25 @@ def _device_nms():
                 def run(xyxy, conf, group, thr, runs):
                     return grouped_nms_device(torch, torch.device("cuda", torch.cuda.current_device()),
                                               xyxy, conf, group, thr, runs)
-                _DEVICE_NMS = run
+                _DEVICE_NMS = _or_the_host_pass(run)
     return _DEVICE_NMS
+
+
+def _or_the_host_pass(device_pass):
+    """``device_pass`` that answers None — the host pass, for this batch and every later one — when the
+    device fails (a torch build without one of its kernels on this GPU, memory): the same boxes either
+    way, so the run goes on, with one warning."""
+    def run(*args):
+        global _DEVICE_NMS
+        try:
+            return device_pass(*args)
+        except (RuntimeError, NotImplementedError) as exc:
+            logging.getLogger("dsrun").warning(
+                "NMS on the GPU failed (%s: %s) — clustering on the CPU from now on, with the same results "
+                "(DSRUN_DEVICE_NMS=0 starts there)", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            _DEVICE_NMS = None
+            return None
+    return run
 
 
 _DEVICE_NMS = False  # not looked up yet
