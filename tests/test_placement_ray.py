@@ -94,21 +94,32 @@ def _kill_tree(root: int) -> None:
 def cluster(tmp_path_factory):
     """A head (2 CPUs, resource `head`) and a second node (2 CPUs, resource `node2`) on this machine,
     in a temp dir of their own; stopped, with every process they started, when the module ends (only
-    ours: `ray stop` would also stop another test run's cluster on the same machine)."""
+    ours: `ray stop` would also stop another test run's cluster on the same machine).
+
+    The head's Ray Client server and dashboard get free ports (not 10001 and 8265, which another test
+    run's cluster on this machine may hold). The client server's command line names the GCS address but
+    not the temp dir, and it is not below any process that does (``ray start`` has exited): left alone, it
+    outlived the cluster by about a minute on an idle machine, and the session's check failed a run of
+    this module alone, under load."""
     env = {**os.environ, **RAY_ENV}
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths live under it
+
+    def ours(cmd: list[str]) -> bool:
+        return any(temp in arg or (arg.startswith("--address=") and arg.endswith(f":{port}")) for arg in cmd)
+
     try:
         _ray_cli("start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                  f"--temp-dir={temp}", '--resources={"head": 1}', "--include-dashboard=false",
+                 f"--ray-client-server-port={_free_port()}", f"--dashboard-port={_free_port()}",
                  "--disable-usage-stats", env=env)
         _ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
                  f"--temp-dir={temp}", '--resources={"node2": 1}', env=env)
         yield SimpleNamespace(address=address, temp=temp)
     finally:
         for pid, (_, cmd) in _processes().items():
-            if any(temp in arg for arg in cmd):
+            if ours(cmd):
                 _kill_tree(pid)
         shutil.rmtree(temp, ignore_errors=True)
 
