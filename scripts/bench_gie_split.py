@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The GIE split, A/B in one process: the same config measured with ``DSRUN_GIE_SPLIT=0`` (the PGIE's
-pre-processing on its stage thread) and ``1`` (one batch ahead on a thread of its own), alternating, so
-that a machine whose speed drifts between minutes (shared cores, other tenants) weighs on both alike.
+"""The GIE split, A/B in one process: the same config measured with ``DSRUN_GIE_SPLIT=0`` (every step of
+the PGIE on its stage thread), ``1`` (pre-processing one batch ahead on a thread of its own) and ``2``
+(the engine too, on another), in rotating order, so that a machine whose speed drifts between
+minutes (shared cores, other tenants) weighs on every setting alike.
 
 Configs are ``scripts/bench_streams.py``'s (same models, clip and INI):
 
@@ -17,7 +18,7 @@ machine without the asset packages), for the GPU machine.
 
 Each row is one ``runner.bench.measure`` window (``--seconds`` after ``--warmup``, sources looping,
 fakesink). Prints a table; writes JSON (``--out``) with the machine, date, command, every row and, per
-config, the median fps of each side and the on/off ratio of each round's adjacent pair.
+config and setting, the median fps and each round's ratio to ``0`` measured in the same round.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _row(config: Path, sources: int, split: str, args) -> dict:
     others = None
     if util.get("cpu_busy_pct") is not None and util.get("process_cpu_cores") is not None:
         others = round(max(0.0, util["cpu_busy_pct"] / 100 * (os.cpu_count() or 1) - util["process_cpu_cores"]), 2)
-    return {"split": split == "1", "at": time.strftime("%H:%M:%S"), "load_average_at_start": [round(x, 2) for x in load],
+    return {"split": int(split), "at": time.strftime("%H:%M:%S"), "load_average_at_start": [round(x, 2) for x in load],
             "aggregate_fps": row["aggregate_fps"], "process_cpu_cores": util.get("process_cpu_cores"),
             "other_processes_cores": others, "stages_busy_pct": {k: v["busy_pct"] for k, v in row["stages"].items()},
             "phases_ms_per_frame": row.get("phases_ms_per_frame"), "gpu_busy_pct": util.get("gpu_busy_pct"),
@@ -85,7 +86,9 @@ def main() -> int:
     ap.add_argument("--configs", default="pgie,cascade", help="comma list: pgie, cascade")
     ap.add_argument("--sources", type=int, default=2, help="looping sources (and the batch)")
     ap.add_argument("--interval", type=int, default=1, help="the cascade's PGIE interval")
-    ap.add_argument("--rounds", type=int, default=4, help="A/B pairs per config (the order alternates)")
+    ap.add_argument("--splits", default="0,1,2", help="DSRUN_GIE_SPLIT values to compare (the first is the base)")
+    ap.add_argument("--rounds", type=int, default=4, help="rounds per config (each: every setting once, "
+                                                          "the order rotating)")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--full", action="store_true", help="bench_streams' GPU models and 1080p clip")
@@ -99,10 +102,11 @@ def main() -> int:
               "date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": "python3 " + " ".join(sys.argv),
               "machine": machine(), "sources": args.sources, "rows": {}, "summary": {}}
     print(f"{'config':8s} {'round':>5s} {'split':>5s} {'fps':>8s} {'load':>5s} {'others':>6s}  GIE busy %, ms/frame")
+    splits = args.splits.split(",")
     for name, config in configs.items():
         rows = result["rows"][name] = []
         for r in range(args.rounds):
-            for split in (("0", "1") if r % 2 == 0 else ("1", "0")):
+            for split in splits[r % len(splits):] + splits[:r % len(splits)]:
                 row = _row(config, args.sources, split, args)
                 row["round"] = r
                 rows.append(row)
@@ -113,20 +117,17 @@ def main() -> int:
                       f" pgie {row['stages_busy_pct'].get('primary-gie', 0):.0f}%, "
                       + ", ".join(f"{k} {v:.2f}" for k, v in gie.items())
                       + (f"  ERROR {row['error']}" if row["error"] else ""), flush=True)
-        on = [x["aggregate_fps"] for x in rows if x["split"]]
-        off = [x["aggregate_fps"] for x in rows if not x["split"]]
-        pairs = [round(a["aggregate_fps"] / b["aggregate_fps"], 3)
-                 for r in range(args.rounds)
-                 for a in [x for x in rows if x["round"] == r and x["split"]]
-                 for b in [x for x in rows if x["round"] == r and not x["split"]] if b["aggregate_fps"] > 0]
-        result["summary"][name] = {
-            "split_off_fps_median": statistics.median(off), "split_off_fps_range": [min(off), max(off)],
-            "split_on_fps_median": statistics.median(on), "split_on_fps_range": [min(on), max(on)],
-            "on_over_off_per_round": pairs, "on_over_off_median": statistics.median(pairs) if pairs else None}
-        s = result["summary"][name]
-        print(f"{name}: split off median {s['split_off_fps_median']} fps {s['split_off_fps_range']}, on median "
-              f"{s['split_on_fps_median']} fps {s['split_on_fps_range']}; on/off per round {pairs} "
-              f"(median {s['on_over_off_median']})", flush=True)
+        fps = {sp: {x["round"]: x["aggregate_fps"] for x in rows if x["split"] == int(sp)} for sp in splits}
+        base = fps[splits[0]]
+        summary = result["summary"][name] = {}
+        for sp in splits:
+            values = list(fps[sp].values())
+            ratios = [round(fps[sp][r] / base[r], 3) for r in fps[sp] if base.get(r)]
+            summary[f"split{sp}"] = {"fps_median": statistics.median(values), "fps_range": [min(values), max(values)],
+                                     f"over_split{splits[0]}_per_round": ratios,
+                                     f"over_split{splits[0]}_median": statistics.median(ratios) if ratios else None}
+            print(f"{name} DSRUN_GIE_SPLIT={sp}: median {statistics.median(values)} fps {[min(values), max(values)]}; "
+                  f"/ split {splits[0]} per round {ratios}", flush=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -41,7 +41,7 @@ def _config(folder, assets, sources: int):
     return folder / "app.txt"
 
 
-def _collect(config, monkeypatch, streams: str, split: str = "1") -> dict:
+def _collect(config, monkeypatch, streams: str, split: str = "2") -> dict:
     import dsrun
 
     monkeypatch.setenv("DSRUN_CUDA_STREAMS", streams)
@@ -88,9 +88,10 @@ def test_stage_streams_give_the_same_results_as_the_default_stream(tmp_path, mon
 
 
 def test_the_gie_split_gives_the_same_results_on_the_gpu(tmp_path, monkeypatch):
-    """The PGIE's pre-processing on a thread of its own (its own CUDA stream, or with the streams off
-    the default stream both threads share) against everything on the stage thread's stream."""
+    """The PGIE's pre-processing (and engine) on threads of their own (each on its own CUDA stream, or
+    with the streams off the default stream they all share) against everything on the stage thread."""
     config = _nvdec_config(tmp_path)
     whole = _collect(config, monkeypatch, "1", split="0")
     _assert_same(whole, _collect(config, monkeypatch, "1", split="1"))
-    _assert_same(whole, _collect(config, monkeypatch, "0", split="1"))
+    _assert_same(whole, _collect(config, monkeypatch, "1", split="2"))
+    _assert_same(whole, _collect(config, monkeypatch, "0", split="2"))

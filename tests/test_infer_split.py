@@ -1,12 +1,13 @@
-"""The GIE split (a batch pre-processed on a thread of its own while the one before it is inferred,
-``runner.pipeline.prepare_ahead``) changes when the work runs, never what comes out.
+"""The GIE split (a batch pre-processed and inferred on threads of their own while the one before it is
+parsed and clustered, ``runner.pipeline.prepare_ahead``) changes when the work runs, never what comes out.
 
 A real config, the gallery's test2 (YOLOv4-tiny → tracker → MobileNetV2 on each object), run on a cut
 of its real clip (street.mp4), three frames a batch (the last one short), the PGIE inferring two frames
-an engine call (two calls a batch) with ``interval=1``, once with the split (the default) and once with
-``DSRUN_GIE_SPLIT=0``: every batch that leaves the pipeline — its frames, which of them the PGIE
+an engine call (two calls a batch) with ``interval=1``, with the split and with ``DSRUN_GIE_SPLIT=0``:
+every batch that leaves the pipeline — its frames, which of them the PGIE
 inferred, every column of its objects (boxes, confidences, classes, track ids, parents) and of its
-classifier results — and the run's per-stage counts are equal, in the same order.
+classifier results — and the run's per-stage counts are equal, in the same order; with
+``DSRUN_GIE_SPLIT=1`` (pre-processing ahead) and ``2`` (the default: the engine ahead too).
 
 One source: with several, which source's frame comes first in a batch depends on which decoder
 delivered first (streammux's order, as nvstreammux's), so two runs may differ without the split.
@@ -42,20 +43,24 @@ def config(tmp_path_factory, assets):
 
 
 def _run(config, split: str):
-    """Every batch's columns, in the order they left the pipeline, the run's per-stage counts and the
-    threads that ran ``GieStage.prepare``."""
-    prepared_on = set()
-    original = GieStage.prepare
+    """Every batch's columns, in the order they left the pipeline, the run's per-stage counts and, per
+    step of the PGIE's split, the threads that ran it."""
+    ran_on = {"preprocess_ahead": set(), "infer_ahead": set()}
 
-    def observed(self, batch):  # where the pre-processing runs; the work itself is the stage's own
-        prepared_on.add(threading.current_thread().name)
-        return original(self, batch)
+    def observed(step):
+        original = getattr(GieStage, step)
+
+        def run(self, batch):  # where the step runs; the work itself is the stage's own
+            ran_on[step].add(threading.current_thread().name)
+            return original(self, batch)
+        return run
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DSRUN_GIE_SPLIT", split)
-        patch.setattr(GieStage, "prepare", observed)
+        for step in ran_on:
+            patch.setattr(GieStage, step, observed(step))
         seen, counts, inference = _columns_of_every_batch(config)
-    return seen, counts, inference, prepared_on
+    return seen, counts, inference, ran_on
 
 
 def _columns_of_every_batch(config):
@@ -75,22 +80,27 @@ def _columns_of_every_batch(config):
     return seen, counts, result.report.get("inference")
 
 
-def test_the_split_gives_every_batch_the_same_objects_tracks_and_labels_in_the_same_order(config):
+@pytest.mark.parametrize("split", ["1", "2"])
+def test_the_split_gives_every_batch_the_same_objects_tracks_and_labels_in_the_same_order(config, split):
     whole, whole_counts, whole_inference, whole_threads = _run(config, "0")
-    split, split_counts, split_inference, split_threads = _run(config, "1")
+    parts, split_counts, split_inference, split_threads = _run(config, split)
 
-    assert whole_threads == set()  # DSRUN_GIE_SPLIT=0: process() pre-processes on the stage thread
-    assert split_threads == {"stage-primary-gie-prepare"}  # only the PGIE splits (the SGIE needs its history)
+    # DSRUN_GIE_SPLIT=0: every step on the stage thread (the SGIE never splits: it needs its history)
+    assert whole_threads == {"preprocess_ahead": set(), "infer_ahead": set()}
+    assert split_threads == ({"preprocess_ahead": {"stage-primary-gie-preprocess"}, "infer_ahead": set()}
+                             if split == "1" else
+                             {"preprocess_ahead": {"stage-primary-gie-preprocess"},
+                              "infer_ahead": {"stage-primary-gie-infer"}})
 
-    frames = [(int(s), int(n)) for b in split for s, n in zip(b["source_id"], b["frame_num"])]
+    frames = [(int(s), int(n)) for b in parts for s, n in zip(b["source_id"], b["frame_num"])]
     assert frames == [(0, n) for n in range(FRAMES)]  # every frame once, in order
-    assert [len(b["frame_num"]) for b in split] == [3] * (FRAMES // 3) + [FRAMES % 3]
-    assert sum(len(b["objects.frame"]) for b in split) > 100 and sum(
-        len(b["classifications.label"]) for b in split) > 20  # objects and labels to compare
-    assert {True, False} <= {bool(x) for b in split for x in b["inferred"][1]}  # interval=1 skipped some
+    assert [len(b["frame_num"]) for b in parts] == [3] * (FRAMES // 3) + [FRAMES % 3]
+    assert sum(len(b["objects.frame"]) for b in parts) > 100 and sum(
+        len(b["classifications.label"]) for b in parts) > 20  # objects and labels to compare
+    assert {True, False} <= {bool(x) for b in parts for x in b["inferred"][1]}  # interval=1 skipped some
 
-    assert len(split) == len(whole)
-    for i, (a, b) in enumerate(zip(whole, split)):
+    assert len(parts) == len(whole)
+    for i, (a, b) in enumerate(zip(whole, parts)):
         assert a.keys() == b.keys()
         for key in a:
             if key == "inferred":

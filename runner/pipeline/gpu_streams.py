@@ -47,8 +47,8 @@ class StageStreams:
         self._local = threading.local()
 
     def process(self, stage, batch: Batch, step=None) -> Batch:
-        """``step(batch)`` (default ``stage.process``; the graph passes ``stage.prepare`` on the thread
-        that prepares a split stage's batches, ``runner.pipeline.prepare_ahead``)."""
+        """``step(batch)`` (default ``stage.process``; the graph passes a split stage's steps on the
+        threads that run them ahead of ``process``, ``runner.pipeline.prepare_ahead``)."""
         step = stage.process if step is None else step
         frames = batch.frames
         if not self.enabled or not getattr(stage, "uses_device", False) or not is_device_tensor(frames) \

@@ -297,17 +297,21 @@ class Graph:
         st = self.stats.add_stage(stage.name, queue_depth=inq.qsize)
         on_eos = getattr(stage, "on_eos", None)
         on_pipeline_eos = getattr(stage, "on_pipeline_eos", None)
-        ahead = None  # a stage that splits: its prepare() one batch ahead, on a thread of its own
-        if not output and getattr(stage, "splits", False):
-            ahead = PrepareAhead(stage.name, inq, lambda b: self._streams.process(stage, b, stage.prepare),
-                                 lambda b, exc: self._fail(stage.name, b, exc), self._abort)
-            ahead.start()
+        ahead: list[PrepareAhead] = []  # a stage that splits: its first steps, each on a thread of its own
+        for step_name, step in (getattr(stage, "ahead", ()) if not output else ()):
+            ahead.append(PrepareAhead(
+                f"stage-{stage.name}-{step_name}", ahead[-1].out if ahead else inq,
+                lambda b, step=step: self._streams.process(stage, b, step),
+                lambda b, exc: self._fail(stage.name, b, exc), self._abort,
+                ahead[-1].taken if ahead else None))
+        for thread in ahead:
+            thread.start()
         batch = None
         try:
             while True:
-                batch = self._get(inq if ahead is None else ahead.out)
-                if ahead is not None:
-                    ahead.taken()
+                batch = self._get(ahead[-1].out if ahead else inq)
+                if ahead:
+                    ahead[-1].taken()
                 if batch is _END:
                     if on_pipeline_eos is not None:
                         on_pipeline_eos()
@@ -336,8 +340,8 @@ class Graph:
                 return
         except BaseException as exc:
             self._fail(stage.name, batch if isinstance(batch, Batch) else None, exc)
-        if ahead is not None:  # ended by the end marker, or the abort that every failure sets
-            ahead.join()
+        for thread in ahead:  # ended by the end marker, or the abort that every failure sets
+            thread.join()
         try:
             stage.close()
         except Exception as exc:

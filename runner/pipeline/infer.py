@@ -20,12 +20,14 @@ What a :class:`GieStage` does per batch, as nvinfer does:
   classifiers) allows; in between, classifiers re-attach their cached result.
   ``classifier-async-mode=1`` infers in a background thread and attaches the latest cached result
   (untracked objects are skipped, as in nvinfer).
-* ``process-mode=1`` runs in two halves (``prepare``: the interval decision and pre-processing;
-  ``process``: inference, parsing, clustering); the graph runs ``prepare`` one batch ahead on a
-  thread of its own (``runner.pipeline.prepare_ahead``), so a batch is pre-processed while the one
-  before it is inferred. ``DSRUN_GIE_SPLIT=0`` keeps both halves on the stage thread. The results are
-  the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they infer depends
-  on the history the previous batch's results leave.
+* ``process-mode=1`` runs in three steps: ``preprocess_ahead`` (the interval decision and the input
+  tensors), ``infer_ahead`` (the engine) and ``process`` (parsing, clustering, the batch's metadata).
+  The graph runs the first two on threads of their own, each one batch ahead of the next
+  (:attr:`GieStage.ahead`, ``runner.pipeline.prepare_ahead``): batch N+2 is pre-processed while
+  N+1 is inferred and N parsed and clustered. ``DSRUN_GIE_SPLIT`` says how far it splits: ``0`` not at
+  all (every step on the stage thread), ``1`` pre-processing only, ``2`` (the default) both. The
+  results are the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they
+  infer depends on the history the previous batch's results leave.
 * ``network-type`` 0: parser → clustering per class-attrs → frame filter → ``Batch.objects`` (SGIE
   detections get ``parent`` = the object they were found in); 1: ``Batch.classifications``
   (``obj=-1`` for a full-frame classifier); 2: ``Batch.masks[gie-unique-id]`` (B, h, w) int32 (-1 where
@@ -105,9 +107,18 @@ def runnable_network(cfg, where: str = ""):
     return None
 
 
-def split_enabled() -> bool:
-    """``DSRUN_GIE_SPLIT=0`` keeps a GIE's pre-processing on its stage thread (the split off, for A/B)."""
-    return os.environ.get("DSRUN_GIE_SPLIT", "1").strip() != "0"
+SPLIT_DEFAULT = 2  # DSRUN_GIE_SPLIT when unset: pre-processing and the engine each on a thread of their own
+
+
+def split_steps() -> int:
+    """How many of a ``process-mode=1`` GIE's steps run ahead of ``process`` on threads of their own:
+    ``DSRUN_GIE_SPLIT`` 0 (none: the split off, for A/B runs), 1 (pre-processing) or 2 (pre-processing,
+    then the engine)."""
+    value = os.environ.get("DSRUN_GIE_SPLIT", "").strip()
+    if value not in ("", "0", "1", "2"):
+        raise InferError(f"DSRUN_GIE_SPLIT={value!r}: not 0, 1 or 2 — unset it, or set 0 (no split), "
+                         "1 (pre-processing ahead) or 2 (pre-processing and the engine ahead)")
+    return int(value) if value else SPLIT_DEFAULT
 
 
 class GieStage:
@@ -135,9 +146,11 @@ class GieStage:
         self.counters = counters or InferCounters()
         self.timings = {"preprocess": 0.0, "infer": 0.0, "parse": 0.0, "cluster": 0.0}
         self._interval_counter = 0  # batches seen (gstnvinfer.cpp interval_counter)
-        # process-mode 1 splits in two (prepare ahead, then process): DSRUN_GIE_SPLIT=0 turns it off
-        self.splits = self.process_mode == 1 and split_enabled()
-        self._prepared: deque = deque()  # (batch, its prepare() result), oldest first
+        # process-mode 1: the steps the graph runs ahead of process(), each on a thread of its own
+        steps = (("preprocess", self.preprocess_ahead), ("infer", self.infer_ahead))
+        self.ahead = steps[:split_steps()] if self.process_mode == 1 else ()
+        self._preprocessed: deque = deque()  # (batch, [(input tensor, InputMapping)]), oldest first
+        self._inferred: deque = deque()  # (batch, [(outputs, InputMapping)]), oldest first
         self.history = TrackHistory()
         self._lock = threading.Lock()
         self._async: ThreadPoolExecutor | None = None
@@ -173,14 +186,18 @@ class GieStage:
     # -- the Stage protocol --------------------------------------------------------------------
 
     def process(self, batch: Batch) -> Batch:
-        swap = getattr(self._engine, "maybe_swap", None)
-        if swap is not None:
-            swap()
         if self.process_mode == 2:
+            self._swap_engine()
             self._process_objects(batch)
         else:
             self._process_frames(batch)
         return batch
+
+    def _swap_engine(self) -> None:
+        """Between batches, on the thread that runs the engine: a rebuilt engine replaces the old one."""
+        swap = getattr(self._engine, "maybe_swap", None)
+        if swap is not None:
+            swap()
 
     # -- events (gst_nvinfer_sink_event) ---------------------------------------------------------
     # The graph calls these for every batch carrying an end of stream (a batch that holds only an EOS
@@ -199,7 +216,8 @@ class GieStage:
         self._interval_counter = 0
 
     def close(self) -> None:
-        self._prepared.clear()  # batches an abort left prepared but never processed
+        self._preprocessed.clear()  # batches an abort left half done
+        self._inferred.clear()
         if self._async is not None:
             self._async.shutdown(wait=True)
             self._async = None
@@ -216,13 +234,18 @@ class GieStage:
         self._interval_counter += 1
         return np.full(len(batch), infer, bool)
 
-    def prepare(self, batch: Batch) -> Batch:
-        """The first half of ``process`` for ``process-mode=1``: the interval decision
-        (``Batch.inferred``) and the network's input tensors, kept for ``process(batch)``. The graph
-        runs it one batch ahead of ``process``, on a thread of its own, when :attr:`splits`
-        (``runner.pipeline.prepare_ahead``): a batch is pre-processed while the one before it is
-        inferred. Nothing here reads what ``process`` of an earlier batch leaves behind."""
-        self._prepared.append((batch, self._prepare_frames(batch)))
+    def preprocess_ahead(self, batch: Batch) -> Batch:
+        """Step 1 of ``process-mode=1``: the interval decision (``Batch.inferred``) and the network's
+        input tensors, kept for step 2. The graph runs it one batch ahead of step 2 on a thread of its
+        own when :attr:`ahead` lists it. It reads nothing the later steps leave behind."""
+        self._preprocessed.append((batch, self._prepare_frames(batch)))
+        return batch
+
+    def infer_ahead(self, batch: Batch) -> Batch:
+        """Step 2 of ``process-mode=1``: the engine on step 1's tensors (step 1 done now when it did
+        not run ahead), outputs kept for ``process``. Run one batch ahead of ``process`` on a thread of
+        its own when :attr:`ahead` lists it."""
+        self._inferred.append((batch, self._run_engines(batch)))
         return batch
 
     def _prepare_frames(self, batch: Batch) -> list:
@@ -244,29 +267,40 @@ class GieStage:
             parts.append((tensor, mapping))
         return parts
 
-    def _take_prepared(self, batch: Batch) -> list:
-        """What ``prepare(batch)`` made (made now when it was not called). On a GPU the tensors were
-        made on the preparing thread's CUDA stream: this thread's stream already waits for that work
-        (``Batch.device_ready``), and each tensor is marked as used on it, so its memory is not handed
-        back to the preparing stream before this stream's inference has read it."""
-        if not self._prepared:
-            return self._prepare_frames(batch)
-        prepared, parts = self._prepared.popleft()
-        if prepared is not batch:  # a bug, never a wrong result: the graph keeps the batches' order
-            raise RuntimeError(f"{self.name}: a batch reached process() out of the order prepare() saw it")
-        for tensor, _ in parts:
-            if is_device_tensor(tensor) and tensor.is_cuda:
-                import torch
+    @staticmethod
+    def _take(done: deque, batch: Batch, step: str):
+        """What an earlier step left for ``batch`` in ``done`` (None when that step did not run)."""
+        if not done:
+            return None
+        seen, result = done.popleft()
+        if seen is not batch:  # a bug, never a wrong result: the graph keeps the batches' order
+            raise RuntimeError(f"a batch reached a GIE out of the order its {step} step saw it")
+        return result
 
-                tensor.record_stream(torch.cuda.current_stream(tensor.device))
-        return parts
+    def _run_engines(self, batch: Batch) -> list:
+        """(outputs, InputMapping) per engine call for ``batch``. On a GPU, tensors that step 1 made
+        on another thread's CUDA stream are marked as used on this one: this stream already waits for
+        that work (``Batch.device_ready``), and the allocator must not hand the memory back to that
+        thread's stream before this stream's inference has read it."""
+        self._swap_engine()
+        parts = self._take(self._preprocessed, batch, "preprocess")
+        if parts is None:
+            parts = self._prepare_frames(batch)
+        else:
+            for tensor, _ in parts:
+                if is_device_tensor(tensor) and tensor.is_cuda:
+                    import torch
+
+                    tensor.record_stream(torch.cuda.current_stream(tensor.device))
+        return [(self._run_engine(tensor), mapping) for tensor, mapping in parts]
 
     def _process_frames(self, batch: Batch) -> None:
-        parts = self._take_prepared(batch)
+        results = self._take(self._inferred, batch, "infer")
+        if results is None:
+            results = self._run_engines(batch)
         if self.network_type == 2:
             batch.masks.setdefault(self.gie_id, None)
-        for tensor, mapping in parts:
-            outputs = self._run_engine(tensor)
+        for outputs, mapping in results:
             self._consume(batch, outputs, mapping, parent_rows=None)
         if self.network_type == 2 and batch.masks.get(self.gie_id) is None:
             out = self.engine.outputs[0].shape

@@ -1,23 +1,25 @@
-"""A stage's first half one batch ahead, on a thread of its own: ``prepare(batch)`` of the next batch
-runs while ``process(batch)`` of this one does.
+"""A stage's first steps one batch ahead, each on a thread of its own: step 1 of batch N+2 and step 2
+of batch N+1 run while ``process`` of batch N does.
 
-A stage that says it splits (``splits`` true; the GIE stages with ``process-mode=1``, see
-``runner.pipeline.infer``) has ``prepare(batch) -> batch``: work that depends on nothing the stage's own
-``process`` of earlier batches leaves behind (the GIE: its interval decision and the network's
-pre-processing), and stores its result for ``process`` to pick up. The graph (``graph.py``) then reads
-the stage's input through a :class:`PrepareAhead`:
+A stage that splits lists those steps in ``ahead``: ``(name, step)`` pairs, ``step(batch) -> batch``,
+in order (the GIE stages with ``process-mode=1``: pre-processing, then the engine; see
+``runner.pipeline.infer``). A step may depend on what the earlier steps did to the same batch and on
+what it did to earlier batches, never on what a later step or ``process`` did to an earlier batch; it
+stores its result for the next step or ``process`` to pick up. The graph (``graph.py``) then reads the
+stage's input through a chain of :class:`PrepareAhead`, one thread per step
+(``stage-NAME-STEP``), the stage thread reading the last one's output:
 
-* batches keep their order: one thread takes them from the stage's input queue, prepares them and
-  hands them on through a queue of one, and the stage thread takes them from there;
-* at most one batch is prepared ahead: a batch is prepared only once the stage has taken the one
-  before it, so besides the batch ``process`` holds, one prepared batch exists (on a GPU a batch's
-  input tensor for a 1080p batch of 32 is ~200 MB);
-* batches that hold only an end of stream pass unprepared, as ``process`` never sees them;
-* on a GPU, ``prepare`` runs on this thread's own CUDA stream (``runner.pipeline.gpu_streams``) and
-  leaves ``Batch.device_ready`` an event after its work, which the stage thread's stream waits for;
-* an error in ``prepare`` fails the run as an error in ``process`` does (the stage and the batch's
-  sources named); the end (the graph's end marker), an abort and an error all end the thread, and
-  the graph joins it before it closes the stage.
+* batches keep their order: each thread takes them from the queue before it, runs its step and hands
+  them on through a queue of one;
+* each step is at most one batch ahead of the next: a thread starts on a batch only once the thread
+  (or stage) after it has taken the batch before (on a GPU the input tensor of a 1080p batch of 32 is
+  ~200 MB: besides the batch being inferred, one more is pre-processed);
+* batches that hold only an end of stream pass through untouched, as ``process`` never sees them;
+* on a GPU each step runs on its thread's own CUDA stream (``runner.pipeline.gpu_streams``) and leaves
+  ``Batch.device_ready`` an event after its work, which the next thread's stream waits for;
+* an error in a step fails the run as an error in ``process`` does (the stage and the batch's sources
+  named); the end (the graph's end marker), an abort and an error all end the threads, and the graph
+  joins them before it closes the stage.
 """
 
 from __future__ import annotations
@@ -38,25 +40,29 @@ class _Stopped(Exception):
 
 
 class PrepareAhead:
-    """The thread that prepares a stage's batches one ahead. ``prepare(batch) -> batch`` does the work
-    (the graph passes the stage's ``prepare`` run on the thread's CUDA stream); ``fail(batch, exc)``
-    ends the run with ``exc``; ``abort`` is the graph's flag to stop at once.
+    """The thread (named ``thread_name``) that runs one step of a stage's batches, one batch ahead of
+    whoever reads :attr:`out`. ``step(batch) -> batch`` does the work (the graph passes the stage's
+    step run on the thread's CUDA stream); it reads ``inq`` and calls ``taken_from_inq()`` (the
+    :meth:`taken` of the thread before it, if any) after each batch it takes; ``fail(batch, exc)`` ends
+    the run with ``exc``; ``abort`` is the graph's flag to stop at once.
 
-    The stage thread reads prepared batches (and, last, the end marker) from :attr:`out` and calls
-    :meth:`taken` after each; :meth:`join` waits for the thread."""
+    The reader takes batches (and, last, the end marker) from :attr:`out` and calls :meth:`taken` after
+    each; :meth:`join` waits for the thread."""
 
-    def __init__(self, name: str, inq: queue.Queue, prepare: Callable[[Batch], Batch],
-                 fail: Callable[[Batch | None, BaseException], None], abort: threading.Event) -> None:
+    def __init__(self, thread_name: str, inq: queue.Queue, step: Callable[[Batch], Batch],
+                 fail: Callable[[Batch | None, BaseException], None], abort: threading.Event,
+                 taken_from_inq: Callable[[], None] | None = None) -> None:
         self.out: queue.Queue = queue.Queue(1)
-        self._inq, self._prepare, self._fail, self._abort = inq, prepare, fail, abort
-        self._free = threading.Semaphore(1)  # one prepared batch not yet taken by the stage
-        self._thread = threading.Thread(target=self._run, name=f"stage-{name}-prepare", daemon=True)
+        self._inq, self._step, self._fail, self._abort = inq, step, fail, abort
+        self._taken_from_inq = taken_from_inq
+        self._free = threading.Semaphore(1)  # one batch done here and not yet taken by the reader
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def taken(self) -> None:
-        """The stage took a batch from :attr:`out`: the next one may be prepared."""
+        """The reader took a batch from :attr:`out`: the next one may be started."""
         self._free.release()
 
     def join(self) -> None:
@@ -97,12 +103,14 @@ class PrepareAhead:
             while True:
                 self._wait(lambda: self._free.acquire(timeout=_POLL_S))
                 item = self._get()
+                if self._taken_from_inq is not None:
+                    self._taken_from_inq()
                 if not isinstance(item, Batch):  # the graph's end marker: the last item
                     self._put(item)
                     return
                 batch = item
                 if len(batch):
-                    batch = self._prepare(batch)
+                    batch = self._step(batch)
                 self._put(batch)
         except _Stopped:
             pass

@@ -4,8 +4,8 @@ The graph (``graph.py``) runs each stage in its own thread, joined to the next b
 calls ``process`` once per batch in order; ``close`` once after the last batch (flush files, join
 workers). A stage never imports ``runner.ui``; it reports through ``runner.pipeline.stats``.
 
-A stage may split its work in two: with ``splits`` true and a ``prepare(batch) -> batch`` method, the
-graph calls ``prepare`` on a thread of its own, one batch ahead of ``process``
+A stage may split its work: ``ahead``, a tuple of ``(name, step)`` pairs (``step(batch) -> batch``), lists
+steps the graph runs before ``process``, each on a thread of its own and one batch ahead of the next
 (``runner.pipeline.prepare_ahead``; the GIE stages with ``process-mode=1`` do).
 
 >>> class CountObjects:
