@@ -118,7 +118,11 @@ def test_batches_go_through_each_step_one_ahead_on_a_thread_of_their_own_and_in_
     assert stage.threads == {"prepare": {"stage-halves-prepare"}, "process": {"stage-halves"},
                              "check": {"stage-halves-check"} if two_steps else set()}
     assert stage.closed_with_prepare_thread_alive is False and _prepare_threads() == []
-    assert graph.stats.stages["halves"].batches == FRAMES // 2
+    for name in ["halves", "halves:prepare"] + (["halves:check"] if two_steps else []):
+        st = graph.stats.stages[name]  # every thread's batches, frames and time, in a row of its own
+        assert (st.batches, st.frames) == (FRAMES // 2, FRAMES) and st.busy_s > 0, name
+    # the first batch's process() waited in Halves.process: the stage's row has that time, the steps' not
+    assert graph.stats.stages["halves"].busy_s > graph.stats.stages["halves:prepare"].busy_s
 
 
 @pytest.mark.parametrize("side", ["prepare", "process"])

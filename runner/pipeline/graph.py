@@ -303,7 +303,7 @@ class Graph:
                 f"stage-{stage.name}-{step_name}", ahead[-1].out if ahead else inq,
                 lambda b, step=step: self._streams.process(stage, b, step),
                 lambda b, exc: self._fail(stage.name, b, exc), self._abort,
-                ahead[-1].taken if ahead else None))
+                ahead[-1].taken if ahead else None, self.stats.add_stage(f"{stage.name}:{step_name}")))
         for thread in ahead:
             thread.start()
         batch = None

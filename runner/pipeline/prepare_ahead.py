@@ -19,13 +19,17 @@ stage's input through a chain of :class:`PrepareAhead`, one thread per step
   ``Batch.device_ready`` an event after its work, which the next thread's stream waits for;
 * an error in a step fails the run as an error in ``process`` does (the stage and the batch's sources
   named); the end (the graph's end marker), an abort and an error all end the threads, and the graph
-  joins them before it closes the stage.
+  joins them before it closes the stage;
+* each step counts its batches, frames and busy time in a ``RunStats`` stage of its own, named
+  ``STAGE:STEP`` (the dashboard's rows, ``--report``, ``dsrun bench``'s busiest stage): the stage's
+  own row keeps the time inside ``process``.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from typing import Callable
 
 from runner.pipeline.batch import Batch
@@ -47,13 +51,15 @@ class PrepareAhead:
     the run with ``exc``; ``abort`` is the graph's flag to stop at once.
 
     The reader takes batches (and, last, the end marker) from :attr:`out` and calls :meth:`taken` after
-    each; :meth:`join` waits for the thread."""
+    each; :meth:`join` waits for the thread. ``stats`` (a ``StageStats``) counts the step's batches,
+    frames and seconds."""
 
     def __init__(self, thread_name: str, inq: queue.Queue, step: Callable[[Batch], Batch],
                  fail: Callable[[Batch | None, BaseException], None], abort: threading.Event,
-                 taken_from_inq: Callable[[], None] | None = None) -> None:
+                 taken_from_inq: Callable[[], None] | None = None, stats=None) -> None:
         self.out: queue.Queue = queue.Queue(1)
         self._inq, self._step, self._fail, self._abort = inq, step, fail, abort
+        self._stats = stats
         self._taken_from_inq = taken_from_inq
         self._free = threading.Semaphore(1)  # one batch done here and not yet taken by the reader
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
@@ -110,7 +116,12 @@ class PrepareAhead:
                     return
                 batch = item
                 if len(batch):
+                    t0 = time.perf_counter()
                     batch = self._step(batch)
+                    if self._stats is not None:
+                        self._stats.busy_s += time.perf_counter() - t0
+                        self._stats.batches += 1
+                        self._stats.frames += len(batch)
                 self._put(batch)
         except _Stopped:
             pass
