@@ -76,9 +76,12 @@ class PrepareAhead:
             self._thread.join()
 
     def _wait(self, attempt: Callable[[], bool]) -> None:
-        while not attempt():
+        """``attempt()`` until it succeeds; an abort stops at once, before any further batch is taken."""
+        while True:
             if self._abort.is_set():
                 raise _Stopped
+            if attempt():
+                return
 
     def _get(self):
         item = []
