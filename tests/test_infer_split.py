@@ -113,3 +113,13 @@ def test_the_split_gives_every_batch_the_same_objects_tracks_and_labels_in_the_s
     steps = ["preprocess"] + (["infer"] if split == "2" else [])
     assert split_counts == {**whole_counts, **{f"primary-gie:{step}": whole_counts["primary-gie"] for step in steps}}
     assert split_inference == whole_inference
+
+
+def test_a_dsrun_gie_split_that_is_not_0_1_or_2_stops_the_run_saying_which_values_it_takes(config, monkeypatch, capsys):
+    from runner.cli import main
+
+    monkeypatch.setenv("DSRUN_GIE_SPLIT", "yes")
+    assert main([str(config), "--no-dashboard"]) == 2
+    err = capsys.readouterr().err
+    assert "DSRUN_GIE_SPLIT='yes': not 0, 1 or 2 — unset it, or set 0 (no split)" in err
+    assert "Traceback" not in err
