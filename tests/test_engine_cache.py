@@ -139,9 +139,9 @@ def test_engines_list_and_clean_older_than(model, tmp_path, capsys):
     assert EngineCache(tmp_path / "e").entries() == []
 
 
-def _child(code: str, **env) -> subprocess.Popen:
+def _child(code: str, stdin=None, **env) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            env={**os.environ, "PYTHONPATH": str(REPO), **env}, stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -153,9 +153,27 @@ BUILD_INT8 = """
                       calib_images=Path("{images}"), calib_method="entropy", net_scale_factor=1/255,
                       int8_calib_file=Path("{table}"))
     try:
-        print(load_engine(spec, "{engines}").origin, flush=True)
+        print(load_engine(spec, "{engines}", {progress}).origin, flush=True)
     except KeyboardInterrupt:
         sys.exit(130)
+"""
+
+#: Put before BUILD_INT8 (``progress="Held()"``): the build is held at the start of its entropy search
+#: until the test has sent Ctrl-C (the progress waits for the test to close the child's stdin), so the
+#: signal lands inside the build however the scheduler runs the two processes. SIGINT is set as a
+#: terminal's foreground job has it: a test run started as a background job of a script (``.ci/run &``)
+#: hands its children SIGINT *ignored*, Python then installs no KeyboardInterrupt handler, and the
+#: Ctrl-C the test sends is lost (the build goes on and exits 0).
+HELD = """
+    import signal, sys
+    from runner.engine.progress import PlainProgress
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    class Held(PlainProgress):
+        def phase(self, name, total=None):
+            super().phase(name, total)
+            if name == "calibrate: entropy ranges":
+                sys.stdin.read()  # until the test, having sent SIGINT, closes stdin
 """
 
 
@@ -168,7 +186,7 @@ def calib_images(tmp_path, assets):
 def test_two_processes_building_the_same_engine_build_it_once(tmp_path, calib_images):
     model = conv_net(tmp_path / "det.onnx", channels=(16,) * 12)  # a build of a few seconds
     code = BUILD_INT8.format(model=model, images=calib_images, table=tmp_path / "t.table",
-                             engines=tmp_path / "e")
+                             engines=tmp_path / "e", progress="None")
     procs = [_child(code), _child(code)]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
@@ -181,20 +199,26 @@ def test_two_processes_building_the_same_engine_build_it_once(tmp_path, calib_im
 
 
 def test_ctrl_c_during_a_build_stops_it_and_leaves_no_partial_entry(tmp_path, calib_images):
-    # a deeper net: its entropy search takes a few seconds, so Ctrl-C surely lands inside the build
     model = conv_net(tmp_path / "det.onnx", channels=(16,) * 12)
-    code = BUILD_INT8.format(model=model, images=calib_images, table=tmp_path / "t.table",
-                             engines=tmp_path / "e")
-    proc = _child(code)
-    seen = []
-    for line in proc.stderr:  # wait until the build is in its long phase
-        seen.append(line)
-        if "entropy ranges" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    rest = proc.communicate(timeout=60)
+    code = HELD + BUILD_INT8.format(model=model, images=calib_images, table=tmp_path / "t.table",
+                                    engines=tmp_path / "e", progress="Held()")
+    proc = _child(code, stdin=subprocess.PIPE)
+    try:
+        seen = []
+        for line in proc.stderr:  # the build reaches its entropy search and waits there
+            seen.append(line)
+            if "entropy ranges" in line:
+                break
+        assert "entropy ranges" in seen[-1], "".join(seen)
+        proc.send_signal(signal.SIGINT)  # pending in the child before it may go on
+        rest = proc.communicate(timeout=60)  # closes its stdin: the build goes on
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, "".join(seen) + rest[1]
-    assert "interrupted (nothing kept)" in rest[1]
+    assert "interrupted (nothing kept)" in rest[1] and "built in" not in rest[1]
+    assert rest[0] == ""  # load_engine returned nothing
     model_dir = tmp_path / "e" / "det"
     assert [p.name for p in model_dir.iterdir() if not p.name.endswith(".lock")] == []
     assert not (tmp_path / "t.table").exists()
