@@ -7,7 +7,8 @@ an engine call (two calls a batch) with ``interval=1``, with the split and with 
 every batch that leaves the pipeline — its frames, which of them the PGIE
 inferred, every column of its objects (boxes, confidences, classes, track ids, parents) and of its
 classifier results — and the run's per-stage counts are equal, in the same order; with
-``DSRUN_GIE_SPLIT=1`` (pre-processing ahead) and ``2`` (the default: the engine ahead too).
+``DSRUN_GIE_SPLIT=1`` (pre-processing ahead: the default on the CPU) and ``2`` (the engine ahead too: the
+default on a GPU).
 
 One source: with several, which source's frame comes first in a batch depends on which decoder
 delivered first (streammux's order, as nvstreammux's), so two runs may differ without the split.

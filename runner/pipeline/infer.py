@@ -25,8 +25,8 @@ What a :class:`GieStage` does per batch, as nvinfer does:
   The graph runs the first two on threads of their own, each one batch ahead of the next
   (:attr:`GieStage.ahead`, ``runner.pipeline.prepare_ahead``): batch N+2 is pre-processed while
   N+1 is inferred and N parsed and clustered. ``DSRUN_GIE_SPLIT`` says how far it splits: ``0`` not at
-  all (every step on the stage thread), ``1`` pre-processing only, ``2`` (the default) both. The
-  results are the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they
+  all (every step on the stage thread), ``1`` pre-processing only (the default on the CPU), ``2`` both
+  (the default for an engine on a GPU). The results are the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they
   infer depends on the history the previous batch's results leave.
 * ``network-type`` 0: parser → clustering per class-attrs → frame filter → ``Batch.objects`` (SGIE
   detections get ``parent`` = the object they were found in); 1: ``Batch.classifications``
@@ -107,18 +107,18 @@ def runnable_network(cfg, where: str = ""):
     return None
 
 
-SPLIT_DEFAULT = 2  # DSRUN_GIE_SPLIT when unset: pre-processing and the engine each on a thread of their own
-
-
-def split_steps() -> int:
+def split_steps(on_gpu: bool) -> int:
     """How many of a ``process-mode=1`` GIE's steps run ahead of ``process`` on threads of their own:
     ``DSRUN_GIE_SPLIT`` 0 (none: the split off, for A/B runs), 1 (pre-processing) or 2 (pre-processing,
-    then the engine)."""
+    then the engine). Unset: 2 for an engine on a GPU (its thread mostly waits for the device while
+    the stage thread parses and clusters), 1 on the CPU (ONNX Runtime's own threads keep the cores busy
+    while the engine runs, and parsing beside them only competes: +8 % for 1, +3 % for 2 on 2 cores,
+    docs/bench/bench_cpu_2core_gie_split.json)."""
     value = os.environ.get("DSRUN_GIE_SPLIT", "").strip()
     if value not in ("", "0", "1", "2"):
         raise InferError(f"DSRUN_GIE_SPLIT={value!r}: not 0, 1 or 2 — unset it, or set 0 (no split), "
                          "1 (pre-processing ahead) or 2 (pre-processing and the engine ahead)")
-    return int(value) if value else SPLIT_DEFAULT
+    return int(value) if value else 2 if on_gpu else 1
 
 
 class GieStage:
@@ -148,7 +148,7 @@ class GieStage:
         self._interval_counter = 0  # batches seen (gstnvinfer.cpp interval_counter)
         # process-mode 1: the steps the graph runs ahead of process(), each on a thread of its own
         steps = (("preprocess", self.preprocess_ahead), ("infer", self.infer_ahead))
-        self.ahead = steps[:split_steps()] if self.process_mode == 1 else ()
+        self.ahead = steps[:split_steps(self.uses_device)] if self.process_mode == 1 else ()
         self._preprocessed: deque = deque()  # (batch, [(input tensor, InputMapping)]), oldest first
         self._inferred: deque = deque()  # (batch, [(outputs, InputMapping)]), oldest first
         self.history = TrackHistory()
