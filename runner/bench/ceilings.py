@@ -33,12 +33,13 @@ class _Counter:
 
 def decode_ceiling(uri: str, n: int, *, gpu: bool | None = None) -> dict:
     """Frames per second of ``n`` readers of ``uri`` decoding the whole file at once."""
-    from runner.pipeline.nvdec import NvdecReader, nvdec_available
+    from runner.pipeline.nvdec import NvdecPumps, NvdecReader, nvdec_available
     from runner.pipeline.source import URI, SourceReader, SourceSpec
     from runner.pipeline.stats import SourceStats
 
     gpu = nvdec_available() if gpu is None else gpu
     sink, readers = _Counter(), []
+    pumps = NvdecPumps(sink)  # the threads the pipeline's NVDEC readers run on
     if gpu:
         import torch
 
@@ -46,7 +47,7 @@ def decode_ceiling(uri: str, n: int, *, gpu: bool | None = None) -> dict:
     for i in range(n):
         spec = SourceSpec(source_id=i, type=URI, uri=uri)
         stats = SourceStats(i, spec.name)
-        readers.append(NvdecReader(spec, sink, stats) if gpu else
+        readers.append(NvdecReader(spec, sink, stats, pump=pumps) if gpu else
                        SourceReader(spec, sink, stats, lambda f: f.to_ndarray(format="rgb24")))
     t0 = time.perf_counter()
     for r in readers:

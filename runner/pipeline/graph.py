@@ -42,7 +42,7 @@ from runner.errors import DsrunError
 from runner.pipeline.batch import Batch
 from runner.pipeline.gpu_streams import StageStreams
 from runner.pipeline.mux import MuxInput, MuxSpec, StreamMux, rgb_converter
-from runner.pipeline.nvdec import NvdecReader, nvdec_usable
+from runner.pipeline.nvdec import NvdecPumps, NvdecReader, nvdec_usable
 from runner.pipeline.output_files import output_failure
 from runner.pipeline.prepare_ahead import PrepareAhead
 from runner.pipeline.smart_record import SmartRecorder, smart_record_specs
@@ -130,10 +130,11 @@ def build_graph(app, stats: RunStats, engines: Any = None, options: RunOptions |
     to_rgb = rgb_converter(mux_spec)
 
     recorders = {sid: SmartRecorder(rec) for sid, rec in smart_record_specs(app).items()}
+    pumps = NvdecPumps(inputs)  # NVDEC sources share a few threads (started by the first reader)
 
     def make_reader(spec, source_stats):
         if nvdec_usable(spec) and spec.source_id not in recorders:  # smart record needs PyAV's packets
-            return NvdecReader(spec, inputs, source_stats, (mux_spec.width, mux_spec.height))
+            return NvdecReader(spec, inputs, source_stats, (mux_spec.width, mux_spec.height), pump=pumps)
         reader = SourceReader(spec, inputs, source_stats, to_rgb)
         reader.recorder = recorders.get(spec.source_id)
         return reader

@@ -138,6 +138,31 @@ class MuxInput:
             self._cond.notify_all()
             return True
 
+    @property
+    def capacity(self) -> int:
+        """Frames a source's queue holds."""
+        return self._capacity
+
+    def room(self, source_id: int) -> int:
+        """Frames ``source_id``'s queue takes before a file source's ``put`` would block."""
+        return self._capacity - len(self._queues[source_id])
+
+    def wake_with(self, source_id: int, room: threading.Condition) -> None:
+        """Notify ``room`` (a condition on this input's lock, from :meth:`room_condition`) when
+        ``source_id``'s queue gets room: a thread serving several sources waits on one condition
+        for all of them (``runner.pipeline.nvdec.NvdecPump``)."""
+        with self._cond:
+            self._room[source_id] = room
+
+    def room_condition(self) -> threading.Condition:
+        return threading.Condition(self._cond._lock)
+
+    def wait_for_room(self, room: threading.Condition, source_ids, timeout: float) -> None:
+        """Wait on ``room`` until one of ``source_ids`` has room, the input closes, or ``timeout``."""
+        with self._cond:
+            if not self._closed and all(len(self._queues[s]) >= self._capacity for s in source_ids):
+                room.wait(timeout)
+
     def finish(self, source_id: int) -> None:
         """End of stream for ``source_id`` (after its last frame, also after an error)."""
         with self._cond:
@@ -282,13 +307,14 @@ class StreamMux:
         # (source, frame number, (image, pts, size)) per frame → columns, each in one C-level pass
         sids, nums, items = zip(*frames) if n else ((), (), ())
         images, pts, sizes = zip(*items) if n else ((), (), ())
-        if n and is_device_tensor(images[0]):  # NVDEC frames: one (B, H, W, 3) tensor on the GPU
+        same_size = n and all(img.shape == images[0].shape for img in images)
+        if same_size and is_device_tensor(images[0]):  # NVDEC frames: one (B, H, W, 3) tensor on the GPU
             import torch
 
             pixels = torch.stack(images)
-        elif n and all(img.shape == images[0].shape for img in images):
+        elif same_size:
             pixels = np.stack(images) if n > 1 else images[0][None]
-        elif n:
+        elif n:  # sources of different sizes and no streammux size: a list, one array or tensor per frame
             pixels = list(images)
         else:
             h, w = (self.spec.height or 0), (self.spec.width or 0)

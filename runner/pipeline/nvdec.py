@@ -1,21 +1,33 @@
 """GPU decode (NVDEC) through PyNvVideoCodec: decoded frames stay in GPU memory as torch tensors.
 
 :class:`NvdecReader` is a drop-in for :class:`~runner.pipeline.source.SourceReader` on local H.264 /
-H.265 files: the same thread, statistics, EOS and typed errors, but the decoder is the GPU's video
-engine and each frame is handed to streammux as an (H, W, 3) uint8 RGB CUDA tensor (DLPack, no host
-copy), scaled to the streammux size on the GPU when it differs. Live and network sources keep the
-PyAV reader. :func:`nvdec_usable` decides per source; ``DSRUN_DEVICE=cpu`` turns the GPU path off.
+H.265 files: the same statistics, EOS and typed errors, but the decoder is the GPU's video engine and
+each frame is handed to streammux as an (H, W, 3) uint8 RGB CUDA tensor (DLPack, no host copy), scaled
+to the streammux size on the GPU when it differs. Live and network sources keep the PyAV reader.
+:func:`nvdec_usable` decides per source; ``DSRUN_DEVICE=cpu`` turns the GPU path off.
+
+Threads. Each PyNvVideoCodec decoder decodes on a thread of its own (C++, no interpreter lock); what
+is left in Python per frame is small (a DLPack view, one copy, a queue append). A Python thread per
+source for that small work made 64 sources 64 more threads contending for the interpreter lock with
+the GIE stages (docs/bench/bench_h200_pyspy_i1_n64.txt). So the readers of a graph share
+:class:`NvdecPump` threads, each serving up to ``DSRUN_NVDEC_SOURCES_PER_THREAD`` sources (default
+:data:`SOURCES_PER_THREAD`; 1 gives every source a thread of its own): a pump goes round its
+sources, takes from each decoder as many frames as streammux's queue for that source has room for,
+and sleeps on one condition, woken by streammux, only when none of its sources has room — so a file
+source still never loses a frame, and a slow source does not hold the others' queues empty.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from typing import Iterator
 
 from runner.pipeline.source import CAMERA_V4L2, SourceCorruptData, SourceNotFound, SourceReader, SourceSpec
 from runner.pipeline.stats import SourceStats
 
 _CODECS = (".mp4", ".mkv", ".mov", ".h264", ".264", ".h265", ".265", ".hevc")
+SOURCES_PER_THREAD = 8
 
 
 def nvdec_available() -> bool:
@@ -36,14 +48,25 @@ def nvdec_usable(spec: SourceSpec) -> bool:
             and spec.path.suffix.lower() in _CODECS and nvdec_available())
 
 
-class NvdecReader(SourceReader):
-    """Decodes one file on NVDEC in a background thread and feeds streammux CUDA tensors.
+def sources_per_thread() -> int:
+    """``DSRUN_NVDEC_SOURCES_PER_THREAD`` (default :data:`SOURCES_PER_THREAD`; at least 1)."""
+    raw = os.environ.get("DSRUN_NVDEC_SOURCES_PER_THREAD", "").strip()
+    try:
+        return max(1, int(raw)) if raw else SOURCES_PER_THREAD
+    except ValueError:
+        return SOURCES_PER_THREAD
 
-    A :class:`SourceReader` (same thread life cycle, statistics, EOS and typed errors) whose decode
-    loop is the GPU's: only :meth:`_play` differs."""
+
+class NvdecReader(SourceReader):
+    """Decodes one file on NVDEC and feeds streammux CUDA tensors.
+
+    A :class:`SourceReader` (same statistics, EOS and typed errors) whose decode loop is the GPU's.
+    Given a ``pump`` (:class:`NvdecPumps`), ``start`` hands the source to a shared pump thread instead
+    of starting a thread of its own; ``join``, ``is_alive`` and ``stop`` behave as a thread's."""
 
     def __init__(self, spec: SourceSpec, sink, stats: SourceStats, size: tuple[int, int] = (0, 0),
-                 stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 2) -> None:
+                 stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 2,
+                 pump: "NvdecPumps | None" = None) -> None:
         super().__init__(spec, sink, stats, to_rgb=None, stop=stop)
         self.name = f"nvdec-{spec.source_id}"
         self.size = size  # streammux (width, height); (0, 0) keeps the decoded size
@@ -51,14 +74,66 @@ class NvdecReader(SourceReader):
         # sources' decoders 8.6 GiB lighter and decoding 11 % faster on the H200
         # (docs/bench/bench_h200_decode_prefetch.json: 3,232 fps / 20.7 GiB at 8, 3,580 fps / 12.1 GiB at 2)
         self.gpu_id, self.prefetch = gpu_id, prefetch
+        self.pump = pump
+        self._done = threading.Event()  # pumped: the source is over (``join`` waits for it)
+        self._pumped = False
+
+    # -- a thread's interface, when a pump runs the source ----------------------------------------------
+
+    def start(self) -> None:
+        if self.pump is None:
+            return super().start()
+        self._pumped = True
+        self.pump.attach(self)
+
+    def join(self, timeout: float | None = None) -> None:
+        if not self._pumped:
+            return super().join(timeout)
+        self._done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        if not self._pumped:
+            return super().is_alive()
+        return not self._done.is_set()
+
+    # -- decoding -----------------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[bool]:
+        """The source's whole life as steps: each ``next`` takes at most one handful of frames from
+        the decoder and yields whether it moved (``False``: streammux has no room for this source
+        yet). Ends with the source's state, error and EOS set, as :meth:`run` does."""
+        try:
+            yield from self._play_steps()
+            self.stats.state = "ended"
+        except Exception as exc:  # a source never takes the run down: it ends with its error
+            self._failed(exc)
+        finally:
+            self._ended()
+            self._done.set()
 
     def _play(self) -> None:
+        """A thread of its own (no pump): the steps, waiting for streammux's room between them."""
+        import torch
+
+        sid = self.spec.source_id
+        wait = getattr(self.sink, "wait_for_room", None)
+        room = self.sink.room_condition() if wait is not None else None
+        if room is not None:
+            self.sink.wake_with(sid, room)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(self.gpu_id)
+        for moved in self._play_steps():
+            if not moved and wait is not None:
+                wait(room, (sid,), 0.1)
+
+    def _play_steps(self) -> Iterator[bool]:
         spec = self.spec
         if not spec.path.is_file():
             raise SourceNotFound(spec.source_id, spec.uri, "no such file", "check the path in 'uri'")
         while not self.stop_event.is_set():
             before = self._decoded
-            if not self._decode_once():
+            finished = yield from self._decode_steps()
+            if not finished:
                 return  # the run is stopping
             if self._decoded == before:
                 raise SourceCorruptData(spec.source_id, spec.uri, "NVDEC decoded no frame",
@@ -66,40 +141,127 @@ class NvdecReader(SourceReader):
             if not spec.file_loop:
                 return
 
-    def _decode_once(self) -> bool:
+    def _open_decoder(self):
+        """``(decoder, frames per second)``: a PyNvVideoCodec ThreadedDecoder on the file, RGB out."""
         import PyNvVideoCodec as nvc
+
+        decoder = nvc.ThreadedDecoder(str(self.spec.path), buffer_size=self.prefetch, gpu_id=self.gpu_id,
+                                      use_device_memory=True, output_color_type=nvc.OutputColorType.RGB)
+        meta = decoder.get_stream_metadata()
+        return decoder, float(getattr(meta, "average_fps", 0) or getattr(meta, "fps", 0) or 30.0)
+
+    def _decode_steps(self) -> Iterator[bool]:
+        """One pass over the file; returns ``True`` at its end, ``False`` when the run is stopping."""
         import torch
         import torch.nn.functional as F
 
         spec = self.spec
-        decoder = nvc.ThreadedDecoder(str(spec.path), buffer_size=self.prefetch, gpu_id=self.gpu_id,
-                                      use_device_memory=True, output_color_type=nvc.OutputColorType.RGB)
-        meta = decoder.get_stream_metadata()
-        fps = float(getattr(meta, "average_fps", 0) or getattr(meta, "fps", 0) or 30.0)
+        room = getattr(self.sink, "room", None)
+        decoder, fps = self._open_decoder()
         step_ns = int(1e9 / fps)
         width, height = self.size
         first = self._decoded
-        with torch.cuda.device(self.gpu_id):
-            while not self.stop_event.is_set():
-                frames = decoder.get_batch_frames(self.prefetch)
-                if not frames:
-                    break
-                for frame in frames:
-                    if self._skip():
-                        self._pts_offset += step_ns  # the timeline goes on where the lost worker left it
-                        continue
-                    if not self._count_decoded():
-                        continue
-                    image = torch.from_dlpack(frame)  # (H, W, 3) uint8 on the GPU, decoder-owned
-                    h, w = int(image.shape[0]), int(image.shape[1])
-                    if width and height and (w, h) != (width, height):
-                        image = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(height, width),
-                                              mode="bilinear", align_corners=False)
-                        image = image[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
-                    else:
-                        image = image.clone()  # the decoder reuses its surfaces
-                    pts = self._pts_offset + (self._decoded - 1 - first) * step_ns
-                    if not self.sink.put(spec.source_id, image, pts, (w, h)):
-                        return False
+        # the decoder is asked for its whole look-ahead each time (as a thread per source always did),
+        # once streammux's queue has room for all of it: a put that blocked would hold a pump's other
+        # sources too (a look-ahead deeper than the queue waits for an empty queue, then may block)
+        need = self.prefetch if room is None else min(self.prefetch, self.sink.capacity)
+        while not self.stop_event.is_set():
+            if room is not None and room(spec.source_id) < need:
+                yield False
+                continue
+            frames = decoder.get_batch_frames(self.prefetch)
+            if not frames:
+                break
+            for frame in frames:
+                if self._skip():
+                    self._pts_offset += step_ns  # the timeline goes on where the lost worker left it
+                    continue
+                if not self._count_decoded():
+                    continue
+                image = torch.from_dlpack(frame)  # (H, W, 3) uint8 on the GPU, decoder-owned
+                h, w = int(image.shape[0]), int(image.shape[1])
+                if width and height and (w, h) != (width, height):
+                    image = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(height, width),
+                                          mode="bilinear", align_corners=False)
+                    image = image[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
+                else:
+                    image = image.clone()  # the decoder reuses its surfaces
+                pts = self._pts_offset + (self._decoded - 1 - first) * step_ns
+                if not self.sink.put(spec.source_id, image, pts, (w, h)):
+                    return False
+            yield True
         self._pts_offset += (self._decoded - first) * step_ns
         return not self.stop_event.is_set()
+
+
+class NvdecPump(threading.Thread):
+    """One thread running the steps of several :class:`NvdecReader` sources in turn.
+
+    A round gives every source one step; when no source moved (streammux has no room for any of
+    them) the pump waits on one condition that streammux notifies when it takes a frame of one of
+    them. A source's end (its last step) ends nothing else; the pump ends when it has no source
+    left, and :class:`NvdecPumps` starts a new one for sources that join later."""
+
+    def __init__(self, sink, gpu_id: int, capacity: int, index: int) -> None:
+        super().__init__(name=f"nvdec-pump-{index}", daemon=True)
+        self.sink, self.gpu_id, self.capacity = sink, gpu_id, capacity
+        self._lock = threading.Lock()
+        self._joining: list[NvdecReader] = []
+        self._count = 0  # sources attached, ended or not (a pump is filled once)
+        self._over = False  # no source left: attach no more
+        self._room = sink.room_condition() if hasattr(sink, "room_condition") else None
+
+    def attach(self, reader: NvdecReader) -> bool:
+        """Take ``reader`` (``False`` when full or over: the caller needs another pump)."""
+        with self._lock:
+            if self._over or self._count >= self.capacity:
+                return False
+            self._count += 1
+            self._joining.append(reader)
+        if self._room is not None:
+            self.sink.wake_with(reader.spec.source_id, self._room)
+        return True
+
+    def run(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.set_device(self.gpu_id)
+        active: dict[NvdecReader, Iterator[bool]] = {}
+        while True:
+            with self._lock:
+                for reader in self._joining:
+                    active[reader] = reader.steps()
+                self._joining.clear()
+                if not active:
+                    self._over = True
+                    return
+            moved = False
+            for reader, steps in list(active.items()):
+                try:
+                    moved |= next(steps)
+                except StopIteration:
+                    del active[reader]
+                    moved = True
+            if not moved and active and self._room is not None:
+                self.sink.wait_for_room(self._room, [r.spec.source_id for r in active], 0.1)
+
+
+class NvdecPumps:
+    """The pump threads of one graph: a reader's ``start`` lands on the newest pump with room."""
+
+    def __init__(self, sink, per_thread: int | None = None) -> None:
+        self.sink = sink
+        self.per_thread = per_thread or sources_per_thread()
+        self._lock = threading.Lock()
+        self._pumps: list[NvdecPump] = []
+
+    def attach(self, reader: NvdecReader) -> None:
+        with self._lock:
+            pump = next((p for p in reversed(self._pumps) if p.gpu_id == reader.gpu_id), None)
+            if pump is None or not pump.attach(reader):
+                pump = NvdecPump(self.sink, reader.gpu_id, self.per_thread, len(self._pumps))
+                pump.attach(reader)
+                self._pumps.append(pump)
+                pump.start()
+

@@ -337,14 +337,22 @@ class SourceReader(threading.Thread):
             self._play()
             self.stats.state = "ended"
         except Exception as exc:  # a source never takes the run down: it ends with its error
-            self.error = classify_av_error(self.spec, exc)
-            self.stats.errors.append(str(self.error))
-            self.stats.state = "failed"
+            self._failed(exc)
         finally:
-            self.stats.ended_at = time.monotonic()
-            if self.recorder is not None:
-                self.recorder.close()
-            self.sink.finish(self.spec.source_id)
+            self._ended()
+
+    def _failed(self, exc: BaseException) -> None:
+        """End with ``exc`` as the source's typed error (in ``self.error`` and its statistics)."""
+        self.error = classify_av_error(self.spec, exc)
+        self.stats.errors.append(str(self.error))
+        self.stats.state = "failed"
+
+    def _ended(self) -> None:
+        """The source is over, whichever way: its recorder closed, end of stream to streammux."""
+        self.stats.ended_at = time.monotonic()
+        if self.recorder is not None:
+            self.recorder.close()
+        self.sink.finish(self.spec.source_id)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
