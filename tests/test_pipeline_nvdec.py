@@ -186,3 +186,23 @@ def test_one_source_per_thread_is_the_old_layout(pump_clips):
     rows, eos, threads, readers, _ = _run(specs, per_thread=1)
     assert threads == {"nvdec-pump-0", "nvdec-pump-1", "nvdec-pump-2"}
     assert sorted(eos) == [0, 1, 2] and len(rows) == sum(len(_decoded(p)) for p in pump_clips[:3])
+
+
+def test_a_pump_sleeps_while_streammux_has_no_room_for_its_sources(pump_clips):
+    """Streammux stops taking frames for a second: the pump waits on its condition instead of going
+    round its sources (a spinning pump holds the interpreter lock the pipeline's stages need)."""
+    import time
+
+    specs = [SourceSpec(i, URI, str(p)) for i, p in enumerate(pump_clips[:4])]
+    used = []
+
+    def pause_once(readers, rows):
+        if not used:
+            time.sleep(0.2)  # every queue fills up (4 deep: one look-ahead of 3 fits, a second does not)
+            start = time.process_time()
+            time.sleep(1.0)
+            used.append(time.process_time() - start)
+
+    rows, eos, *_ = _run(specs, per_thread=4, on_batch=pause_once)
+    assert sorted(eos) == [0, 1, 2, 3]
+    assert used[0] < 0.25, f"the process used {used[0]:.2f} s of CPU while streammux took nothing for 1 s"

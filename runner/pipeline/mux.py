@@ -157,10 +157,12 @@ class MuxInput:
     def room_condition(self) -> threading.Condition:
         return threading.Condition(self._cond._lock)
 
-    def wait_for_room(self, room: threading.Condition, source_ids, timeout: float) -> None:
-        """Wait on ``room`` until one of ``source_ids`` has room, the input closes, or ``timeout``."""
+    def wait_for_room(self, room: threading.Condition, source_ids, need: int, timeout: float) -> None:
+        """Wait on ``room`` until one of ``source_ids`` has room for ``need`` frames, the input
+        closes, or ``timeout``."""
+        limit = self._capacity - need
         with self._cond:
-            if not self._closed and all(len(self._queues[s]) >= self._capacity for s in source_ids):
+            if not self._closed and all(len(self._queues[s]) > limit for s in source_ids):
                 room.wait(timeout)
 
     def finish(self, source_id: int) -> None:

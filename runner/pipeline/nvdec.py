@@ -124,7 +124,7 @@ class NvdecReader(SourceReader):
             torch.cuda.set_device(self.gpu_id)
         for moved in self._play_steps():
             if not moved and wait is not None:
-                wait(room, (sid,), 0.1)
+                wait(room, (sid,), self.room_needed(), 0.1)
 
     def _play_steps(self) -> Iterator[bool]:
         spec = self.spec
@@ -150,6 +150,11 @@ class NvdecReader(SourceReader):
         meta = decoder.get_stream_metadata()
         return decoder, float(getattr(meta, "average_fps", 0) or getattr(meta, "fps", 0) or 30.0)
 
+    def room_needed(self) -> int:
+        """Frames streammux's queue must have room for before the decoder is asked for more."""
+        capacity = getattr(self.sink, "capacity", None)
+        return self.prefetch if capacity is None else min(self.prefetch, capacity)
+
     def _decode_steps(self) -> Iterator[bool]:
         """One pass over the file; returns ``True`` at its end, ``False`` when the run is stopping."""
         import torch
@@ -164,7 +169,7 @@ class NvdecReader(SourceReader):
         # the decoder is asked for its whole look-ahead each time (as a thread per source always did),
         # once streammux's queue has room for all of it: a put that blocked would hold a pump's other
         # sources too (a look-ahead deeper than the queue waits for an empty queue, then may block)
-        need = self.prefetch if room is None else min(self.prefetch, self.sink.capacity)
+        need = self.room_needed()
         while not self.stop_event.is_set():
             if room is not None and room(spec.source_id) < need:
                 yield False
@@ -243,8 +248,9 @@ class NvdecPump(threading.Thread):
                 except StopIteration:
                     del active[reader]
                     moved = True
-            if not moved and active and self._room is not None:
-                self.sink.wait_for_room(self._room, [r.spec.source_id for r in active], 0.1)
+            if not moved and active and self._room is not None:  # no source has room: sleep, never spin
+                self.sink.wait_for_room(self._room, [r.spec.source_id for r in active],
+                                        min(r.room_needed() for r in active), 0.1)
 
 
 class NvdecPumps:
