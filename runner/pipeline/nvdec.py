@@ -14,7 +14,9 @@ the GIE stages (docs/bench/bench_h200_pyspy_i1_n64.txt). So the readers of a gra
 :data:`SOURCES_PER_THREAD`; 1 gives every source a thread of its own): a pump goes round its
 sources, takes from each decoder as many frames as streammux's queue for that source has room for,
 and sleeps on one condition, woken by streammux, only when none of its sources has room — so a file
-source still never loses a frame, and a slow source does not hold the others' queues empty.
+source still never loses a frame, and a source whose queue is full does not hold the others back. (A
+decoder that has not yet decoded the frames asked for does hold its pump's other sources until it
+has: PyNvVideoCodec's call waits; its look-ahead makes that rare while decoding outpaces the pipeline.)
 """
 
 from __future__ import annotations
