@@ -48,15 +48,15 @@ import numpy as np
 
 from runner.config.enums import ProcessMode
 from runner.errors import DsrunError
-from runner.pipeline.batch import Batch, Classifications, Objects
-from runner.pipeline.cluster import ClassParams, cluster, frame_filter
+from runner.pipeline.batch import Batch
+from runner.pipeline.cluster import ClassParams
 from runner.pipeline.gpu_streams import ready_event, wait_ready
 from runner.pipeline.infer_history import REINFER_AREA_THRESHOLD, TrackHistory
+from runner.pipeline.infer_outputs import GieOutputs
 from runner.pipeline.infer_stats import InferCounters
 from runner.pipeline.parsers import (NetworkInfo, resolve_bbox_parser, resolve_classifier_parser,
                                      resolve_segmentation_parser)
 from runner.pipeline.parsers.classifier import ClassifierContext, read_labels
-from runner.pipeline.parsers.segmentation import class_map
 from runner.pipeline.preprocess import PreprocessSpec, preprocess
 from runner.pipeline.preprocess_gpu import is_device_tensor, preprocess_device
 
@@ -121,7 +121,7 @@ def split_steps(on_gpu: bool) -> int:
     return int(value) if value else 2 if on_gpu else 1
 
 
-class GieStage:
+class GieStage(GieOutputs):
     """One nvinfer instance. ``timings`` accumulates seconds per phase for benchmarks."""
 
     def __init__(self, nvinfer, engine, *, name: str = "gie", counters: InferCounters | None = None) -> None:
@@ -143,6 +143,7 @@ class GieStage:
         self.label_table = read_labels(labels_path) if labels_path else []
         self.labels = [row[0] for row in self.label_table]  # detector class labels (first of each line)
         self.output_tensor_meta = bool(getattr(cfg, "output_tensor_meta", False)) or self.network_type == 100
+        self.seg_order = _int(getattr(cfg, "segmentation_output_order", 0))  # 1: (H, W, C) outputs
         self.counters = counters or InferCounters()
         self.timings = {"preprocess": 0.0, "infer": 0.0, "parse": 0.0, "cluster": 0.0}
         self._interval_counter = 0  # batches seen (gstnvinfer.cpp interval_counter)
@@ -304,7 +305,7 @@ class GieStage:
             self._consume(batch, outputs, mapping, parent_rows=None)
         if self.network_type == 2 and batch.masks.get(self.gie_id) is None:
             out = self.engine.outputs[0].shape
-            h, w = (out[0], out[1]) if _int(getattr(self.cfg, "segmentation_output_order", 0)) == 1 else out[-2:]
+            h, w = (out[0], out[1]) if self.seg_order == 1 else out[-2:]
             batch.masks[self.gie_id] = np.full((len(batch), max(h, 1), max(w, 1)), -1, np.int32)
 
     # -- process-mode 2 ------------------------------------------------------------------------
@@ -447,80 +448,6 @@ class GieStage:
             outputs.setdefault(name, []).append(flat[at:at + size].reshape(tuple(value.shape)))
             at += size
         return {name: np.concatenate(arrays) if len(arrays) > 1 else arrays[0] for name, arrays in outputs.items()}
-
-    def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
-        if self.output_tensor_meta:
-            self._attach_tensors(batch, outputs, mapping, parent_rows)
-        if self.network_type == 0:
-            self._attach_detections(batch, outputs, mapping, parent_rows)
-        elif self.network_type == 1:
-            res = self._timed("parse", self.cls_parser, outputs, self.cls_ctx)
-            item = res.obj.astype(np.int64)
-            res.frame = mapping.frame[item]
-            res.obj = (np.full(len(res), -1, np.int32) if parent_rows is None
-                       else parent_rows[item].astype(np.int32))
-            if parent_rows is not None:
-                tracks = batch.objects.track_id[parent_rows]
-                done = tracks[tracks >= 0]
-                mine = res[np.isin(res.obj, parent_rows[tracks >= 0])]
-                mine.obj = batch.objects.track_id[mine.obj].astype(np.int32)
-                mine.gie_id = np.full(len(mine), self.gie_id, np.int32)
-                with self._lock:
-                    self.history.store_results(done, mine)
-            self._append_classifications(batch, res)
-        elif self.network_type == 2:
-            if self.seg_parser is not None:
-                cmap = self._timed("parse", self.seg_parser, outputs, self.net)
-            else:
-                probs = next(iter(outputs.values()))
-                order = _int(getattr(self.cfg, "segmentation_output_order", 0))
-                cmap = self._timed("parse", class_map, probs, float(self.cfg.segmentation_threshold or 0), order)
-            masks = batch.masks.get(self.gie_id)
-            if masks is None:
-                masks = np.full((len(batch), *cmap.shape[1:]), -1, np.int32)
-                batch.masks[self.gie_id] = masks
-            masks[mapping.frame] = cmap
-
-    def _append_classifications(self, batch: Batch, res: Classifications) -> None:
-        res.gie_id = np.full(len(res), self.gie_id, np.int32)
-        batch.classifications = batch.classifications.concat(res)
-        self.counters.count_labels(self.gie_id, res.label)
-
-    def _attach_detections(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
-        raw = self._timed("parse", self.bbox_parser, outputs, self.net, self.class_params)
-        t0 = time.perf_counter()
-        objs = cluster(raw, self.cluster_mode, self.class_params)
-        item = objs.frame.astype(np.int64)
-        boxes = mapping.to_frame(objs.xyxy, item)
-        keep, boxes = frame_filter(
-            boxes, objs.class_id, self.class_params, mapping.frame_height[item], mapping.frame_width[item],
-            filter_out_class_ids=tuple(getattr(self.cfg, "filter_out_class_ids", ()) or ()),
-            crop_to_roi=bool(getattr(self.cfg, "crop_objects_to_roi_boundary", False)))
-        item, boxes = item[keep], boxes[keep]
-        if parent_rows is not None:
-            boxes[:, [0, 2]] += mapping.origin_x[item, None]
-            boxes[:, [1, 3]] += mapping.origin_y[item, None]
-        new = Objects.from_columns(
-            frame=mapping.frame[item], gie_id=self.gie_id, class_id=objs.class_id[keep],
-            confidence=objs.confidence[keep], xyxy=boxes,
-            parent=-1 if parent_rows is None else parent_rows[item])
-        self.timings["cluster"] += time.perf_counter() - t0
-        batch.objects = batch.objects.concat(new)
-        self.counters.count_objects(self.gie_id, new.class_id)
-
-    def _attach_tensors(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
-        store = batch.tensors.setdefault(self.gie_id, {})
-        if parent_rows is None:
-            for name, arr in outputs.items():
-                full = store.get(name)
-                if full is None:
-                    full = store[name] = np.zeros((len(batch), *arr.shape[1:]), arr.dtype)
-                full[mapping.frame] = arr
-        else:
-            for name, arr in outputs.items():
-                store[name] = np.concatenate([store[name], arr]) if name in store else arr
-            rows = parent_rows.astype(np.int32)
-            store["object_row"] = np.concatenate([store["object_row"], rows]) if "object_row" in store else rows
 
 
 def _as_slice(rows: np.ndarray):
