@@ -34,8 +34,8 @@ YOLO = CONFORMANCE / "tools/yolo_deepstream/deepstream_yolo/deepstream_app_confi
 
 KINDS = {k.name: k.cls for k in APP_GROUPS + NVINFER_GROUPS + TRACKER_GROUPS}
 
-_NVINFER = ("pipeline/infer.py", "pipeline/preprocess.py", "pipeline/cluster.py", "pipeline/parsers",
-            "pipeline/labels.py", "engine/spec.py")
+_NVINFER = ("pipeline/infer.py", "pipeline/infer_outputs.py", "pipeline/preprocess.py", "pipeline/cluster.py",
+            "pipeline/parsers", "pipeline/labels.py", "engine/spec.py")
 #: group kind → the modules (under runner/) that receive its config object; kinds absent here have none
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "application": ("ui/perf.py", "pipeline/kitti.py", "pipeline/sinks/hook.py"),
