@@ -63,8 +63,9 @@ class NvdecReader(SourceReader):
     """Decodes one file on NVDEC and feeds streammux CUDA tensors.
 
     A :class:`SourceReader` (same statistics, EOS and typed errors) whose decode loop is the GPU's.
-    Given a ``pump`` (:class:`NvdecPumps`), ``start`` hands the source to a shared pump thread instead
-    of starting a thread of its own; ``join``, ``is_alive`` and ``stop`` behave as a thread's."""
+    It always runs on a pump thread: ``start`` hands the source to ``pump`` (the graph's shared
+    :class:`NvdecPumps`; without one, a pump of its own), not to a thread of its own; ``join``,
+    ``is_alive`` and ``stop`` behave as a thread's."""
 
     def __init__(self, spec: SourceSpec, sink, stats: SourceStats, size: tuple[int, int] = (0, 0),
                  stop: threading.Event | None = None, gpu_id: int = 0, prefetch: int = 2,
@@ -76,27 +77,21 @@ class NvdecReader(SourceReader):
         # sources' decoders 8.6 GiB lighter and decoding 11 % faster on the H200
         # (docs/bench/bench_h200_decode_prefetch.json: 3,232 fps / 20.7 GiB at 8, 3,580 fps / 12.1 GiB at 2)
         self.gpu_id, self.prefetch = gpu_id, prefetch
-        self.pump = pump
-        self._done = threading.Event()  # pumped: the source is over (``join`` waits for it)
-        self._pumped = False
+        self.pump = pump if pump is not None else NvdecPumps(sink, per_thread=1)
+        self._done = threading.Event()  # the source is over (``join`` waits for it)
+        self._started = False
 
-    # -- a thread's interface, when a pump runs the source ----------------------------------------------
+    # -- a thread's interface; a pump runs the source ---------------------------------------------------
 
     def start(self) -> None:
-        if self.pump is None:
-            return super().start()
-        self._pumped = True
+        self._started = True
         self.pump.attach(self)
 
     def join(self, timeout: float | None = None) -> None:
-        if not self._pumped:
-            return super().join(timeout)
         self._done.wait(timeout)
 
     def is_alive(self) -> bool:
-        if not self._pumped:
-            return super().is_alive()
-        return not self._done.is_set()
+        return self._started and not self._done.is_set()
 
     # -- decoding -----------------------------------------------------------------------------------
 
@@ -112,21 +107,6 @@ class NvdecReader(SourceReader):
         finally:
             self._ended()
             self._done.set()
-
-    def _play(self) -> None:
-        """A thread of its own (no pump): the steps, waiting for streammux's room between them."""
-        import torch
-
-        sid = self.spec.source_id
-        wait = getattr(self.sink, "wait_for_room", None)
-        room = self.sink.room_condition() if wait is not None else None
-        if room is not None:
-            self.sink.wake_with(sid, room)
-        if torch.cuda.is_available():
-            torch.cuda.set_device(self.gpu_id)
-        for moved in self._play_steps():
-            if not moved and wait is not None:
-                wait(room, (sid,), self.room_needed(), 0.1)
 
     def _play_steps(self) -> Iterator[bool]:
         spec = self.spec
