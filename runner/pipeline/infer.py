@@ -26,8 +26,9 @@ What a :class:`GieStage` does per batch, as nvinfer does:
   (:attr:`GieStage.ahead`, ``runner.pipeline.prepare_ahead``): batch N+2 is pre-processed while
   N+1 is inferred and N parsed and clustered. ``DSRUN_GIE_SPLIT`` says how far it splits: ``0`` not at
   all (every step on the stage thread), ``1`` pre-processing only (the default on the CPU), ``2`` both
-  (the default for an engine on a GPU). The results are the same (tests/test_infer_split.py). Secondary GIEs do not split: which objects they
-  infer depends on the history the previous batch's results leave.
+  (the default for an engine on a GPU). The results are the same (tests/test_infer_split.py).
+  Secondary GIEs do not split: which objects they infer depends on the history the previous batch's
+  results leave.
 * ``network-type`` 0: parser → clustering per class-attrs → frame filter → ``Batch.objects`` (SGIE
   detections get ``parent`` = the object they were found in); 1: ``Batch.classifications``
   (``obj=-1`` for a full-frame classifier); 2: ``Batch.masks[gie-unique-id]`` (B, h, w) int32 (-1 where
