@@ -1,8 +1,11 @@
 """Built-in parsers decode hand-made output tensors into the boxes/labels nvinfer would give."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from reference import nvdsinfer as ref
 from runner.pipeline.cluster import ClassParams
 from runner.pipeline.parsers import NetworkInfo, ParserError, resolve_bbox_parser
 from runner.pipeline.parsers.classifier import ClassifierContext, parse_softmax, read_labels
@@ -36,6 +39,59 @@ def test_detectnet_boxes_are_clipped_to_the_network_and_missing_layers_are_expla
     np.testing.assert_allclose(objs.xyxy, [[0, 0, 15, 15]])
     with pytest.raises(ParserError, match="parse-bbox-func-name"):
         parse_detectnet_v2({"scores": cov}, NetworkInfo(16, 16), ClassParams.uniform(1))
+
+
+def _detectnet_case(seed: int):
+    """3 frames of a 3-channel coverage grid (7 x 5 cells, network 70 x 40: strides 10 and 8) read as 2
+    classes: coverages on both sides of (and exactly at) each class's threshold, offsets that put boxes
+    across every edge of the network, on its last pixel, inverted, and exactly on a cell's centre."""
+    rng = np.random.default_rng(seed)
+    cov = rng.choice(np.float32([0.1, 0.3, 0.5, 0.7, 0.95]), (3, 3, 5, 7))
+    bbox = rng.uniform(-1.5, 2.5, (3, 12, 5, 7)).astype(np.float32)
+    bbox[0, 0, 0, 0] = np.float32(0.5) / np.float32(35)  # x1 on the centre of cell (0, 0): 0 * -35
+    bbox[1, 2, 4, 6] = np.float32(-0.2)  # x2 < x1: dropped by the default parser
+    cov[2, 1, 2, 3] = np.float32(0.7)  # class 1, cell (row 2, col 3): x2 and y2 land on 70 and 40 exactly
+    bbox[2, 6, 2, 3] = np.float32(2) - (np.float32(30) + np.float32(0.5)) / np.float32(35)  # → 69
+    bbox[2, 7, 2, 3] = np.float32(40 / 35) - (np.float32(16) + np.float32(0.5)) / np.float32(35)  # → 39
+    return cov, bbox, NetworkInfo(70, 40), np.float32([0.5, 0.3])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_detectnet_batch_decode_equals_nvinfers_per_frame_parse_bounding_box(seed):
+    cov, bbox, net, thresholds = _detectnet_case(seed)
+    objs = parse_detectnet_v2({"output_cov": cov, "output_bbox": bbox}, net, _params(thresholds))
+    expected = []  # (frame, class, confidence, left, top, width, height), nvinfer's order per frame
+    for f in range(len(cov)):
+        for o in ref.parse_bounding_box(cov[f], bbox[f], net.width, net.height, list(thresholds)):
+            expected.append((f, o["classId"], o["detectionConfidence"], o["left"], o["top"], o["width"], o["height"]))
+    x1, y1, x2, y2 = objs.xyxy.T
+    got = list(zip(objs.frame.tolist(), objs.class_id.tolist(), objs.confidence, x1, y1, x2 - x1, y2 - y1))
+    assert len(got) == len(expected) > 20
+    assert np.array_equal(np.array(got, np.float64), np.array(expected, np.float64))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_custom_resnet_batch_decode_clips_to_the_network_and_adds_a_pixel(seed):
+    # NvDsInferParseCustomResnet: every cell above its class's threshold, rect = CLIP(x, 0, W - 1),
+    # right/bottom + 1, nothing dropped — written out cell by cell
+    cov, bbox, net, thresholds = _detectnet_case(seed)
+    objs = parse_custom_resnet({"output_cov": cov, "output_bbox": bbox}, net, _params(thresholds))
+    norm, expected = np.float32(35), []
+    for f, c, gy, gx in np.ndindex(3, 2, 5, 7):
+        if cov[f, c, gy, gx] < thresholds[c]:
+            continue
+        cx = (np.float32(gx * 10) + np.float32(0.5)) / norm
+        cy = (np.float32(gy * 8) + np.float32(0.5)) / norm
+        o = bbox[f, 4 * c:4 * c + 4, gy, gx]
+        box = [(o[0] - cx) * -norm, (o[1] - cy) * -norm, (o[2] + cx) * norm, (o[3] + cy) * norm]
+        box = [min(max(v, np.float32(0)), np.float32(lim)) for v, lim in zip(box, (69, 39, 69, 39))]
+        expected.append((f, c, cov[f, c, gy, gx], box[0], box[1], box[2] + 1, box[3] + 1))
+    got = np.column_stack([objs.frame, objs.class_id, objs.confidence, objs.xyxy]).astype(np.float64)
+    assert np.array_equal(got, np.array(expected, np.float64))
+
+
+def _params(thresholds):
+    return dataclasses.replace(ClassParams.uniform(2), pre_cluster_threshold=thresholds)
 
 
 def test_yolo_layouts_threshold_per_class_and_drop_sub_pixel_boxes():

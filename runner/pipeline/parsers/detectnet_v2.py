@@ -21,6 +21,8 @@ size - 1 and negative ones to 0, and drops inverted boxes (zero-width ones stay)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from runner.pipeline.batch import Objects
@@ -41,51 +43,67 @@ def _find(outputs: dict, part: str) -> np.ndarray:
     return np.asarray(found, np.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _centres(cells_y: int, cells_x: int, stride_y: int, stride_x: int) -> np.ndarray:
+    """``(cells_y * cells_x, 4)`` float32, per grid cell (row-major): ``-cx, -cy, cx, cy`` with
+    ``cx = (col * stride_x + 0.5) / 35`` — what a cell's four bbox offsets are added to before the
+    ``* (-35, -35, 35, 35)`` of :data:`_SIGN_NORM` (``(o - c) * -35`` is ``(o + -c) * -35`` exactly).
+    Made once per grid and stride, read-only."""
+    cx = (np.arange(cells_x, dtype=np.float32) * stride_x + np.float32(0.5)) / BBOX_NORM
+    cy = (np.arange(cells_y, dtype=np.float32) * stride_y + np.float32(0.5)) / BBOX_NORM
+    col = np.tile(cx, cells_y)
+    row = np.repeat(cy, cells_x)
+    table = np.stack([-col, -row, col, row], 1)
+    table.flags.writeable = False
+    return table
+
+
+_SIGN_NORM = np.array([-BBOX_NORM, -BBOX_NORM, BBOX_NORM, BBOX_NORM], np.float32)
+
+
 def _grid(outputs, net: NetworkInfo, params):
+    """Every cell whose coverage is >= its class's pre-cluster-threshold, decoded for the whole batch
+    at once: ``(item, class, confidence, xyxy (k, 4) float32)`` in (item, class, row, col) order —
+    the order nvinfer's loops visit them. A few numpy calls per batch, none per frame or class."""
     cov = _find(outputs, "cov")
     bbox = _find(outputs, "bbox")
     if cov.ndim == 3:
         cov, bbox = cov[None], bbox[None]
     n, c_cov, gh, gw = cov.shape
     n_cls = min(c_cov, params.num_classes, bbox.shape[1] // 4)
-    stride_x = -(-net.width // bbox.shape[3])
-    stride_y = -(-net.height // bbox.shape[2])
-    cx = (np.arange(gw, dtype=np.float32) * stride_x + np.float32(0.5)) / BBOX_NORM
-    cy = (np.arange(gh, dtype=np.float32) * stride_y + np.float32(0.5)) / BBOX_NORM
-    conf = cov[:, :n_cls]
+    cells = gh * gw
+    conf = np.ascontiguousarray(cov[:, :n_cls]).reshape(n * n_cls, cells)  # a view when n_cls = c_cov
     thr = np.asarray(params.pre_cluster_threshold[:n_cls], np.float32)
-    item, cls, row, col = np.nonzero(conf >= thr[None, :, None, None])
-    b = bbox[:, :4 * n_cls].reshape(n, n_cls, 4, gh, gw)[item, cls, :, row, col]
-    x1 = (b[:, 0] - cx[col]) * -BBOX_NORM
-    y1 = (b[:, 1] - cy[row]) * -BBOX_NORM
-    x2 = (b[:, 2] + cx[col]) * BBOX_NORM
-    y2 = (b[:, 3] + cy[row]) * BBOX_NORM
-    return item, cls, conf[item, cls, row, col], x1, y1, x2, y2
-
-
-def _clip_to_network(v: np.ndarray, size: int) -> np.ndarray:
-    """``parseBoundingBox``'s clipping: a coordinate >= the network size becomes size - 1 (values in
-    (size - 1, size) stay), then a negative one becomes 0."""
-    v = np.where(v >= size, np.float32(size - 1), v)
-    return np.where(v < 0, np.float32(0), v).astype(np.float32)
+    if len(thr) and (thr == thr[0]).all():
+        flat = np.flatnonzero(conf >= thr[0])
+    else:
+        flat = np.flatnonzero(conf.reshape(n, n_cls, cells) >= thr[None, :, None])
+    group, cell = np.divmod(flat, cells)  # group = item * n_cls + class
+    boxes = bbox[:, :4 * n_cls].reshape(n * n_cls, 4, cells)[group, :, cell]
+    centres = _centres(gh, gw, -(-net.height // bbox.shape[2]), -(-net.width // bbox.shape[3]))
+    xyxy = np.add(boxes, np.take(centres, cell, axis=0), out=boxes)
+    xyxy *= _SIGN_NORM
+    item, cls = np.divmod(group, n_cls)
+    return item, cls, conf.reshape(-1)[flat], xyxy
 
 
 def parse_detectnet_v2(outputs: dict, net: NetworkInfo, params) -> Objects:
-    """nvinfer's built-in ``parseBoundingBox`` (no parse-bbox-func-name)."""
-    item, cls, conf, x1, y1, x2, y2 = _grid(outputs, net, params)
-    x1, x2 = _clip_to_network(x1, net.width), _clip_to_network(x2, net.width)
-    y1, y2 = _clip_to_network(y1, net.height), _clip_to_network(y2, net.height)
-    ok = (x2 - x1 >= 0) & (y2 - y1 >= 0)  # "prevent underflows": inverted boxes are dropped
-    return Objects.from_columns(frame=item[ok], class_id=cls[ok], confidence=conf[ok],
-                                xyxy=np.stack([x1, y1, x2, y2], 1)[ok])
+    """nvinfer's built-in ``parseBoundingBox`` (no parse-bbox-func-name): a coordinate >= the network
+    size becomes size - 1 (values in (size - 1, size) stay), then a negative one becomes 0; inverted
+    boxes are dropped ("prevent underflows"; zero-width ones stay)."""
+    item, cls, conf, xyxy = _grid(outputs, net, params)
+    size = np.array([net.width, net.height, net.width, net.height], np.float32)
+    np.copyto(xyxy, size - 1, where=xyxy >= size)
+    np.copyto(xyxy, np.float32(0), where=xyxy < 0)
+    ok = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]) >= 0  # NaN: dropped, as in nvinfer
+    if not ok.all():
+        item, cls, conf, xyxy = item[ok], cls[ok], conf[ok], xyxy[ok]
+    return Objects.from_columns(frame=item, class_id=cls, confidence=conf, xyxy=xyxy)
 
 
 def parse_custom_resnet(outputs: dict, net: NetworkInfo, params) -> Objects:
     """``NvDsInferParseCustomResnet`` (libnvds_infercustomparser): clip, then width = x2 - x1 + 1."""
-    item, cls, conf, x1, y1, x2, y2 = _grid(outputs, net, params)
-    w1, h1 = np.float32(net.width - 1), np.float32(net.height - 1)
-    left, top = np.clip(x1, 0, w1), np.clip(y1, 0, h1)
-    right = np.clip(x2, 0, w1) + 1
-    bottom = np.clip(y2, 0, h1) + 1
-    return Objects.from_columns(frame=item, class_id=cls, confidence=conf,
-                                xyxy=np.stack([left, top, right, bottom], 1))
+    item, cls, conf, xyxy = _grid(outputs, net, params)
+    np.clip(xyxy, 0, np.array([net.width - 1, net.height - 1] * 2, np.float32), out=xyxy)
+    xyxy[:, 2:] += 1
+    return Objects.from_columns(frame=item, class_id=cls, confidence=conf, xyxy=xyxy)
