@@ -207,3 +207,31 @@ def test_a_pump_sleeps_while_streammux_has_no_room_for_its_sources(pump_clips):
     rows, eos, *_ = _run(specs, per_thread=4, on_batch=pause_once)
     assert sorted(eos) == [0, 1, 2, 3]
     assert used[0] < 0.25, f"the process used {used[0]:.2f} s of CPU while streammux took nothing for 1 s"
+
+
+class _StreamOnlyProducer:
+    """A CUDA DLPack producer with PyNvVideoCodec's binding signature: ``__dlpack__(stream)`` and no
+    other keyword (the pixels are host memory here, reported as CUDA: no GPU on this machine)."""
+
+    def __init__(self, array):
+        self.array, self.calls = array, []
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __dlpack__(self, stream=None):
+        self.calls.append(stream)
+        return self.array.__dlpack__()
+
+
+def test_a_cuda_frame_is_exported_with_the_one_keyword_pynvvideocodec_takes_and_no_refused_call():
+    from runner.pipeline.nvdec import frame_tensor
+
+    pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    producer = _StreamOnlyProducer(pixels)
+    image = frame_tensor(torch, producer, 1)
+    assert producer.calls == [1]  # one call, the consumer's stream: no refused newer-keyword tries
+    assert image.dtype == torch.uint8 and tuple(image.shape) == (4, 6, 3)
+    assert np.array_equal(image.numpy(), pixels) and image.data_ptr() == pixels.ctypes.data  # no copy
+    host = frame_tensor(torch, pixels, None)  # host arrays: torch.from_dlpack as before
+    assert np.array_equal(host.numpy(), pixels)

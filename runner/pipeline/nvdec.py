@@ -152,6 +152,7 @@ class NvdecReader(SourceReader):
         # once streammux's queue has room for all of it: a put that blocked would hold a pump's other
         # sources too (a look-ahead deeper than the queue waits for an empty queue, then may block)
         need = self.room_needed()
+        stream = _consumer_stream(torch)
         while not self.stop_event.is_set():
             if room is not None and room(spec.source_id) < need:
                 yield False
@@ -165,7 +166,7 @@ class NvdecReader(SourceReader):
                     continue
                 if not self._count_decoded():
                     continue
-                image = torch.from_dlpack(frame)  # (H, W, 3) uint8 on the GPU, decoder-owned
+                image = frame_tensor(torch, frame, stream)  # (H, W, 3) uint8 on the GPU, decoder-owned
                 h, w = int(image.shape[0]), int(image.shape[1])
                 if width and height and (w, h) != (width, height):
                     image = F.interpolate(image.permute(2, 0, 1)[None].float(), size=(height, width),
@@ -179,6 +180,34 @@ class NvdecReader(SourceReader):
             yield True
         self._pts_offset += (self._decoded - first) * step_ns
         return not self.stop_event.is_set()
+
+
+_DLPACK_CUDA = 2  # DLPack's kDLCUDA
+
+
+def _consumer_stream(torch) -> int | None:
+    """The calling thread's current CUDA stream as DLPack's ``stream`` argument (the legacy default
+    stream is 1, as ``torch.from_dlpack`` passes it); ``None`` without a GPU."""
+    if not torch.cuda.is_available():
+        return None
+    handle = torch.cuda.current_stream().cuda_stream
+    return 1 if handle == 0 else handle
+
+
+def frame_tensor(torch, frame, stream: int | None):
+    """A decoded frame as a torch tensor, no copy, through DLPack.
+
+    For a CUDA frame the producer's ``__dlpack__`` is called with ``stream`` alone (the stream the
+    frame will be read on: the producer orders its decode before it) and the capsule handed to torch.
+    ``torch.from_dlpack(frame)`` would give the same tensor, but it offers newer keywords first
+    (``max_version``, ``dl_device``, ``copy``); PyNvVideoCodec's binding accepts only ``stream``, so
+    each frame cost three refused calls whose TypeError pybind11 formats with the frame's repr —
+    two thirds of the pumps' interpreter-lock time in a 64-source run on the H200 (py-spy ``--gil``),
+    and the pumps held the lock 24 % of the time. Other producers (host arrays) go through
+    ``torch.from_dlpack``."""
+    if stream is not None and frame.__dlpack_device__()[0] == _DLPACK_CUDA:
+        return torch.utils.dlpack.from_dlpack(frame.__dlpack__(stream=stream))
+    return torch.from_dlpack(frame)
 
 
 class NvdecPump(threading.Thread):
