@@ -8,7 +8,9 @@ import pytest
 MODULES = ["runner.pipeline.source", "runner.pipeline.mux", "runner.pipeline.report", "runner.pipeline.sinks",
            "runner.pipeline.sinks.fake", "runner.pipeline.sinks.file",
            "runner.placement", "runner.placement.merge", "runner.placement.devices",
-           "runner.pipeline.live_sources", "runner.pipeline.tiler", "runner.rest.parse", "runner.rest.api"]
+           "runner.pipeline.live_sources", "runner.pipeline.tiler", "runner.rest.parse", "runner.rest.api",
+           "runner.pipeline.tracker.pairs", "runner.pipeline.tracker.iou_batched",
+           "runner.pipeline.tracker.sort_batched", "runner.pipeline.tracker.stage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runner.pipeline.tracker.common import (CONFIRMED, TENTATIVE, IdSource, TrackerParams, Tracks, assign,
-                                           association_score)
+from runner.pipeline.tracker.common import CONFIRMED, TENTATIVE, IdSource, TrackerParams, Tracks, association_score
+from runner.pipeline.tracker.pairs import assign_pairs, box_terms, frame_pairs, pair_iou, pair_size_similarity
 
 
 @dataclass(slots=True)
@@ -66,41 +66,6 @@ class StreamTracks(Tracks):
         self.stream = np.concatenate([self.stream, np.asarray(streams, np.int64)])
 
 
-def same_stream_pairs(a_stream: np.ndarray, b_stream: np.ndarray):
-    """Every (i, j) with ``a_stream[i] == b_stream[j]``: ordered by j, then by i ascending.
-
-    >>> same_stream_pairs(np.array([5, 6, 5]), np.array([5, 7, 6]))
-    (array([0, 2, 1]), array([0, 0, 2]))
-    """
-    order = np.argsort(a_stream, kind="stable")
-    sorted_a = a_stream[order]
-    lo = np.searchsorted(sorted_a, b_stream, "left")
-    count = np.searchsorted(sorted_a, b_stream, "right") - lo
-    j = np.repeat(np.arange(len(b_stream)), count)
-    offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    return order[np.repeat(lo, count) + offset], j
-
-
-def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of rows ``a[k]`` and ``b[k]`` — :func:`runner.pipeline.cluster.iou_matrix`'s arithmetic, pairwise."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def pair_size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`runner.pipeline.tracker.common.size_similarity`'s arithmetic, pairwise."""
-    wa, ha = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
-    wb, hb = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sw = np.minimum(wa, wb) / np.maximum(wa, wb)
-        sh = np.minimum(ha, hb) / np.maximum(ha, hb)
-    return np.nan_to_num(sw * sh)
-
-
 class BatchedIouTracker:
     """NvMultiObjectTracker's IOU tracker for every stream of the pipeline (see the module doc)."""
 
@@ -108,10 +73,16 @@ class BatchedIouTracker:
         self.p = params
         self.ids = ids
         self.tracks = StreamTracks()
+        self._stream_bound = 0  # above every stream id in the table
+        # what does not change between batches
+        self._confirm_hits = max(params.probation_age, 1)
+        self._early_misses = max(params.early_termination_age, 1)
+        # minMatchingScore4Overall can reject a pair (scores are >= 0 when both weights are)
+        self._gate_overall = params.min_score_overall > 0 or params.weight_iou < 0 or params.weight_size < 0
 
     # hooks for motion models (the batched SORT tracker); the IOU tracker's targets stay where last seen
-    def _predict(self, rows: np.ndarray) -> None:
-        """Advance the targets ``rows`` one frame (those of the round's streams)."""
+    def _predict(self, mask: np.ndarray) -> None:
+        """Advance the targets in ``mask`` one frame (those of the round's streams)."""
 
     def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         self.tracks.box[rows] = boxes
@@ -127,125 +98,131 @@ class BatchedIouTracker:
         if len(self.tracks):
             self._keep(~np.isin(self.tracks.stream, np.asarray(list(streams), np.int64)))
 
+
     def update(self, streams: np.ndarray, detected: np.ndarray, det_frame: np.ndarray, boxes: np.ndarray,
                cls: np.ndarray, conf: np.ndarray) -> RoundOutput:
         """One round: ``streams`` (distinct) and ``detected`` per frame; detections sorted by
         ``det_frame`` (index into ``streams``). Detections of frames the detector skipped are left alone."""
         p, t = self.p, self.tracks
-        streams = np.asarray(streams, np.int64)
+        frames = len(streams)
         n = len(boxes)
+        boxes = np.asarray(boxes, np.float64)
         det_id = np.full(n, -1, np.int64)
         det_conf = np.full(n, -1.0, np.float32)
-        self._predict(np.flatnonzero(np.isin(t.stream, streams)))  # every frame moves its stream's targets
-        pred = self._predictions(streams, detected)
+        # the round's frame of each target's stream (-1: its stream has no frame in this round)
+        frame_of = np.full(max(self._stream_bound, int(np.max(streams, initial=-1)) + 1), -1, np.int64)
+        frame_of[streams] = np.arange(frames)
+        tf = frame_of[t.stream]
+        in_round = tf >= 0
+        self._predict(in_round)  # every frame moves its stream's targets
+        pred = self._predictions(tf, in_round, detected)
         if not detected.any():
             return RoundOutput(det_id, det_conf, *pred)
-        det_stream = streams[det_frame]
         live = detected[det_frame]  # detections of frames the detector ran on
-        active = np.isin(t.stream, streams[detected])  # targets of those streams
-        mt, md = self._associate(active, det_stream, live & (conf >= p.min_detector_confidence), boxes, cls)
-        matched = np.zeros(len(t), bool)
-        matched[mt] = True
+        active = in_round & detected[tf]  # targets of those frames' streams
+        considered = live & (conf >= p.min_detector_confidence)
+        mt, md, pairs = self._associate(active, tf, considered, det_frame, boxes, cls, frames)
         self._corrected(mt, boxes[md])
         t.cls[mt], t.conf[mt] = cls[md], conf[md]
-        det_of_track = np.full(len(t), -1, np.int64)
-        det_of_track[mt] = md
         # aging (common.age) on the targets of the detected streams only
-        t.hits[matched] += 1
-        t.misses[matched] = 0
-        t.misses[active & ~matched] += 1
-        confirm = active & (t.state == TENTATIVE) & (t.hits >= max(p.probation_age, 1))
-        t.state[confirm] = CONFIRMED
-        early = active & (t.state == TENTATIVE) & (t.misses > 0) & (t.misses >= max(p.early_termination_age, 1))
-        dead = active & (t.state == CONFIRMED) & (t.misses > p.max_shadow_tracking_age)
-        keep = ~(early | dead)
-        self._keep(keep)
-        det_of_track = det_of_track[keep]
+        t.hits[mt] += 1
+        t.misses[active] += 1
+        t.misses[mt] = 0
+        t.state[active & (t.state == TENTATIVE) & (t.hits >= self._confirm_hits)] = CONFIRMED
+        early = (t.state == TENTATIVE) & (t.misses > 0) & (t.misses >= self._early_misses)
+        dead = (t.state == CONFIRMED) & (t.misses > p.max_shadow_tracking_age)
+        keep = ~((early | dead) & active)
         unmatched = live.copy()
         unmatched[md] = False
-        new = self._new_targets(det_stream, boxes, conf, unmatched)
+        new = self._new_targets(tf, keep, det_frame, boxes, conf, unmatched, pairs, frames)
+        # matched targets report their detection once confirmed
+        shown = (t.state[mt] == CONFIRMED) & keep[mt]
+        det_id[md[shown]] = t.id[mt[shown]]
+        det_conf[md[shown]] = 1.0
+        if not keep.all():
+            self._keep(keep)
         if new.any():
-            k = int(new.sum())
-            t.add_for(det_stream[new], self.ids.take(k), boxes[new].astype(np.float64), cls[new], conf[new])
+            rows = np.flatnonzero(new)
+            k = len(rows)
+            ids = self.ids.take(k)
+            t.add_for(streams[det_frame[rows]], ids, boxes[rows], cls[rows], conf[rows])
+            self._stream_bound = len(frame_of)
             self._created(k)
-            det_of_track = np.concatenate([det_of_track, np.flatnonzero(new)])
             if p.probation_age <= 1:
                 t.state[-k:] = CONFIRMED
-        rep = (t.state == CONFIRMED) & (det_of_track >= 0)
-        det_id[det_of_track[rep]] = t.id[rep]
-        det_conf[det_of_track[rep]] = 1.0
+                det_id[rows] = ids
+                det_conf[rows] = 1.0
         return RoundOutput(det_id, det_conf, *pred)
 
-    def _predictions(self, streams, detected):
-        """Confirmed targets seen at the last detection, for the frames the detector skipped."""
+    def _predictions(self, tf, in_round, detected):
+        """Confirmed targets seen at the last detection, for the frames the detector skipped: by frame,
+        then table order."""
         t = self.tracks
-        skipped = np.flatnonzero(~detected)
-        if not len(skipped) or not len(t):
+        if detected.all() or not len(t):
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int32)
-        rows = np.flatnonzero((t.state == CONFIRMED) & (t.misses == 0) & np.isin(t.stream, streams[skipped]))
-        by_stream = np.argsort(streams[skipped])
-        frame = skipped[by_stream[np.searchsorted(streams[skipped][by_stream], t.stream[rows])]]
+        rows = np.flatnonzero((t.state == CONFIRMED) & (t.misses == 0) & in_round & ~detected[tf])
+        frame = tf[rows]
         order = np.argsort(frame, kind="stable")
-        rows, frame = rows[order], frame[order]
-        return frame, t.id[rows], t.box[rows].copy(), t.cls[rows]
+        rows = rows[order]
+        return frame[order], t.id[rows], t.box[rows], t.cls[rows]
 
-    def _associate(self, active, det_stream, considered, boxes, cls):
-        """(target rows, detection rows) matched, for every stream of the round at once."""
+    def _associate(self, active, tf, considered, det_frame, boxes, cls, frames):
+        """(target rows, detection rows) matched, for every stream of the round at once; and every
+        (target, detection) pair of a frame, for :meth:`_new_targets`."""
         p, t = self.p, self.tracks
         tr_all, dr_all = np.flatnonzero(active), np.flatnonzero(considered)
-        ti, dj = same_stream_pairs(t.stream[tr_all], det_stream[dr_all])
-        tr, dr = tr_all[ti], dr_all[dj]
-        if not len(tr):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        tb, db = t.box[tr], boxes[dr]
-        iou = pair_iou(tb, db)
-        size = pair_size_similarity(tb, db)
-        score = association_score(p, iou, size)
-        valid = (iou > 0.0) & (iou >= p.min_score_iou) & (size >= p.min_score_size) & (score >= p.min_score_overall)
-        valid &= (t.state[tr] != TENTATIVE) | (iou >= p.min_score_tentative_iou)
+        i, j = frame_pairs(tf[tr_all], det_frame[dr_all], frames)
+        pairs = tr_all[i], dr_all[j]
+        if not len(i):
+            return i, j, pairs
+        tb, db = t.box[tr_all], boxes[dr_all]
+        # only pairs whose boxes overlap in x (IoU > 0 needs it) and, with checkClassMatch, of one class
+        # can be valid: the rest are dropped before their scores are computed
+        near = np.minimum(tb[i, 2], db[j, 2]) > np.maximum(tb[i, 0], db[j, 0])
         if p.check_class_match:
-            valid &= t.cls[tr] == cls[dr]
-        tr, dr, score = tr[valid], dr[valid], score[valid]
-        shared = (np.bincount(tr, minlength=len(t))[tr] > 1) | (np.bincount(dr, minlength=len(boxes))[dr] > 1)
-        contested = np.unique(det_stream[dr[shared]])
-        simple = ~np.isin(det_stream[dr], contested)
-        mt, md = [tr[simple]], [dr[simple]]
-        for s in contested.tolist():  # streams where targets compete for detections: the assignment
-            rows_t = np.flatnonzero(active & (t.stream == s))  # the per-stream tracker's rows and columns
-            rows_d = np.flatnonzero(considered & (det_stream == s))
-            mine = det_stream[dr] == s
-            block_valid = np.zeros((len(rows_t), len(rows_d)), bool)
-            block_score = np.zeros((len(rows_t), len(rows_d)))
-            at = np.searchsorted(rows_t, tr[mine]), np.searchsorted(rows_d, dr[mine])
-            block_valid[at], block_score[at] = True, score[mine]
-            r, c = assign(block_score, block_valid)
-            mt.append(rows_t[r])
-            md.append(rows_d[c])
-        return np.concatenate(mt), np.concatenate(md)
+            near &= t.cls[pairs[0]] == cls[pairs[1]]
+        k = np.flatnonzero(near)
+        i, j = i[k], j[k]
+        tr, dr = tr_all[i], dr_all[j]
+        a, b = box_terms(tb)[i], box_terms(db)[j]
+        iou = pair_iou(a, b)
+        size = pair_size_similarity(a, b)
+        valid = iou >= p.min_score_iou if p.min_score_iou > 0 else iou > 0.0
+        if p.min_score_size > 0:
+            valid &= size >= p.min_score_size
+        if p.min_score_tentative_iou > 0:
+            valid &= (t.state[tr] != TENTATIVE) | (iou >= p.min_score_tentative_iou)
+        v = np.flatnonzero(valid)
+        score = association_score(p, iou[v], size[v])
+        if self._gate_overall:
+            ok = score >= p.min_score_overall
+            v, score = v[ok], score[ok]
+        mt, md = assign_pairs(tr[v], dr[v], score, tf[tr[v]], len(t), len(boxes))
+        return mt, md, pairs
 
-    def _new_targets(self, det_stream, boxes, conf, unmatched) -> np.ndarray:
+    def _new_targets(self, tf, keep, det_frame, boxes, conf, unmatched, pairs, frames) -> np.ndarray:
         """common.new_target_mask for every stream: unmatched, confident, not overlapping a target of
-        its stream by more than minIouDiff4NewTarget, within maxTargetsPerStream (highest first)."""
+        its stream (kept, boxes as corrected) by more than minIouDiff4NewTarget, within
+        maxTargetsPerStream (highest confidence first). ``pairs``: every (target, considered
+        detection) pair of a frame, which holds every such target of every candidate."""
         p, t = self.p, self.tracks
         ok = unmatched & (conf >= p.min_detector_confidence)
         if not ok.any():
             return ok
+        if p.min_iou_diff_new_target > 0 and len(pairs[0]):
+            tr, dr = pairs
+            near = ok[dr] & keep[tr]
+            tr, dr = tr[near], dr[near]
+            overlap = pair_iou(box_terms(t.box[tr]), box_terms(boxes[dr]))
+            ok[dr[overlap > p.min_iou_diff_new_target]] = False
+        # maxTargetsPerStream: the kept targets of a stream and its new ones
+        have = np.bincount(tf[keep & (tf >= 0)], minlength=frames)
+        if (have + np.bincount(det_frame[ok], minlength=frames) <= p.max_targets_per_stream).all():
+            return ok
         cand = np.flatnonzero(ok)
-        if len(t) and p.min_iou_diff_new_target > 0:
-            ti, dj = same_stream_pairs(t.stream, det_stream[cand])
-            overlap = np.zeros(len(cand))
-            np.maximum.at(overlap, dj, pair_iou(boxes[cand][dj].astype(np.float64), t.box[ti]))
-            ok[cand[overlap > p.min_iou_diff_new_target]] = False
-            cand = np.flatnonzero(ok)
-        streams, count = np.unique(t.stream, return_counts=True)
-        have = np.zeros(len(cand), np.int64)
-        found = np.searchsorted(streams, det_stream[cand])
-        inside = found < len(streams)
-        inside[inside] = streams[found[inside]] == det_stream[cand][inside]
-        have[inside] = count[found[inside]]
-        room = np.maximum(p.max_targets_per_stream - have, 0)
-        order = np.lexsort((cand, -conf[cand], det_stream[cand]))  # per stream: confidence, then detection order
-        s_sorted = det_stream[cand][order]
+        room = np.maximum(p.max_targets_per_stream - have[det_frame[cand]], 0)
+        order = np.lexsort((cand, -conf[cand], det_frame[cand]))  # per stream: confidence, then detection order
+        s_sorted = det_frame[cand][order]
         first = np.r_[True, s_sorted[1:] != s_sorted[:-1]]
         rank_sorted = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
         rank = np.empty(len(order), np.int64)

@@ -36,11 +36,14 @@ class BatchedSortTracker(KalmanRows, BatchedIouTracker):
         super().__init__(params, ids)
         self.init_states(params)
 
-    def _predict(self, rows: np.ndarray) -> None:
-        if not len(rows):
-            return
-        self.x[rows], self.P[rows] = self.kf.predict(self.x[rows], self.P[rows])
-        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
+    def _predict(self, mask: np.ndarray) -> None:
+        if mask.all():  # every stream has a frame in the round (the usual batch): no gather, no scatter
+            self.x, self.P = self.kf.predict(self.x, self.P)
+            self.tracks.box = self.kf.boxes(self.x)
+        elif mask.any():
+            rows = np.flatnonzero(mask)
+            self.x[rows], self.P[rows] = self.kf.predict(self.x[rows], self.P[rows])
+            self.tracks.box[rows] = self.kf.boxes(self.x[rows])
 
     def _corrected(self, rows: np.ndarray, boxes: np.ndarray) -> None:
         self.correct_states(rows, boxes)

@@ -1,0 +1,107 @@
+"""Target/detection pairs of every stream of a round at once: which pairs exist, their scores, and the
+assignment — each a fixed number of numpy calls per batch, whatever the number of streams or objects.
+
+* :func:`frame_pairs`: every (target, detection) pair of the same frame (one frame per stream in a
+  round, so "same frame" is "same stream");
+* :func:`pair_iou`, :func:`pair_size_similarity`: the association terms of those pairs, with the
+  arithmetic of :func:`runner.pipeline.cluster.iou_matrix` and :func:`.common.size_similarity`, bit for bit;
+* :func:`assign_pairs`: the per-stream Hungarian assignment of :func:`.common.assign` for all streams
+  in one call.
+
+>>> i, j = frame_pairs(np.array([1, 0, 1]), np.array([0, 1, 2]), 3)
+>>> i.tolist(), j.tolist()   # target 1 with detection 0; targets 0 and 2 with detection 1
+([1, 0, 2], [0, 1, 1])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+#: the cost of a pair that may not match, as in :func:`.common.assign`
+INVALID = 1e6
+#: largest number of rows of one assignment matrix (rows x columns grows with the number of streams
+#: in contest; more rows are split by frame into several calls)
+MAX_ROWS = 64
+
+
+def frame_pairs(t_frame: np.ndarray, d_frame: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``t_frame[i] == d_frame[j]`` (frame indices below ``frames``): ordered by j,
+    then by i ascending."""
+    order = np.argsort(t_frame, kind="stable")
+    count = np.bincount(t_frame, minlength=frames)
+    c = count[d_frame]
+    ends = np.cumsum(c)
+    # pair k of detection j takes the (k - first pair of j)-th target of j's frame
+    first_target = (np.cumsum(count) - count)[d_frame] - (ends - c)
+    j = np.repeat(np.arange(len(d_frame)), c)
+    return order[np.repeat(first_target, c) + np.arange(ends[-1] if len(ends) else 0)], j
+
+
+def box_terms(xyxy: np.ndarray) -> np.ndarray:
+    """(n, 7) per box: x1, y1, x2, y2, width, height, area — what pair scores read, computed once per box."""
+    wh = xyxy[:, 2:4] - xyxy[:, 0:2]
+    return np.hstack([xyxy, wh, wh[:, 0:1] * wh[:, 1:2]])
+
+
+def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of rows ``a[k]`` and ``b[k]`` of :func:`box_terms` — ``cluster.iou_matrix``'s arithmetic,
+    pairwise (symmetric bit for bit: min, max, + and x commute)."""
+    iw_ih = np.maximum(np.minimum(a[:, 2:4], b[:, 2:4]) - np.maximum(a[:, 0:2], b[:, 0:2]), 0)
+    inter = iw_ih[:, 0] * iw_ih[:, 1]
+    union = a[:, 6] + b[:, 6] - inter
+    ok = union > 0
+    return np.where(ok, inter / np.where(ok, union, 1), 0.0)
+
+
+def pair_size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`.common.size_similarity` of rows ``a[k]`` and ``b[k]`` of :func:`box_terms`."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.minimum(a[:, 4:6], b[:, 4:6]) / np.maximum(a[:, 4:6], b[:, 4:6])
+        return np.nan_to_num(s[:, 0] * s[:, 1])
+
+
+def assign_pairs(tr: np.ndarray, dr: np.ndarray, score: np.ndarray, t_frame: np.ndarray,
+                 n_targets: int, n_dets: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best one-to-one assignment among valid pairs (target row, detection row, score) of many
+    streams → (target rows, detection rows) matched.
+
+    What :func:`.common.assign` gives stream by stream: the Hungarian assignment where a pair that is
+    not valid costs :data:`INVALID` — the matching with the most valid pairs, then the highest sum of
+    scores. That optimum is the union of the optima of the graph's connected parts, so:
+
+    * a pair whose target and detection are in no other valid pair is taken as it is;
+    * the other pairs (targets competing for detections) go to one assignment matrix over all their
+      streams (``t_frame``: each pair's frame, to split a very large one by frame) — the streams'
+      blocks cannot disturb each other, every pair across two streams being invalid.
+
+    Equal to the per-stream assignment unless two assignments' score sums are equal to the last bits.
+    """
+    if not len(tr):
+        return tr, dr
+    shared = (np.bincount(tr, minlength=n_targets)[tr] > 1) | (np.bincount(dr, minlength=n_dets)[dr] > 1)
+    if not shared.any():
+        return tr, dr
+    ct, cd, cs, cf = tr[shared], dr[shared], score[shared], t_frame[shared]
+    out_t, out_d = [tr[~shared]], [dr[~shared]]
+    rows_t = np.zeros(n_targets, np.int64)
+    rows_t[ct] = 1
+    chunks = 1 + int(rows_t.sum()) // MAX_ROWS
+    part = cf * chunks // (int(cf.max()) + 1)  # frames cut into ``chunks`` runs
+    for k in range(chunks):  # O(contested targets / MAX_ROWS): 1 below MAX_ROWS targets in contest
+        m = part == k if chunks > 1 else slice(None)
+        kt, kd = ct[m], cd[m]
+        row = np.zeros(n_targets, np.int64)
+        col = np.zeros(n_dets, np.int64)
+        row[kt] = 1
+        col[kd] = 1
+        ut, ud = np.flatnonzero(row), np.flatnonzero(col)
+        row[ut] = np.arange(len(ut))
+        col[ud] = np.arange(len(ud))
+        cost = np.full((len(ut), len(ud)), INVALID)
+        cost[row[kt], col[kd]] = -cs[m]
+        r, c = linear_sum_assignment(cost)
+        ok = cost[r, c] < INVALID
+        out_t.append(ut[r[ok]])
+        out_d.append(ud[c[ok]])
+    return np.concatenate(out_t), np.concatenate(out_d)
