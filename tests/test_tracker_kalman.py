@@ -261,3 +261,33 @@ def test_regular_kf_of_the_test2_sample_does_not_grow_boxes_on_the_street(tmp_pa
           f"KalmanFilter ({clipped} clipped to the frame); largest predicted/last detected height {growth:.3f}")
     assert checked >= 200 and clipped >= 5
     assert growth < 1.2
+
+
+@pytest.mark.parametrize("estimator", [dict(simple=True, loc=1.5, size=1.3, vel=0.03, meas=3.0),
+                                       dict(loc=2.0, size=1.0, vel=0.1, meas=4.0),
+                                       dict(weight_loc=0.0301, weight_vel=0.0017, aspect_ratio=True)])
+def test_predict_and_update_are_the_kalman_matrix_formulas_bit_for_bit(estimator):
+    """The filter's predict (written as additions, a few calls per batch) gives exactly the textbook
+    products x' = F x, P' = F P F^T + Q, and its update the textbook S = H P H^T + R, over many targets
+    after some corrections (covariances with off-diagonal terms)."""
+    from runner.pipeline.tracker.kalman import StateEstimator
+
+    kf = StateEstimator(**estimator)
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 500, (200, 2))
+    x, P = kf.initiate(kf.measure(np.hstack([xy, xy + rng.uniform(20, 90, (200, 2))])))
+    for _ in range(4):
+        F, Q = kf.F, np.zeros_like(P)
+        Q[:, range(kf.dim), range(kf.dim)] = kf.process_noise_var(x)
+        want_x, want_P = x @ F.T, F @ P @ F.T + Q
+        x, P = kf.predict(x, P)
+        assert np.array_equal(x, want_x) and np.array_equal(P, want_P)
+        z = kf.measure(kf.boxes(x) + rng.normal(0, 3, (200, 4)))
+        R = np.zeros((200, 4, 4))
+        R[:, range(4), range(4)] = kf.measurement_noise_var(x)
+        S = P[:, :4, :4] + R
+        K = P[:, :, :4] @ np.linalg.inv(S)
+        want_x, want_P = x + np.einsum("nij,nj->ni", K, z - x[:, :4]), P - K @ P[:, :4, :]
+        x, P = kf.update(x, P, z)
+        assert np.array_equal(x, want_x) and np.array_equal(P, want_P)
+    assert (np.abs(P[:, 0, 4]) > 0).all()  # position and velocity correlated: F P F^T had work to do

@@ -128,15 +128,16 @@ class StateEstimator:
             cols[2] = np.full_like(h, _ASPECT_STD[1])
         return np.stack(cols, 1) ** 2
 
-    def process_noise(self, x: np.ndarray) -> np.ndarray:
-        """(n, d, d) Q for states ``x`` (height-proportional noise uses each target's current height)."""
+    def process_noise_var(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) variances on the diagonal of Q for states ``x`` (height-proportional noise uses each
+        target's current height); Q has nothing off its diagonal."""
         h = x[:, 3]
         pos = self._pos_var(h, _ASPECT_STD[0], np.array([self.loc, self.loc, self.size, self.size]))
-        return _diag(np.hstack([pos, self._vel_var(h, self.vel)]))
+        return np.hstack([pos, self._vel_var(h, self.vel)])
 
-    def measurement_noise(self, x: np.ndarray) -> np.ndarray:
-        """(n, 4, 4) R for predicted states ``x``."""
-        return _diag(self._pos_var(x[:, 3], _ASPECT_STD[2], np.full(4, self.meas)))
+    def measurement_noise_var(self, x: np.ndarray) -> np.ndarray:
+        """(n, 4) variances on the diagonal of R for predicted states ``x``."""
+        return self._pos_var(x[:, 3], _ASPECT_STD[2], np.full(4, self.meas))
 
     # -- filter --------------------------------------------------------------------------------------
 
@@ -153,13 +154,29 @@ class StateEstimator:
         return x, _diag(np.hstack([pos, vel]))
 
     def predict(self, x: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        F = self.F
-        Q = self.process_noise(x)
-        return x @ F.T, F @ P @ F.T + Q
+        """``F x`` and ``F P F^T + Q`` for every row."""
+        x, P = x.copy(), P.copy()
+        self.predict_in_place(x, P)
+        return x, P
+
+    def predict_in_place(self, x: np.ndarray, P: np.ndarray) -> None:
+        """:meth:`predict` into ``x`` and ``P``. F is the identity plus a 1 taking velocity ``4 + k`` into
+        state ``k``, so every entry of ``F x`` and ``F P F^T`` sums at most two non-zero terms and the
+        additions below give the matrix products' numbers bit for bit, for a few calls per batch
+        whatever the number of targets (as do the diagonal-only Q and R)."""
+        q = self.process_noise_var(x)  # the height of the state being predicted
+        m = 2 if self.simple else 4
+        x[:, :m] += x[:, 4:4 + m]
+        P[:, :m] += P[:, 4:4 + m]  # F P
+        P[:, :, :m] += P[:, :, 4:4 + m]  # (F P) F^T
+        d = np.arange(self.dim)
+        P[:, d, d] += q
 
     def update(self, x: np.ndarray, P: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct predicted states with measurements (one per row)."""
-        S = P[:, :4, :4] + self.measurement_noise(x)
+        S = P[:, :4, :4].copy()
+        d = np.arange(4)
+        S[:, d, d] += self.measurement_noise_var(x)
         K = P[:, :, :4] @ np.linalg.inv(S)
         x = x + np.einsum("nij,nj->ni", K, z - x[:, :4])
         return x, P - K @ P[:, :4, :]

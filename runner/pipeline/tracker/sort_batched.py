@@ -38,7 +38,7 @@ class BatchedSortTracker(KalmanRows, BatchedIouTracker):
 
     def _predict(self, mask: np.ndarray) -> None:
         if mask.all():  # every stream has a frame in the round (the usual batch): no gather, no scatter
-            self.x, self.P = self.kf.predict(self.x, self.P)
+            self.kf.predict_in_place(self.x, self.P)
             self.tracks.box = self.kf.boxes(self.x)
         elif mask.any():
             rows = np.flatnonzero(mask)
