@@ -113,17 +113,91 @@ def torch_calls(torch, run) -> int:
     return tally[0]
 
 
+# PyEval_SaveThread is what numpy (a loop over > 500 elements, a sort) and torch (every call) run to
+# give the interpreter lock away; counted per thread by a shim preloaded before libpython
+GIL_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+static void *(*real_save)(void);
+static __thread unsigned long long releases;
+void *PyEval_SaveThread(void) {
+    if (!real_save) real_save = (void *(*)(void))dlsym(RTLD_NEXT, "PyEval_SaveThread");
+    releases++;
+    return real_save();
+}
+unsigned long long dsrun_gil_releases(void) { return releases; }
+"""
+
+
+def gil_counter():
+    """``count()`` of this thread's interpreter-lock releases so far, or None without the shim. On the
+    first call (no shim preloaded yet) the shim is compiled with the C compiler and this script run
+    again with it preloaded (libpython must be a shared library, as on this machine)."""
+    import ctypes
+    import os
+    import shutil
+    import subprocess
+    import sysconfig
+
+    lib = os.environ.get("DSRUN_GIL_SHIM")
+    if lib and lib in os.environ.get("LD_PRELOAD", ""):
+        fn = ctypes.PyDLL(lib).dsrun_gil_releases  # PyDLL: the call keeps the lock
+        fn.restype = ctypes.c_ulonglong
+        return fn
+    if lib or not sysconfig.get_config_var("Py_ENABLE_SHARED") or not shutil.which("cc"):
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="gil_shim_"))
+    (folder / "shim.c").write_text(GIL_SHIM)
+    lib = str(folder / "libgilcount.so")
+    if subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", lib, str(folder / "shim.c"), "-ldl"]).returncode:
+        return None
+    env = {**os.environ, "DSRUN_GIL_SHIM": lib, "LD_PRELOAD": f"{lib} {os.environ.get('LD_PRELOAD', '')}".strip()}
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
 def use_path(name: str, torch, device) -> None:
-    """Route cluster-mode 2's NMS through ``name`` (host / device) for the following runs."""
+    """Route cluster-mode 2's NMS for the following runs: ``host`` (numpy), ``device`` (the device pass
+    on ``device`` for every batch) or ``auto`` (what the runner chooses on this machine)."""
+    cluster._DEVICE_NMS, cluster.DEVICE_MIN_PAIRS = False, DEVICE_MIN_PAIRS  # auto: looked up again
     if name == "host":
         cluster._DEVICE_NMS = None
-        cluster.DEVICE_MIN_PAIRS = 1 << 62
-        return
-    from runner.pipeline.nms_device import grouped_nms_device
+    elif name == "device":
+        from runner.pipeline.nms_device import grouped_nms_device
 
-    cluster._DEVICE_NMS = lambda xyxy, conf, group, thr, runs: grouped_nms_device(
-        torch, device, xyxy, conf, group, thr, runs)
-    cluster.DEVICE_MIN_PAIRS = 8192 if device.type == "cuda" else 0
+        cluster._DEVICE_NMS = lambda xyxy, conf, group, thr, runs: grouped_nms_device(
+            torch, device, xyxy, conf, group, thr, runs)
+        cluster.DEVICE_MIN_PAIRS = 0
+
+
+DEVICE_MIN_PAIRS = cluster.DEVICE_MIN_PAIRS
+COLUMNS = ("frame", "class_id", "confidence", "xyxy", "gie_id", "parent")
+
+
+def measure(stage, run, releases, torch, repeat: int, rounds: int) -> dict:
+    """One path's figures: times (medians), calls, torch calls, interpreter-lock releases."""
+    profile = cProfile.Profile()
+    profile.runcall(run)
+    stats = pstats.Stats(profile)
+    gil = None
+    if releases is not None:
+        before = releases()
+        run()
+        gil = int(releases() - before)
+    totals, parses, clusters = [], [], []
+    for _ in range(rounds):
+        for _ in range(repeat):
+            for k in stage.timings:
+                stage.timings[k] = 0.0
+            t0 = time.perf_counter()
+            run()
+            totals.append(time.perf_counter() - t0)
+            parses.append(stage.timings["parse"])
+            clusters.append(stage.timings["cluster"])
+    return {"us_per_batch": round(statistics.median(totals) * 1e6, 1),
+            "parse_us": round(statistics.median(parses) * 1e6, 1),
+            "cluster_filter_us": round(statistics.median(clusters) * 1e6, 1),
+            "calls": stats.total_calls, "numpy_calls": numpy_calls(stats), "torch_calls": torch_calls(torch, run),
+            "gil_releases": gil}
 
 
 def main() -> int:
@@ -133,16 +207,22 @@ def main() -> int:
     ap.add_argument("--outputs", default=str(Path(tempfile.gettempdir()) / "dsrun_bench_models" / "pgie_outputs.npz"),
                     help="the batch's network outputs (.npz); made from --clip when missing")
     ap.add_argument("--device", default="cpu", help="torch device of the device NMS path")
-    ap.add_argument("--paths", default="host,device")
+    ap.add_argument("--paths", default="host,device", help="host, device, auto (the runner's own choice)")
+    ap.add_argument("--topk", default="3,20,-1", help="topk values to run (the bench config has 3; -1: none)")
+    ap.add_argument("--contend", type=int, default=0, help="busy Python threads beside (scripts/bench_nms.py's)")
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--save", help="write the objects of each path to this .npz")
+    ap.add_argument("--save", help="write the objects of each row to this .npz")
     ap.add_argument("--expect", help="check the objects equal those saved by --save (bit for bit)")
     ap.add_argument("--label", default="", help="a word for the JSON (e.g. before / after)")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench" / "bench_pgie_post_cpu.json"))
     args = ap.parse_args()
 
+    releases = gil_counter()  # (may run this script again, with the counter preloaded)
+    import dataclasses
+
     import torch
+    from bench_nms import Contention
 
     from runner.bench.capacity import machine
 
@@ -161,6 +241,7 @@ def main() -> int:
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(outputs_path, **outputs)
     batch = batch_of(frames)
+    configured = stage.class_params
 
     def run():
         batch.objects = batch.objects.empty()
@@ -169,47 +250,32 @@ def main() -> int:
 
     result = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "command": " ".join(sys.argv), "label": args.label,
               "machine": machine(), "platform": platform.platform(), "torch": torch.__version__,
-              "numpy": np.__version__, "device": str(device), "frames": len(frames),
+              "numpy": np.__version__, "device": str(device), "frames": len(frames), "contending_threads": args.contend,
               "outputs": {k: list(v.shape) for k, v in outputs.items()}, "rows": []}
     saved, expected = {}, dict(np.load(args.expect)) if args.expect else None
-    print(f"{'path':>6} {'cands':>6} {'objs':>5} {'µs/batch':>9} {'parse µs':>9} {'cluster µs':>10} "
-          f"{'calls':>6} {'numpy':>6} {'torch':>6} same")
+    print(f"{'topk':>4} {'path':>6} {'cands':>6} {'objs':>5} {'µs/batch':>9} {'parse µs':>9} {'cluster µs':>10} "
+          f"{'calls':>6} {'numpy':>6} {'torch':>6} {'GIL rel':>7} same")
     ok = True
-    for name in args.paths.split(","):
-        use_path(name, torch, device)
-        objs = run()
-        raw = stage.bbox_parser(outputs, stage.net, stage.class_params)
-        same = None
-        if expected is not None:
-            same = all(np.array_equal(getattr(objs, c), expected[f"{name}.{c}"])
-                       for c in ("frame", "class_id", "confidence", "xyxy", "gie_id", "parent"))
-            ok &= same
-        for c in ("frame", "class_id", "confidence", "xyxy", "gie_id", "parent"):
-            saved[f"{name}.{c}"] = getattr(objs, c)
-        profile = cProfile.Profile()
-        profile.runcall(run)
-        stats = pstats.Stats(profile)
-        n_torch = torch_calls(torch, run)
-        totals, parses, clusters = [], [], []
-        for _ in range(args.rounds):
-            for _ in range(args.repeat):
-                for k in stage.timings:
-                    stage.timings[k] = 0.0
-                t0 = time.perf_counter()
-                run()
-                totals.append(time.perf_counter() - t0)
-                parses.append(stage.timings["parse"])
-                clusters.append(stage.timings["cluster"])
-        row = {"path": name, "candidates": len(raw), "objects": len(objs),
-               "us_per_batch": round(statistics.median(totals) * 1e6, 1),
-               "parse_us": round(statistics.median(parses) * 1e6, 1),
-               "cluster_filter_us": round(statistics.median(clusters) * 1e6, 1),
-               "calls": stats.total_calls, "numpy_calls": numpy_calls(stats), "torch_calls": n_torch,
-               "same_as_expected": same}
-        result["rows"].append(row)
-        print(f"{name:>6} {row['candidates']:6d} {row['objects']:5d} {row['us_per_batch']:9.0f} "
-              f"{row['parse_us']:9.0f} {row['cluster_filter_us']:10.0f} {row['calls']:6d} "
-              f"{row['numpy_calls']:6d} {n_torch:6d} {'' if same is None else 'yes' if same else 'NO'}", flush=True)
+    for topk in (int(k) for k in args.topk.split(",")):
+        stage.class_params = dataclasses.replace(configured, topk=np.full(configured.num_classes, topk))
+        for name in args.paths.split(","):
+            use_path(name, torch, device)
+            objs = run()
+            raw = stage.bbox_parser(outputs, stage.net, stage.class_params)
+            same = None
+            if expected is not None:
+                same = all(np.array_equal(getattr(objs, c), expected[f"{topk}.{name}.{c}"]) for c in COLUMNS)
+                ok &= same
+            saved.update({f"{topk}.{name}.{c}": getattr(objs, c) for c in COLUMNS})
+            with Contention(args.contend):
+                row = {"topk": topk, "path": name, "candidates": len(raw), "objects": len(objs),
+                       **measure(stage, run, releases, torch, args.repeat, args.rounds), "same_as_expected": same}
+            result["rows"].append(row)
+            gil = row["gil_releases"]
+            print(f"{topk:4d} {name:>6} {row['candidates']:6d} {row['objects']:5d} {row['us_per_batch']:9.0f} "
+                  f"{row['parse_us']:9.0f} {row['cluster_filter_us']:10.0f} {row['calls']:6d} {row['numpy_calls']:6d} "
+                  f"{row['torch_calls']:6d} {'n/a' if gil is None else gil:>7} "
+                  f"{'' if same is None else 'yes' if same else 'NO'}", flush=True)
     if args.save:
         np.savez(args.save, **saved)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

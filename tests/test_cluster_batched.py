@@ -9,10 +9,11 @@ from runner.pipeline.batch import Objects
 from runner.pipeline.cluster import ClassParams, cluster
 
 
-def _reference(objs: Objects, n_cls: int, topk: int, post: float) -> np.ndarray:
-    """nvinfer's output, frame by frame: fillDetectionOutput with cluster-mode 2."""
-    params = [{"preClusterThreshold": 0.2, "postClusterThreshold": post, "topK": topk, "nmsIOUThreshold": 0.4}
-              for _ in range(n_cls)]
+def _reference(objs: Objects, n_cls: int, topk, post: float, iou: float = 0.4) -> np.ndarray:
+    """nvinfer's output, frame by frame: fillDetectionOutput with cluster-mode 2 (``topk``: one for
+    every class, or one per class)."""
+    params = [{"preClusterThreshold": 0.2, "postClusterThreshold": post, "topK": int(k), "nmsIOUThreshold": iou}
+              for k in np.broadcast_to(topk, n_cls)]
     rows = []
     for f in np.unique(objs.frame):
         mine = objs[objs.frame == f]
@@ -49,6 +50,62 @@ def test_batched_nms_equals_nvinfers_nms_per_frame_and_class(seed, topk, post):
     objs, params, expected = _nms_case(seed, topk, post)
     assert len(expected) > 20
     np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4)
+
+
+def _crowded_case(seed: int):
+    """Per frame and class, 60 boxes on one object with the highest confidences (ties among them), then
+    40 scattered ones: a group's best-ranked boxes mostly suppress each other, so its first topk kept
+    boxes lie far down its ranking."""
+    rng = np.random.default_rng(seed)
+    frame, cls, conf, xyxy = [], [], [], []
+    for f in range(4):
+        for c in range(3):
+            centre = np.concatenate([np.tile(rng.uniform(100, 300, 2), (60, 1)) + rng.uniform(-2, 2, (60, 2)),
+                                     rng.uniform(0, 600, (40, 2))])
+            size = np.concatenate([rng.uniform(48, 52, (60, 2)), rng.uniform(20, 60, (40, 2))])
+            xyxy.append(np.concatenate([centre - size / 2, centre + size / 2], 1))
+            conf.append(np.concatenate([rng.uniform(0.8, 0.99, 60).round(2), rng.uniform(0.3, 0.79, 40).round(2)]))
+            frame.append(np.full(100, f))
+            cls.append(np.full(100, c))
+    order = rng.permutation(1200)  # the parser's order is not the ranking
+    return Objects.from_columns(frame=np.concatenate(frame)[order], class_id=np.concatenate(cls)[order],
+                                confidence=np.concatenate(conf)[order],
+                                xyxy=np.concatenate(xyxy).astype(np.float32)[order])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_nms_with_topk_extends_a_groups_prefix_until_it_keeps_topk_boxes(seed, monkeypatch):
+    """With topk, each group is suppressed within its best-ranked boxes first and again over a longer
+    prefix while it keeps fewer than topk: the same boxes as nvinfer's NMS over the whole group (the
+    reference port), on the host pass and the device pass, with topk per class (none for class 1)."""
+    import dataclasses
+
+    import runner.pipeline.cluster as cl
+
+    objs = _crowded_case(seed)
+    topk = np.array([6, -1, 2])
+    expected = _reference(objs, 3, topk, 0.0, iou=0.45)
+    params = dataclasses.replace(ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.45),
+                                 topk=topk)
+    passes = []
+    real = cl.grouped_nms
+    monkeypatch.setattr(cl, "grouped_nms", lambda *a: passes.append(len(a[1])) or real(*a))
+    paths = [("host", None)]
+    for device in _devices():
+        import torch
+
+        from runner.pipeline.nms_device import grouped_nms_device
+        paths.append((device, lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a)))
+    for name, device_pass in paths:
+        monkeypatch.setattr(cl, "_DEVICE_NMS", device_pass)
+        monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+        passes.clear()
+        got = cluster(objs, 2, params)
+        np.testing.assert_allclose(_table(got), expected, rtol=1e-6, atol=1e-4, err_msg=name)
+        assert np.array_equal(got.confidence, expected[:, 6].astype(np.float32)), name
+        # the first pass: prefixes of 4 x 6 (class 0) and 16 boxes (class 2), 4 whole groups (class 1);
+        # then longer prefixes for the groups that kept too few
+        assert passes[0] == 4 * 24 + 4 * 16 + 4 * 100 and len(passes) >= 2 and sum(passes) < 4 * 1200, name
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

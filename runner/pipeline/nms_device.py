@@ -69,11 +69,16 @@ def greedy_keep(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     before ``dst`` in one group): ``nms_keep``'s rule — kept unless a kept, higher-ranked box overlaps
     it — iterated to its fixed point (as many rounds as the longest suppression chain)."""
     alive = np.ones(n, bool)
+    if not len(dst):
+        return alive
+    # only boxes some pair can suppress change: the rounds work on those (and the pairs) alone
+    targets, slot = np.unique(dst, return_inverse=True)
+    alive_t = np.ones(len(targets), bool)
     while True:
-        new_alive = np.bincount(dst[alive[src]], minlength=n) == 0
-        if np.array_equal(new_alive, alive):
+        new_alive_t = np.bincount(slot[alive[src]], minlength=len(targets)) == 0
+        if not (new_alive_t ^ alive_t).any():
             return alive
-        alive = new_alive
+        alive[targets] = alive_t = new_alive_t
 
 
 def grouped_nms_device(torch, device, xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray,
