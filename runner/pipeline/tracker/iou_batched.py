@@ -98,7 +98,6 @@ class BatchedIouTracker:
         if len(self.tracks):
             self._keep(~np.isin(self.tracks.stream, np.asarray(list(streams), np.int64)))
 
-
     def update(self, streams: np.ndarray, detected: np.ndarray, det_frame: np.ndarray, boxes: np.ndarray,
                cls: np.ndarray, conf: np.ndarray) -> RoundOutput:
         """One round: ``streams`` (distinct) and ``detected`` per frame; detections sorted by
@@ -121,7 +120,7 @@ class BatchedIouTracker:
         live = detected[det_frame]  # detections of frames the detector ran on
         active = in_round & detected[tf]  # targets of those frames' streams
         considered = live & (conf >= p.min_detector_confidence)
-        mt, md, pairs = self._associate(active, tf, considered, det_frame, boxes, cls, frames)
+        mt, md = self._associate(active, tf, considered, det_frame, boxes, cls, frames)
         self._corrected(mt, boxes[md])
         t.cls[mt], t.conf[mt] = cls[md], conf[md]
         # aging (common.age) on the targets of the detected streams only
@@ -134,7 +133,7 @@ class BatchedIouTracker:
         keep = ~((early | dead) & active)
         unmatched = live.copy()
         unmatched[md] = False
-        new = self._new_targets(tf, keep, det_frame, boxes, conf, unmatched, pairs, frames)
+        new = self._new_targets(tf, active & keep, det_frame, boxes, conf, unmatched, frames)
         # matched targets report their detection once confirmed
         shown = (t.state[mt] == CONFIRMED) & keep[mt]
         det_id[md[shown]] = t.id[mt[shown]]
@@ -167,22 +166,22 @@ class BatchedIouTracker:
         return frame[order], t.id[rows], t.box[rows], t.cls[rows]
 
     def _associate(self, active, tf, considered, det_frame, boxes, cls, frames):
-        """(target rows, detection rows) matched, for every stream of the round at once; and every
-        (target, detection) pair of a frame, for :meth:`_new_targets`."""
+        """(target rows, detection rows) matched, for every stream of the round at once."""
         p, t = self.p, self.tracks
         tr_all, dr_all = np.flatnonzero(active), np.flatnonzero(considered)
-        i, j = frame_pairs(tf[tr_all], det_frame[dr_all], frames)
-        pairs = tr_all[i], dr_all[j]
+        t_key, d_key, keys = tf[tr_all], det_frame[dr_all], frames
+        if p.check_class_match and len(tr_all) and len(dr_all):  # pairs of one frame and one class only
+            tc, dc = t.cls[tr_all], cls[dr_all]
+            lo = min(int(tc.min()), int(dc.min()))
+            classes = max(int(tc.max()), int(dc.max())) + 1 - lo
+            t_key, d_key, keys = t_key * classes + (tc - lo), d_key * classes + (dc - lo), frames * classes
+        i, j = frame_pairs(t_key, d_key, keys)
         if not len(i):
-            return i, j, pairs
+            return i, j
         tb, db = t.box[tr_all], boxes[dr_all]
-        # only pairs whose boxes overlap in x (IoU > 0 needs it) and, with checkClassMatch, of one class
-        # can be valid: the rest are dropped before their scores are computed
-        near = np.minimum(tb[i, 2], db[j, 2]) > np.maximum(tb[i, 0], db[j, 0])
-        if p.check_class_match:
-            near &= t.cls[pairs[0]] == cls[pairs[1]]
-        k = np.flatnonzero(near)
-        i, j = i[k], j[k]
+        # IoU > 0 needs the boxes to overlap in x: the other pairs are dropped before their scores
+        near = np.flatnonzero(np.minimum(tb[i, 2], db[j, 2]) > np.maximum(tb[i, 0], db[j, 0]))
+        i, j = i[near], j[near]
         tr, dr = tr_all[i], dr_all[j]
         a, b = box_terms(tb)[i], box_terms(db)[j]
         iou = pair_iou(a, b)
@@ -197,26 +196,24 @@ class BatchedIouTracker:
         if self._gate_overall:
             ok = score >= p.min_score_overall
             v, score = v[ok], score[ok]
-        mt, md = assign_pairs(tr[v], dr[v], score, tf[tr[v]], len(t), len(boxes))
-        return mt, md, pairs
+        return assign_pairs(tr[v], dr[v], score, tf[tr[v]], len(t), len(boxes))
 
-    def _new_targets(self, tf, keep, det_frame, boxes, conf, unmatched, pairs, frames) -> np.ndarray:
+    def _new_targets(self, tf, present, det_frame, boxes, conf, unmatched, frames) -> np.ndarray:
         """common.new_target_mask for every stream: unmatched, confident, not overlapping a target of
-        its stream (kept, boxes as corrected) by more than minIouDiff4NewTarget, within
-        maxTargetsPerStream (highest confidence first). ``pairs``: every (target, considered
-        detection) pair of a frame, which holds every such target of every candidate."""
+        its stream (``present``: kept, of the detected frames; boxes as corrected) by more than
+        minIouDiff4NewTarget, within maxTargetsPerStream (highest confidence first)."""
         p, t = self.p, self.tracks
         ok = unmatched & (conf >= p.min_detector_confidence)
         if not ok.any():
             return ok
-        if p.min_iou_diff_new_target > 0 and len(pairs[0]):
-            tr, dr = pairs
-            near = ok[dr] & keep[tr]
-            tr, dr = tr[near], dr[near]
-            overlap = pair_iou(box_terms(t.box[tr]), box_terms(boxes[dr]))
-            ok[dr[overlap > p.min_iou_diff_new_target]] = False
+        rows = np.flatnonzero(present)
+        if p.min_iou_diff_new_target > 0 and len(rows):
+            cand = np.flatnonzero(ok)
+            i, j = frame_pairs(tf[rows], det_frame[cand], frames)
+            overlap = pair_iou(box_terms(t.box[rows[i]]), box_terms(boxes[cand[j]]))
+            ok[cand[j[overlap > p.min_iou_diff_new_target]]] = False
         # maxTargetsPerStream: the kept targets of a stream and its new ones
-        have = np.bincount(tf[keep & (tf >= 0)], minlength=frames)
+        have = np.bincount(tf[rows], minlength=frames)
         if (have + np.bincount(det_frame[ok], minlength=frames) <= p.max_targets_per_stream).all():
             return ok
         cand = np.flatnonzero(ok)

@@ -4,7 +4,8 @@ assignment — each a fixed number of numpy calls per batch, whatever the number
 * :func:`frame_pairs`: every (target, detection) pair of the same frame (one frame per stream in a
   round, so "same frame" is "same stream");
 * :func:`pair_iou`, :func:`pair_size_similarity`: the association terms of those pairs, with the
-  arithmetic of :func:`runner.pipeline.cluster.iou_matrix` and :func:`.common.size_similarity`, bit for bit;
+  arithmetic of :func:`runner.pipeline.cluster.iou_matrix` and :func:`.common.size_similarity`, bit for
+  bit (the size term for pairs that overlap, the only ones that can match);
 * :func:`assign_pairs`: the per-stream Hungarian assignment of :func:`.common.assign` for all streams
   in one call.
 
@@ -26,8 +27,8 @@ MAX_ROWS = 64
 
 
 def frame_pairs(t_frame: np.ndarray, d_frame: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j) with ``t_frame[i] == d_frame[j]`` (frame indices below ``frames``): ordered by j,
-    then by i ascending."""
+    """Every (i, j) with ``t_frame[i] == d_frame[j]`` (frame indices below ``frames``, or any key below
+    it such as frame and class): ordered by j, then by i ascending."""
     order = np.argsort(t_frame, kind="stable")
     count = np.bincount(t_frame, minlength=frames)
     c = count[d_frame]
@@ -41,7 +42,7 @@ def frame_pairs(t_frame: np.ndarray, d_frame: np.ndarray, frames: int) -> tuple[
 def box_terms(xyxy: np.ndarray) -> np.ndarray:
     """(n, 7) per box: x1, y1, x2, y2, width, height, area — what pair scores read, computed once per box."""
     wh = xyxy[:, 2:4] - xyxy[:, 0:2]
-    return np.hstack([xyxy, wh, wh[:, 0:1] * wh[:, 1:2]])
+    return np.concatenate([xyxy, wh, wh[:, 0:1] * wh[:, 1:2]], axis=1)
 
 
 def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -55,10 +56,12 @@ def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def pair_size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`.common.size_similarity` of rows ``a[k]`` and ``b[k]`` of :func:`box_terms`."""
+    """:func:`.common.size_similarity` of rows ``a[k]`` and ``b[k]`` of :func:`box_terms` where both
+    boxes have a width and a height (as two boxes whose IoU is > 0 have): NaN or inf elsewhere, where
+    ``size_similarity``'s ``nan_to_num`` makes its 0 or a huge number of a pair that cannot match."""
     with np.errstate(divide="ignore", invalid="ignore"):
         s = np.minimum(a[:, 4:6], b[:, 4:6]) / np.maximum(a[:, 4:6], b[:, 4:6])
-        return np.nan_to_num(s[:, 0] * s[:, 1])
+    return s[:, 0] * s[:, 1]
 
 
 def assign_pairs(tr: np.ndarray, dr: np.ndarray, score: np.ndarray, t_frame: np.ndarray,

@@ -195,10 +195,11 @@ def rounds(source_id: np.ndarray) -> list[tuple[int, int]]:
     >>> rounds(np.array([0, 1, 2])), rounds(np.array([0, 0, 1, 1])), rounds(np.array([0, 1, 0]))
     ([(0, 3)], [(0, 1), (1, 3), (3, 4)], [(0, 2), (2, 3)])
     """
-    if len(np.unique(source_id)) == len(source_id):
+    ids = source_id.tolist()  # O(frames)
+    if len(set(ids)) == len(ids):
         return [(0, len(source_id))] if len(source_id) else []
     out, start, seen = [], 0, set()
-    for i, sid in enumerate(source_id.tolist()):  # O(frames)
+    for i, sid in enumerate(ids):
         if sid in seen:
             out.append((start, i))
             start, seen = i, set()
