@@ -297,22 +297,23 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
     later = np.repeat((starts + sizes)[~big], sizes[~big]) - pos - 1  # boxes ranked after each box in its group
     a = np.repeat(pos, later)
     b = _prefix_positions(pos + 1, later)
-    box = np.asarray(xyxy, np.float64)[order]
-    rows = np.empty((n, 6))  # by rank: x1, y1, x2, y2, area, threshold
-    rows[:, :4] = box
-    rows[:, 4] = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
-    rows[:, 5] = np.asarray(threshold, np.float64)[order]
-    pa, pb = rows[a], rows[b]
-    iw = np.minimum(pa[:, 2], pb[:, 2])
-    iw -= np.maximum(pa[:, 0], pb[:, 0])
-    ih = np.minimum(pa[:, 3], pb[:, 3])
-    ih -= np.maximum(pa[:, 1], pb[:, 1])
+    columns = np.empty((6, n))  # by rank: x1, y1, x2, y2, area, threshold
+    columns[:4] = np.asarray(xyxy, np.float64)[order].T
+    x1, y1, x2, y2 = columns[:4]
+    np.multiply(x2 - x1, y2 - y1, out=columns[4])
+    columns[5] = np.asarray(threshold, np.float64)[order]
+    ax1, ay1, ax2, ay2, a_area, a_thr = np.take(columns, a, axis=1)
+    bx1, by1, bx2, by2, b_area, _ = np.take(columns, b, axis=1)
+    iw = np.minimum(ax2, bx2)
+    iw -= np.maximum(ax1, bx1)
+    ih = np.minimum(ay2, by2)
+    ih -= np.maximum(ay1, by1)
     inter = np.clip(iw, 0, None, out=iw)
     inter *= np.clip(ih, 0, None, out=ih)
-    union = pa[:, 4] + pb[:, 4]
+    union = a_area + b_area
     union -= inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)  # 0 where the union is empty
-    edge = iou > pa[:, 5]
+    edge = iou > a_thr
     alive = greedy_keep(a[edge], b[edge], n)  # indexed by position in ``order``
     keep[order[pos[alive[pos]]]] = True
     return keep
@@ -325,9 +326,12 @@ def _prefix_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this size
-# fewer pairs in a batch: the host pass, about as fast as the device's round trip at this size (~0.4 ms
-# on the 2-core CI machine; scripts/bench_nms.py prints where the device pass wins on a GPU machine)
-DEVICE_MIN_PAIRS = 8192
+# fewer pairs in a batch: the host pass (~2 ms at this size on the 2-core CI machine, ~25 numpy calls,
+# whose loops run without the interpreter lock). The device pass takes ~0.5 ms more or less whatever
+# the size but gives the lock away at each of its ~30 torch calls and ~40 more numpy ones: with ~70
+# threads wanting the lock, each costs far more than its work (scripts/bench_pgie_post.py counts them;
+# scripts/bench_nms.py times both passes). The benchmark's batch with topk 3 is ~15 k pairs (prefixes).
+DEVICE_MIN_PAIRS = 32768
 
 
 def _device_nms():
@@ -395,9 +399,12 @@ def _cluster_nms(objs: Objects, params: ClassParams) -> Objects:
     # (clusterAndFillDetectionOutputNMS). A box at or below it is never output and can only suppress
     # boxes ranked after it, at or below it too: suppressing among the boxes above gives the same output.
     above = conf > params.post_cluster_threshold[cls]
-    rows = np.arange(len(conf)) if above.all() else np.flatnonzero(above)
-    order, starts, sizes = group_runs(conf[rows], key[rows])
-    ranked = rows[order]  # by frame, class, descending confidence (ties: the parser's order)
+    if above.all():
+        ranked, starts, sizes = group_runs(conf, key)
+    else:
+        rows = np.flatnonzero(above)
+        order, starts, sizes = group_runs(conf[rows], key[rows])
+        ranked = rows[order]  # by frame, class, descending confidence (ties: the parser's order)
     topk = params.topk[cls[ranked[starts]]]  # per group
     limit = np.where(topk < 0, sizes, np.minimum(sizes, np.maximum(MIN_PREFIX, TOPK_PREFIX * topk)))
     keep = np.zeros(len(ranked), bool)  # by rank
