@@ -294,3 +294,43 @@ def test_frames_leaving_the_pipeline_are_counted_per_source_with_the_latest_fram
     stats.frames_processed([2, 2])  # lists and no timestamps: counts only
     assert (s2.frames_processed, s2.first_output_at, s2.latency_ms) == (2, 101.0, None)
     assert s1.first_output_at == 100.0 and s1.frames_processed == 2
+
+
+def test_objects_leaving_the_pipeline_are_counted_per_source_gie_and_class_when_read():
+    """Counted by hand: batch 1 holds source 0's two gie-1 class-0 objects, its gie-2 class-3 object and
+    source 1's gie-1 class-0 object; batch 2 adds one more gie-1 class-0 object of source 0."""
+    stats = RunStats()
+    for sid in (0, 1, 2):
+        stats.add_source(sid, f"file:///v{sid}.mp4")
+    stats.objects_processed(np.array([0, 1, 0, 0]), np.array([1, 1, 2, 1]), np.array([0, 0, 3, 0]))
+    stats.objects_processed(np.array([0]), np.array([1]), np.array([0]))
+    stats.objects_processed(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32))
+    snap = stats.snapshot()["sources"]
+    assert snap[0]["objects"] == {"1:0": 3, "2:3": 1} and snap[1]["objects"] == {"1:0": 1}
+    assert snap[2]["objects"] == {} and stats.sources[0].objects == {"1:0": 3, "2:3": 1}
+    # counts read go on from where they were; a stream re-using an id (fresh) starts from zero
+    stats.objects_processed(np.array([1, 1]), np.array([1, 1]), np.array([5, 0]))
+    stats.add_source(0, "file:///new.mp4", fresh=True)
+    assert stats.sources[0].objects == {} and stats.sources[1].objects == {"1:0": 2, "1:5": 1}
+    # --workers' parent sets a source's counts from a shard's snapshot
+    stats.sources[2].objects = {"1:7": 4}
+    stats.objects_processed(np.array([2]), np.array([1]), np.array([7]))
+    assert stats.snapshot()["sources"][2]["objects"] == {"1:7": 5}
+
+
+def test_object_counts_stay_exact_when_many_batches_wait_unread():
+    """Past FOLD_ROWS waiting rows the columns are grouped without a reader: 300 batches of 1,000
+    objects, source = row % 4, class = row % 3 — source 0 holds rows 0, 4, 8, …: 250 per batch, of
+    which rows ≡ 0 (mod 12) are class 0, i.e. 84 of 1,000 (0, 12, …, 996) per batch."""
+    from runner.pipeline.tally import FOLD_ROWS
+
+    stats = RunStats()
+    for sid in range(4):
+        stats.add_source(sid, f"file:///v{sid}.mp4")
+    rows = np.arange(1000)
+    for _ in range(300):
+        stats.objects_processed(rows % 4, np.ones(1000, np.int32), rows % 3)
+    assert 300 * 1000 > FOLD_ROWS
+    counts = stats.sources[0].objects
+    assert counts["1:0"] == 300 * 84 and sum(counts.values()) == 300 * 250
+    assert sum(sum(s["objects"].values()) for s in stats.snapshot()["sources"].values()) == 300 * 1000

@@ -13,15 +13,91 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
 
 from runner.pipeline.infer_stats import InferCounters
+from runner.pipeline.tally import Tally
 from runner.redact import redact
 
 SOURCE_STATES = ("starting", "playing", "reconnecting", "paused", "ended", "failed")
+
+
+class SourceOutputs:
+    """What left the pipeline, per source id, as arrays: frames, first and latest exit times, latest
+    latency, objects per GIE and class. The last stage writes a batch at a time with a few numpy calls
+    (:meth:`count_frames`, :meth:`count_objects`) — no Python loop over the batch's frames, sources or
+    objects; :class:`SourceStats` reads one source's values through properties, and object counts are
+    grouped only when read (:class:`runner.pipeline.tally.Tally`)."""
+
+    def __init__(self) -> None:
+        self.frames = np.zeros(0, np.int64)
+        self.first = np.zeros(0, np.float64)  # time.monotonic(); NaN: none yet
+        self.last = np.zeros(0, np.float64)
+        self.latency = np.zeros(0, np.float64)  # ms; NaN: none yet
+        self._objects = Tally((np.int64, np.int64, np.int64))  # (source, gie, class) per object
+        self._objects_set: dict[int, dict] = {}  # source → counts set from outside (--workers' merge)
+
+    def reserve(self, source_id: int) -> None:
+        """Room for ``source_id`` (its row starts empty)."""
+        n = len(self.frames)
+        if source_id < n:
+            return
+        grow = max(source_id + 1, 2 * n) - n
+        self.frames = np.concatenate([self.frames, np.zeros(grow, np.int64)])
+        self.first, self.last, self.latency = (np.concatenate([a, np.full(grow, np.nan)])
+                                               for a in (self.first, self.last, self.latency))
+
+    def reset(self, source_id: int) -> None:
+        """A new stream re-using ``source_id``: its counts start from zero."""
+        self.reserve(source_id)
+        self.frames[source_id] = 0
+        self.first[source_id] = self.last[source_id] = self.latency[source_id] = np.nan
+        self.set_objects(source_id, {})
+
+    def count_frames(self, source_ids: np.ndarray, now: float, ntp_ts: np.ndarray | None) -> None:
+        """Frames of ``source_ids`` (one per batch row) left at ``now``; ``ntp_ts``: when each entered
+        streammux (ns since the epoch), for each source's latest latency."""
+        # each source's frame count, and its last row in the batch (its latest frame)
+        sources, back, counts = np.unique(source_ids[::-1], return_index=True, return_counts=True)
+        self.frames[sources] += counts
+        first = self.first[sources]
+        self.first[sources] = np.where(np.isnan(first), now, first)
+        self.last[sources] = now
+        if ntp_ts is not None:
+            latest = len(source_ids) - 1 - back
+            self.latency[sources] = (time.time_ns() - np.asarray(ntp_ts, np.int64).reshape(-1)[latest]) / 1e6
+
+    def count_objects(self, source_ids, gie_ids, class_ids) -> None:
+        self._objects.add(source_ids, gie_ids, class_ids)
+
+    def objects_by_source(self) -> dict[int, dict]:
+        """``{source: {"gie:class": n}}`` — grouped now, once for every source."""
+        out: dict[int, dict] = {sid: dict(d) for sid, d in self._objects_set.items()}
+        for (sid, gie, cls), n in self._objects.counts().items():  # distinct keys, at read time
+            per = out.setdefault(sid, {})
+            per[f"{gie}:{cls}"] = per.get(f"{gie}:{cls}", 0) + n
+        return out
+
+    def set_objects(self, source_id: int, counts: dict) -> None:
+        self._objects.replace({}, keep=lambda key: key[0] != source_id)
+        self._objects_set[source_id] = dict(counts)
+
+
+def _output_value(name: str, cast):
+    """A :class:`SourceStats` property reading and writing its source's row of ``SourceOutputs.<name>``
+    (None where a time or latency is NaN: not yet)."""
+
+    def get(self):
+        value = getattr(self.outputs, name)[self.source_id]
+        return None if value != value else cast(value)
+
+    def set(self, value):
+        getattr(self.outputs, name)[self.source_id] = np.nan if value is None else value
+
+    return property(get, set)
 
 
 @dataclass(slots=True)
@@ -30,22 +106,46 @@ class SourceStats:
     uri: str  # credentials already redacted
     state: str = "starting"  # one of SOURCE_STATES
     frames_decoded: int = 0
-    frames_processed: int = 0  # frames that left the last stage (what **PERF counts)
     dropped: int = 0  # frames dropped by a live source that ran ahead, or by drop-frame-interval
     reconnects: int = 0
     damaged_packets: int = 0  # packets the decoder rejected and skipped (it resynchronises, as FFmpeg's does)
     errors: list[str] = field(default_factory=list)  # each names the source and what to do
     started_at: float | None = None  # time.monotonic() of the first decoded frame
     ended_at: float | None = None
-    first_output_at: float | None = None  # time.monotonic() when its first frame left the pipeline
-    last_output_at: float | None = None  # time.monotonic() when its latest frame left the pipeline
-    latency_ms: float | None = None  # streammux entry (Batch.ntp_ts) to pipeline exit, latest frame
     total_frames: int | None = None  # frames a file holds (its header, else duration x rate); None: live
-    objects: dict = field(default_factory=dict)  # "gie:class" -> objects that left the pipeline
+    # what left the pipeline (RunStats' arrays; a SourceStats made alone has a table of its own)
+    outputs: SourceOutputs = field(default_factory=SourceOutputs, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.outputs.reserve(self.source_id)
+
+    frames_processed = _output_value("frames", int)  # frames that left the last stage (what **PERF counts)
+    first_output_at = _output_value("first", float)  # time.monotonic() when its first frame left the pipeline
+    last_output_at = _output_value("last", float)  # time.monotonic() when its latest frame left the pipeline
+    latency_ms = _output_value("latency", float)  # streammux entry (Batch.ntp_ts) to pipeline exit, latest frame
+
+    @property
+    def objects(self) -> dict:
+        """``"gie:class"`` → objects that left the pipeline."""
+        return self.outputs.objects_by_source().get(self.source_id, {})
+
+    @objects.setter
+    def objects(self, counts: dict) -> None:
+        self.outputs.set_objects(self.source_id, counts)
 
     @property
     def last_error(self) -> str | None:
         return self.errors[-1] if self.errors else None
+
+    def as_dict(self, objects: dict | None = None) -> dict:
+        """Plain values, in the order readers have always seen them (``objects``: already grouped)."""
+        return {"source_id": self.source_id, "uri": self.uri, "state": self.state,
+                "frames_decoded": self.frames_decoded, "frames_processed": self.frames_processed,
+                "dropped": self.dropped, "reconnects": self.reconnects, "damaged_packets": self.damaged_packets,
+                "errors": list(self.errors), "started_at": self.started_at, "ended_at": self.ended_at,
+                "first_output_at": self.first_output_at, "last_output_at": self.last_output_at,
+                "latency_ms": self.latency_ms, "total_frames": self.total_frames,
+                "objects": self.objects if objects is None else objects}
 
 
 @dataclass(slots=True)
@@ -70,6 +170,7 @@ class RunStats:
         self.clock = clock  # monotonic seconds; tests inject a scripted clock
         self.started_at = clock()
         self.sources: dict[int, SourceStats] = {}
+        self.outputs = SourceOutputs()  # what left the pipeline, every source's in one set of arrays
         self.stages: dict[str, StageStats] = {}
         self.engines: dict[str, str] = {}  # engine name -> "building" | "loaded" | "swapped" | "failed"
         self.paused = False
@@ -88,8 +189,11 @@ class RunStats:
         stream added at run time) starts from zero."""
         with self._lock:
             if fresh:
-                self.sources[source_id] = SourceStats(source_id, uri)
-            return self.sources.setdefault(source_id, SourceStats(source_id, uri))
+                self.outputs.reset(source_id)
+                self.sources[source_id] = SourceStats(source_id, uri, outputs=self.outputs)
+            elif source_id not in self.sources:
+                self.sources[source_id] = SourceStats(source_id, uri, outputs=self.outputs)
+            return self.sources[source_id]
 
     def add_stage(self, name: str, queue_depth: Callable[[], int] | None = None) -> StageStats:
         with self._lock:
@@ -101,26 +205,17 @@ class RunStats:
 
     def frames_processed(self, source_ids: Iterable[int], ntp_ts: Iterable[int] | None = None) -> None:
         """Count frames leaving the pipeline (called by the last stage with the batch's source ids,
-        and its ``Batch.ntp_ts`` to record each source's latest latency). Frames are grouped by source
-        with one ``np.unique``: the Python work is per source of the batch, not per frame."""
+        and its ``Batch.ntp_ts`` to record each source's latest latency): a few numpy calls per batch
+        into :attr:`outputs`, no Python loop over its frames or sources."""
         ids = np.asarray(source_ids, np.int64).reshape(-1)
         if not len(ids):
             return
+        if ids.min() < 0 or ids.max() >= len(self.outputs.frames):
+            unknown = sorted(set(ids.tolist()) - set(self.sources))
+            raise KeyError(f"frames of source(s) {unknown} that were never added (RunStats.add_source)")
         now = self.clock()
-        # each source's frame count, and its last row in the batch (its latest frame)
-        sources, back, counts = np.unique(ids[::-1], return_index=True, return_counts=True)
-        latest = len(ids) - 1 - back
-        latency = None
-        if ntp_ts is not None:
-            latency = ((time.time_ns() - np.asarray(ntp_ts, np.int64).reshape(-1)[latest]) / 1e6).tolist()
-        for i, (sid, n) in enumerate(zip(sources.tolist(), counts.tolist())):
-            s = self.sources[sid]
-            s.frames_processed += n
-            if s.first_output_at is None:
-                s.first_output_at = now
-            s.last_output_at = now
-            if latency is not None:
-                s.latency_ms = latency[i]
+        with self._lock:  # add_source may grow the arrays meanwhile (a stream added at run time)
+            self.outputs.count_frames(ids, now, ntp_ts)
 
     def analytics_frame(self, source_id: int, line_totals: dict, roi_counts: dict, oc_counts: dict,
                         oc_status: dict) -> None:
@@ -130,22 +225,18 @@ class RunStats:
                                                       for k, v in oc_counts.items()}}
 
     def objects_processed(self, source_ids, gie_ids, class_ids) -> None:
-        """Count objects leaving the pipeline per source, GIE and class (one row per object; counted
-        with one ``np.unique``, not a loop over objects)."""
-        if not len(source_ids):
-            return
-        rows, counts = np.unique(np.stack([np.asarray(source_ids), np.asarray(gie_ids), np.asarray(class_ids)],
-                                          1).astype(np.int64), axis=0, return_counts=True)
-        with self._lock:
-            for (sid, gie, cls), n in zip(rows.tolist(), counts.tolist()):
-                per = self.sources[sid].objects
-                per[f"{gie}:{cls}"] = per.get(f"{gie}:{cls}", 0) + n
+        """Count objects leaving the pipeline per source, GIE and class (one row per object). The
+        columns are kept as they are and grouped when read (``snapshot()``, ``SourceStats.objects``):
+        the Python work per batch does not grow with its objects."""
+        self.outputs.count_objects(np.asarray(source_ids), np.asarray(gie_ids), np.asarray(class_ids))
 
     def snapshot(self) -> dict:
         """A consistent-enough copy for readers (dashboard, metrics, REST API, --workers): plain dicts,
         safe to serialise, credentials redacted."""
         with self._lock:
-            sources = {sid: {**asdict(s), "uri": redact(s.uri), "errors": [redact(e) for e in s.errors],
+            objects = self.outputs.objects_by_source()  # grouped once for every source
+            sources = {sid: {**s.as_dict(objects.get(sid, {})), "uri": redact(s.uri),
+                             "errors": [redact(e) for e in s.errors],
                              "last_error": redact(s.last_error) if s.last_error else None}
                        for sid, s in self.sources.items()}  # what every reader shows: redacted here once
             stages = {
