@@ -173,6 +173,11 @@ DEVICE_MIN_PAIRS = cluster.DEVICE_MIN_PAIRS
 COLUMNS = ("frame", "class_id", "confidence", "xyxy", "gie_id", "parent")
 
 
+def bitwise_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same dtype, shape and bytes (-0.0 is not 0.0 here; NaN equals the same NaN)."""
+    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
 def measure(stage, run, releases, torch, repeat: int, rounds: int) -> dict:
     """One path's figures: times (medians), calls, torch calls, interpreter-lock releases."""
     profile = cProfile.Profile()
@@ -264,7 +269,7 @@ def main() -> int:
             raw = stage.bbox_parser(outputs, stage.net, stage.class_params)
             same = None
             if expected is not None:
-                same = all(np.array_equal(getattr(objs, c), expected[f"{topk}.{c}"]) for c in COLUMNS)
+                same = all(bitwise_equal(getattr(objs, c), expected[f"{topk}.{c}"]) for c in COLUMNS)
                 ok &= same
             for c in COLUMNS:  # every path must give these objects
                 saved.setdefault(f"{topk}.{c}", getattr(objs, c))

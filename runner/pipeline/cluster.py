@@ -436,8 +436,11 @@ def cluster(objs: Objects, mode: int, params: ClassParams) -> Objects:
     n_cls = params.num_classes
     cls_id = objs.class_id
     valid = (cls_id >= 0) & (cls_id < n_cls)
-    valid[valid] = objs.confidence[valid] >= params.pre_cluster_threshold[cls_id[valid]]
-    if not valid.all():  # (the built-in parsers threshold already: usually every candidate is valid)
+    if valid.all():  # (the built-in parsers threshold already: usually every candidate is valid)
+        valid = objs.confidence >= params.pre_cluster_threshold[cls_id]
+    else:
+        valid[valid] = objs.confidence[valid] >= params.pre_cluster_threshold[cls_id[valid]]
+    if not valid.all():
         objs = objs[valid]
     if len(objs) == 0:
         return Objects.empty()

@@ -102,7 +102,8 @@ def parse_detectnet_v2(outputs: dict, net: NetworkInfo, params) -> Objects:
 
 
 def parse_custom_resnet(outputs: dict, net: NetworkInfo, params) -> Objects:
-    """``NvDsInferParseCustomResnet`` (libnvds_infercustomparser): clip, then width = x2 - x1 + 1."""
+    """``NvDsInferParseCustomResnet`` (libnvds_infercustomparser): clip, then width = x2 - x1 + 1. Its
+    ``CLIP`` is ``MAX(MIN(a, hi), lo)`` with ternaries, so a -0.0 comes out 0.0, as ``np.clip`` gives."""
     item, cls, conf, xyxy = _grid(outputs, net, params)
     np.clip(xyxy, 0, np.array([net.width - 1, net.height - 1] * 2, np.float32), out=xyxy)
     xyxy[:, 2:] += 1
