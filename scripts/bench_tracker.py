@@ -263,7 +263,8 @@ def main() -> None:
             checked = check(config, work) if args.check else 0
             dets_per_batch = statistics.mean(len(b.objects) for b in work[args.warmup:])
             row = {"config": config, "interval": interval, "streams": args.streams, "batches": args.batches,
-                   "detections_per_batch": round(dets_per_batch, 1), "us_per_batch_median": round(statistics.median(medians)),
+                   "detections_per_batch": round(dets_per_batch, 1),
+                   "us_per_batch_median": round(statistics.median(medians)),
                    "us_per_batch_repeats": [round(m) for m in medians], **calls, "digest": digests.pop(),
                    "checked_against_per_stream": checked}
             rows.append(row)

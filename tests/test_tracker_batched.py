@@ -143,6 +143,25 @@ def test_batched_tracker_equals_the_per_stream_tracker_batch_for_batch(kind, par
             np.testing.assert_array_equal(P, live[i][1])
 
 
+@pytest.mark.parametrize("base", [0, 1 << 20])  # small source ids, and ids past the lookup table's range
+def test_batched_tracker_equals_the_per_stream_tracker_with_sources_coming_and_going(base):
+    """Sources absent from some batches, one joining late with a high id, one ending: the lookup of a
+    target's frame by source id holds whatever the ids."""
+    rng = np.random.default_rng(7)
+    streams = [base + s for s in (0, 3, 5, 900)]
+    scene = world(rng, streams, objects=6)
+    per_stream, batched = tracker(PARAMS[1], False), tracker(PARAMS[1], True)
+    for frame_no in range(25):
+        late = [streams[3]] if frame_no >= 10 else []
+        sources = streams[:1] + [s for s in streams[1:3] if rng.random() > 0.3] + late
+        b = batch_of(np.random.default_rng(frame_no), scene, frame_no, sources, [True] * len(sources), classes=1)
+        assert_same(per_stream.process(copy(b)), batched.process(copy(b)))
+        if frame_no == 15:
+            for stage in (per_stream, batched):
+                stage.on_eos([streams[1]])
+    assert batched.ids.next == per_stream.ids.next > 10
+
+
 def test_crowded_streams_take_the_assignment_and_still_match():
     """Two targets overlapping two detections each: the pairs compete, the Hungarian step decides."""
     params = TrackerParams(probation_age=0, min_iou_diff_new_target=0.9)

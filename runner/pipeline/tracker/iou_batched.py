@@ -50,6 +50,10 @@ class RoundOutput:
     pred_cls: np.ndarray
 
 
+#: source ids below this map to frames through a lookup table (larger ones: a sorted search)
+_DENSE_STREAM_IDS = 1 << 16
+
+
 class StreamTracks(Tracks):
     """:class:`Tracks` of every stream, with the stream of each target."""
 
@@ -73,7 +77,7 @@ class BatchedIouTracker:
         self.p = params
         self.ids = ids
         self.tracks = StreamTracks()
-        self._stream_bound = 0  # above every stream id in the table
+        self._stream_bound = 0  # above every stream id seen (so above those in the table)
         # what does not change between batches
         self._confirm_hits = max(params.probation_age, 1)
         self._early_misses = max(params.early_termination_age, 1)
@@ -108,10 +112,7 @@ class BatchedIouTracker:
         boxes = np.asarray(boxes, np.float64)
         det_id = np.full(n, -1, np.int64)
         det_conf = np.full(n, -1.0, np.float32)
-        # the round's frame of each target's stream (-1: its stream has no frame in this round)
-        frame_of = np.full(max(self._stream_bound, int(np.max(streams, initial=-1)) + 1), -1, np.int64)
-        frame_of[streams] = np.arange(frames)
-        tf = frame_of[t.stream]
+        tf = self._target_frames(streams)
         in_round = tf >= 0
         self._predict(in_round)  # every frame moves its stream's targets
         pred = self._predictions(tf, in_round, detected)
@@ -145,13 +146,24 @@ class BatchedIouTracker:
             k = len(rows)
             ids = self.ids.take(k)
             t.add_for(streams[det_frame[rows]], ids, boxes[rows], cls[rows], conf[rows])
-            self._stream_bound = len(frame_of)
             self._created(k)
             if p.probation_age <= 1:
                 t.state[-k:] = CONFIRMED
                 det_id[rows] = ids
                 det_conf[rows] = 1.0
         return RoundOutput(det_id, det_conf, *pred)
+
+    def _target_frames(self, streams: np.ndarray) -> np.ndarray:
+        """The round's frame of each target's stream (-1: its stream has no frame in this round)."""
+        stream = self.tracks.stream
+        bound = self._stream_bound = max(self._stream_bound, int(np.max(streams, initial=-1)) + 1)
+        if bound <= _DENSE_STREAM_IDS:  # source ids are small numbers: a lookup table
+            frame_of = np.full(bound, -1, np.int64)
+            frame_of[streams] = np.arange(len(streams))
+            return frame_of[stream]
+        order = np.argsort(streams)
+        at = np.minimum(np.searchsorted(streams[order], stream), len(streams) - 1)
+        return np.where(streams[order][at] == stream, order[at], -1) if len(streams) else np.full(len(stream), -1)
 
     def _predictions(self, tf, in_round, detected):
         """Confirmed targets seen at the last detection, for the frames the detector skipped: by frame,
