@@ -190,12 +190,12 @@ class BatchedIouTracker:
         i, j = frame_pairs(t_key, d_key, keys)
         if not len(i):
             return i, j
-        tb, db = t.box[tr_all], boxes[dr_all]
+        tb, db = box_terms(t.box[tr_all]), box_terms(boxes[dr_all])
         # IoU > 0 needs the boxes to overlap in x: the other pairs are dropped before their scores
-        near = np.flatnonzero(np.minimum(tb[i, 2], db[j, 2]) > np.maximum(tb[i, 0], db[j, 0]))
+        near = np.flatnonzero(np.minimum(tb[2][i], db[2][j]) > np.maximum(tb[0][i], db[0][j]))
         i, j = i[near], j[near]
         tr, dr = tr_all[i], dr_all[j]
-        a, b = box_terms(tb)[i], box_terms(db)[j]
+        a, b = tb[:, i], db[:, j]
         iou = pair_iou(a, b)
         size = pair_size_similarity(a, b)
         valid = iou >= p.min_score_iou if p.min_score_iou > 0 else iou > 0.0

@@ -40,28 +40,32 @@ def frame_pairs(t_frame: np.ndarray, d_frame: np.ndarray, frames: int) -> tuple[
 
 
 def box_terms(xyxy: np.ndarray) -> np.ndarray:
-    """(n, 7) per box: x1, y1, x2, y2, width, height, area — what pair scores read, computed once per box."""
-    wh = xyxy[:, 2:4] - xyxy[:, 0:2]
-    return np.concatenate([xyxy, wh, wh[:, 0:1] * wh[:, 1:2]], axis=1)
+    """(7, n) per box: x1, y1, x2, y2, width, height, area — what pair scores read, computed once per
+    box; one row per term, so that gathering pairs and the arithmetic on them run over contiguous rows."""
+    out = np.empty((7, len(xyxy)))
+    out[:4] = xyxy.T
+    np.subtract(out[2:4], out[0:2], out=out[4:6])
+    np.multiply(out[4], out[5], out=out[6])
+    return out
 
 
 def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of rows ``a[k]`` and ``b[k]`` of :func:`box_terms` — ``cluster.iou_matrix``'s arithmetic,
-    pairwise (symmetric bit for bit: min, max, + and x commute)."""
-    iw_ih = np.maximum(np.minimum(a[:, 2:4], b[:, 2:4]) - np.maximum(a[:, 0:2], b[:, 0:2]), 0)
-    inter = iw_ih[:, 0] * iw_ih[:, 1]
-    union = a[:, 6] + b[:, 6] - inter
+    """IoU of columns ``a[:, k]`` and ``b[:, k]`` of :func:`box_terms` — ``cluster.iou_matrix``'s
+    arithmetic, pairwise (symmetric bit for bit: min, max, + and x commute)."""
+    iw_ih = np.maximum(np.minimum(a[2:4], b[2:4]) - np.maximum(a[0:2], b[0:2]), 0)
+    inter = iw_ih[0] * iw_ih[1]
+    union = a[6] + b[6] - inter
     ok = union > 0
     return np.where(ok, inter / np.where(ok, union, 1), 0.0)
 
 
 def pair_size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`.common.size_similarity` of rows ``a[k]`` and ``b[k]`` of :func:`box_terms` where both
-    boxes have a width and a height (as two boxes whose IoU is > 0 have): NaN or inf elsewhere, where
-    ``size_similarity``'s ``nan_to_num`` makes its 0 or a huge number of a pair that cannot match."""
+    """:func:`.common.size_similarity` of columns ``a[:, k]`` and ``b[:, k]`` of :func:`box_terms` where
+    both boxes have a width and a height (as two boxes whose IoU is > 0 have): NaN or inf elsewhere,
+    where ``size_similarity``'s ``nan_to_num`` makes its 0 or a huge number of a pair that cannot match."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.minimum(a[:, 4:6], b[:, 4:6]) / np.maximum(a[:, 4:6], b[:, 4:6])
-    return s[:, 0] * s[:, 1]
+        s = np.minimum(a[4:6], b[4:6]) / np.maximum(a[4:6], b[4:6])
+    return s[0] * s[1]
 
 
 def assign_pairs(tr: np.ndarray, dr: np.ndarray, score: np.ndarray, t_frame: np.ndarray,
