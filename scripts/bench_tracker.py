@@ -6,8 +6,9 @@ On the GPU machine the tracker thread holds the interpreter lock ~7 % of the wal
 arrays. This bench feeds :class:`~runner.pipeline.tracker.TrackerStage` (the batched IOU / SORT-class
 trackers, ``_process_batched``) real detections for many streams and reports, per batch:
 
-* ``µs``: median CPU time of ``TrackerStage.process`` (the thread's own time, so less sensitive to
-  the machine's other work than wall time; the stage's thread holds the lock for all of it);
+* ``µs``: CPU time of ``TrackerStage.process`` per batch (the thread's own time, less sensitive to the
+  machine's other work than wall time): the mean over a run's batches, the median of ``--repeats``
+  runs; also apart for batches the detector ran on and batches it skipped (``--intervals``);
 * ``numpy calls``: calls the tracker code makes into numpy (functions, array methods, ufuncs called by
   name; arithmetic operators are not counted) and ``py calls``: Python function calls under the
   stage (``sys.setprofile``) — counts do not depend on the machine's load, unlike µs;
@@ -248,15 +249,19 @@ def main() -> None:
     print(f"{args.clip}: {len(dets)} frames {size[0]}x{size[1]}, detections per frame median "
           f"{statistics.median(per_frame)}, max {max(per_frame)}; {args.streams} streams")
     rows = []
-    print(f"{'config':8} {'interval':>8} {'dets/batch':>10} {'µs/batch':>9} {'spread':>13} {'numpy calls':>11} "
-          f"{'py calls':>9}  digest")
+    print(f"{'config':8} {'interval':>8} {'dets/batch':>10} {'µs/batch':>9} {'spread':>13} {'detected':>8} "
+          f"{'skipped':>8} {'numpy calls':>11} {'py calls':>9}  digest")
     for config in args.configs.split(","):
         for interval in (int(i) for i in args.intervals.split(",")):
             work = batches(dets, size, args.streams, args.warmup + args.batches, interval)
-            medians, digests = [], set()
+            means, detect_means, skip_means, digests = [], [], [], set()
+            ran = [bool(b.inferred[1][0]) for b in work[args.warmup:]]
             for _ in range(args.repeats):
                 times, d = timed(config, work, args.warmup)
-                medians.append(statistics.median(times))
+                means.append(statistics.mean(times))
+                detect_means.append(statistics.mean(t for t, r in zip(times, ran) if r))
+                if not all(ran):
+                    skip_means.append(statistics.mean(t for t, r in zip(times, ran) if not r))
                 digests.add(d)
             assert len(digests) == 1, "the tracker gave different results on the same input"
             calls = counted(config, work, args.warmup)
@@ -264,13 +269,18 @@ def main() -> None:
             dets_per_batch = statistics.mean(len(b.objects) for b in work[args.warmup:])
             row = {"config": config, "interval": interval, "streams": args.streams, "batches": args.batches,
                    "detections_per_batch": round(dets_per_batch, 1),
-                   "us_per_batch_median": round(statistics.median(medians)),
-                   "us_per_batch_repeats": [round(m) for m in medians], **calls, "digest": digests.pop(),
+                   "us_per_batch": round(statistics.median(means)),
+                   "us_per_batch_repeats": [round(m) for m in means],
+                   "us_per_detected_batch": round(statistics.median(detect_means)),
+                   "us_per_skipped_batch": round(statistics.median(skip_means)) if skip_means else None,
+                   **calls, "digest": digests.pop(),
                    "checked_against_per_stream": checked}
             rows.append(row)
-            print(f"{config:8} {interval:>8} {dets_per_batch:>10.0f} {row['us_per_batch_median']:>9} "
-                  f"{min(medians):>6.0f}-{max(medians):<6.0f} {row['numpy_calls']:>11.0f} {row['python_calls']:>9.0f}  "
-                  f"{row['digest']}")
+            skipped = row["us_per_skipped_batch"]
+            print(f"{config:8} {interval:>8} {dets_per_batch:>10.0f} {row['us_per_batch']:>9} "
+                  f"{min(means):>6.0f}-{max(means):<6.0f} {row['us_per_detected_batch']:>8} "
+                  f"{skipped if skipped is not None else '-':>8} {row['numpy_calls']:>11.0f} "
+                  f"{row['python_calls']:>9.0f}  {row['digest']}")
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     result = {"label": args.label, "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M"),
