@@ -8,11 +8,13 @@ batch, not per frame:
   targets keep their relative order, so per-stream order is the per-stream tracker's order);
 * a batch is cut into *rounds*: runs of consecutive frames whose streams are distinct (usually the
   whole batch); a round's frames are independent, so they are updated together;
-* association scores every (target, detection) pair of the same stream at once; a stream whose valid
-  pairs form a matching (no target and no detection in two valid pairs) takes those pairs — the only
-  optimum of the per-stream Hungarian assignment, where any invalid pair costs more than all scores —
-  and only streams with competing pairs run the assignment, as the per-stream tracker does;
+* association scores every (target, detection) pair of the same stream (and class, with
+  checkClassMatch) at once, and :func:`~runner.pipeline.tracker.pairs.assign_pairs` gives each
+  stream's Hungarian assignment for all of them in one step;
 * track ids are taken in frame order, then detection order, as frame-by-frame updates take them.
+
+Every step is a fixed number of numpy calls per round, whatever the number of streams, targets or
+detections (scripts/bench_tracker.py counts them).
 
 >>> import numpy as np
 >>> from runner.pipeline.tracker.common import IdSource, TrackerParams
