@@ -181,6 +181,32 @@ def test_crowded_streams_take_the_assignment_and_still_match():
     assert y.objects.track_id.tolist() == [1, 0, 2]
 
 
+def test_duplicate_detections_tie_and_go_to_the_same_targets_as_per_stream():
+    """Two detections with the same box (two classes, checkClassMatch off) both overlapping two of a
+    stream's three targets: the two assignments score the same, and the batched tracker must pick the
+    one the per-stream tracker's Hungarian step picks on the stream's own matrix (a different matrix
+    can break the tie the other way: this one does when the streams' contests share one matrix)."""
+    params = TrackerParams(probation_age=0, check_class_match=False, min_iou_diff_new_target=0.95)
+    targets = np.array([[0, 0, 10, 10], [6, 0, 16, 10], [10, 0, 20, 10.]])
+    dup = np.array([[11, 0, 21, 10], [11, 0, 21, 10.]])
+    crowd = np.array([[100, 100, 120, 120], [104, 100, 124, 120], [100, 100, 120, 120.]])
+
+    def batch(per_frame, classes):
+        objs = Objects.from_columns(frame=np.repeat([0, 1], [len(b) for b in per_frame]), gie_id=1,
+                                    class_id=np.concatenate(classes), confidence=0.9, xyxy=np.vstack(per_frame))
+        return Batch(frames=np.broadcast_to(np.zeros(3, np.uint8), (2, H, W, 3)),
+                     source_id=np.array([4, 0], np.int32), frame_num=np.zeros(2, np.int64),
+                     pts=np.zeros(2, np.int64), ntp_ts=np.zeros(2, np.int64),
+                     source_size=np.full((2, 2), [W, H], np.int32), objects=objs, inferred={1: np.ones(2, bool)})
+
+    stages = tracker(params, False), tracker(params, True)
+    for s in stages:  # targets; a second stream with a contest of its own, in the same batch
+        s.process(batch([targets, crowd[:2]], [[0, 0, 0], [0, 0]]))
+    x, y = (s.process(batch([dup, crowd[1:] + 1], [[0, 1], [0, 1]])) for s in stages)
+    assert_same(x, y)
+    assert sorted(y.objects.track_id[:2].tolist()) == [1, 2]  # one detection each for the two tied targets
+
+
 def test_rounds_cut_the_batch_where_a_source_repeats():
     assert rounds(np.array([3, 1, 2])) == [(0, 3)]
     assert rounds(np.array([0, 1, 0, 1, 2])) == [(0, 2), (2, 5)]

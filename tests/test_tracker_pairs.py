@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from runner.pipeline.tracker import pairs as pairs_module
 from runner.pipeline.tracker.pairs import assign_pairs, box_terms, frame_pairs, pair_iou, pair_size_similarity
@@ -71,28 +72,31 @@ def _best_matching(edges):
     return set()
 
 
-def _streams(rng, streams, density):
-    """Valid pairs of many streams (targets and detections numbered across streams), some crowded."""
-    tr, dr, score, frame = [], [], [], []
-    t0 = d0 = 0
+def _streams(rng, streams, density, levels=None):
+    """Valid pairs of many streams (targets and detections numbered across streams), some crowded →
+    (target rows, detection rows, scores, frame of each pair, frame of each target, of each detection).
+    ``levels``: scores drawn from that many values (equal scores: ties)."""
+    tr, dr, score, frame, t_frame, d_frame = [], [], [], [], [], []
     for s in range(streams):
         nt, nd = rng.integers(1, 5), rng.integers(1, 5)
         for a in range(nt):
             for b in range(nd):
                 if rng.random() < density:
-                    tr.append(t0 + a)
-                    dr.append(d0 + b)
-                    score.append(rng.random())
+                    tr.append(len(t_frame) + a)
+                    dr.append(len(d_frame) + b)
+                    score.append(rng.random() if levels is None else rng.integers(1, levels + 1) / levels)
                     frame.append(s)
-        t0, d0 = t0 + nt, d0 + nd
-    return np.array(tr, np.int64), np.array(dr, np.int64), np.array(score), np.array(frame, np.int64), t0, d0
+        t_frame += [s] * nt
+        d_frame += [s] * nd
+    return (np.array(tr, np.int64), np.array(dr, np.int64), np.array(score), np.array(frame, np.int64),
+            np.array(t_frame, np.int64), np.array(d_frame, np.int64))
 
 
 @pytest.mark.parametrize("density", [0.15, 0.5, 0.9])
 def test_assign_pairs_takes_in_each_stream_the_matching_with_most_pairs_then_the_highest_score(density):
     rng = np.random.default_rng(int(density * 100))
-    tr, dr, score, frame, nt, nd = _streams(rng, 40, density)
-    mt, md = assign_pairs(tr, dr, score, frame, nt, nd)
+    tr, dr, score, frame, t_frame, d_frame = _streams(rng, 40, density)
+    mt, md = assign_pairs(tr, dr, score, t_frame, d_frame)
     got = set(zip(mt.tolist(), md.tolist()))
     assert len(got) == len(mt)
     expected = set()
@@ -104,13 +108,39 @@ def test_assign_pairs_takes_in_each_stream_the_matching_with_most_pairs_then_the
 
 def test_assign_pairs_splits_a_large_contest_by_frame_with_the_same_result(monkeypatch):
     rng = np.random.default_rng(9)
-    tr, dr, score, frame, nt, nd = _streams(rng, 60, 0.8)
-    whole = set(zip(*(x.tolist() for x in assign_pairs(tr, dr, score, frame, nt, nd))))
+    tr, dr, score, frame, t_frame, d_frame = _streams(rng, 60, 0.8)
+    whole = set(zip(*(x.tolist() for x in assign_pairs(tr, dr, score, t_frame, d_frame))))
     monkeypatch.setattr(pairs_module, "MAX_ROWS", 8)  # ~120 targets in contest: ~15 matrices
-    split = set(zip(*(x.tolist() for x in assign_pairs(tr, dr, score, frame, nt, nd))))
+    split = set(zip(*(x.tolist() for x in assign_pairs(tr, dr, score, t_frame, d_frame))))
     assert split == whole
     expected = set()
     for s in range(60):
         m = frame == s
         expected |= _best_matching(list(zip(tr[m].tolist(), dr[m].tolist(), score[m].tolist())))
     assert whole == expected
+
+
+def test_assign_pairs_breaks_exact_ties_as_the_hungarian_step_on_the_streams_own_matrix():
+    """Scores from three values: streams whose competing pairs tie have several optima; each must get
+    what scipy's Hungarian assignment gives on that stream's own matrix (rows: its targets in order,
+    columns: its detections, a pair that is not valid costing 1e6) — as the per-stream tracker asks it."""
+    rng = np.random.default_rng(11)
+    tr, dr, score, frame, t_frame, d_frame = _streams(rng, 50, 0.7, levels=3)
+    got = set(zip(*(x.tolist() for x in assign_pairs(tr, dr, score, t_frame, d_frame))))
+    expected = set()
+    for s in range(50):
+        rows, cols = np.flatnonzero(t_frame == s), np.flatnonzero(d_frame == s)
+        cost = np.full((len(rows), len(cols)), 1e6)
+        m = frame == s
+        cost[np.searchsorted(rows, tr[m]), np.searchsorted(cols, dr[m])] = -score[m]
+        r, c = linear_sum_assignment(cost)
+        ok = cost[r, c] < 1e6
+        expected |= set(zip(rows[r[ok]].tolist(), cols[c[ok]].tolist()))
+    assert got == expected
+    best = set()  # and it is an optimum: most pairs, then the highest score sum
+    for s in range(50):
+        m = frame == s
+        best |= _best_matching(list(zip(tr[m].tolist(), dr[m].tolist(), score[m].tolist())))
+    assert len(best) == len(got) and sum(score[(tr == a) & (dr == b)][0] for a, b in got) == pytest.approx(
+        sum(score[(tr == a) & (dr == b)][0] for a, b in best))
+    assert got != best  # ties that the two rules break differently: the test can tell them apart

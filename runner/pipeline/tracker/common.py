@@ -109,11 +109,16 @@ def size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(sw * sh)
 
 
+#: what a pair that may not match costs in the assignment: more than all scores together, so the
+#: assignment first matches as many valid pairs as it can, then the best scores
+INVALID_COST = 1e6
+
+
 def assign(score: np.ndarray, valid: np.ndarray):
     """Best one-to-one assignment on ``score`` among ``valid`` pairs → (rows, cols)."""
     if not valid.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    cost = np.where(valid, -score, 1e6)
+    cost = np.where(valid, -score, INVALID_COST)
     rows, cols = linear_sum_assignment(cost)
     ok = valid[rows, cols]
     return rows[ok], cols[ok]

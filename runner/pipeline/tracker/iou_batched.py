@@ -210,7 +210,7 @@ class BatchedIouTracker:
         if self._gate_overall:
             ok = score >= p.min_score_overall
             v, score = v[ok], score[ok]
-        return assign_pairs(tr[v], dr[v], score, tf[tr[v]], len(t), len(boxes))
+        return assign_pairs(tr[v], dr[v], score, np.where(active, tf, -1), np.where(considered, det_frame, -1))
 
     def _new_targets(self, tf, present, det_frame, boxes, conf, unmatched, frames) -> np.ndarray:
         """common.new_target_mask for every stream: unmatched, confident, not overlapping a target of

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-#: the cost of a pair that may not match, as in :func:`.common.assign`
-INVALID = 1e6
+from runner.pipeline.tracker.common import INVALID_COST, assign
+
 #: largest number of rows of one assignment matrix (rows x columns grows with the number of streams
 #: in contest; more rows are split by frame into several calls)
 MAX_ROWS = 64
@@ -69,46 +69,79 @@ def pair_size_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def assign_pairs(tr: np.ndarray, dr: np.ndarray, score: np.ndarray, t_frame: np.ndarray,
-                 n_targets: int, n_dets: int) -> tuple[np.ndarray, np.ndarray]:
+                 d_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The best one-to-one assignment among valid pairs (target row, detection row, score) of many
-    streams → (target rows, detection rows) matched.
+    streams → (target rows, detection rows) matched. ``t_frame`` / ``d_frame``: the frame of every
+    target / detection row taking part (-1 for the others; rows of one frame in the per-stream
+    tracker's order).
 
     What :func:`.common.assign` gives stream by stream: the Hungarian assignment where a pair that is
-    not valid costs :data:`INVALID` — the matching with the most valid pairs, then the highest sum of
+    not valid costs :data:`.common.INVALID_COST` — the matching with the most valid pairs, then the highest sum of
     scores. That optimum is the union of the optima of the graph's connected parts, so:
 
     * a pair whose target and detection are in no other valid pair is taken as it is;
     * the other pairs (targets competing for detections) go to one assignment matrix over all their
-      streams (``t_frame``: each pair's frame, to split a very large one by frame) — the streams'
-      blocks cannot disturb each other, every pair across two streams being invalid.
+      streams (split by frame past :data:`MAX_ROWS` targets) — the streams' blocks cannot disturb each
+      other, every pair across two streams being invalid;
+    * a stream where two competing pairs have exactly the same score (duplicate boxes) may have two
+      optima: it gets :func:`.common.assign` on its own matrix, the per-stream tracker's very step, so
+      that the tie goes the same way (rare: no call at all on the benchmark's real detections).
 
-    Equal to the per-stream assignment unless two assignments' score sums are equal to the last bits.
+    Equal to the per-stream assignment unless two different assignments' score sums are equal to the
+    last bit while their scores differ.
     """
     if not len(tr):
         return tr, dr
-    shared = (np.bincount(tr, minlength=n_targets)[tr] > 1) | (np.bincount(dr, minlength=n_dets)[dr] > 1)
+    shared = (np.bincount(tr, minlength=len(t_frame))[tr] > 1) | (np.bincount(dr, minlength=len(d_frame))[dr] > 1)
     if not shared.any():
         return tr, dr
-    ct, cd, cs, cf = tr[shared], dr[shared], score[shared], t_frame[shared]
-    out_t, out_d = [tr[~shared]], [dr[~shared]]
-    rows_t = np.zeros(n_targets, np.int64)
-    rows_t[ct] = 1
-    chunks = 1 + int(rows_t.sum()) // MAX_ROWS
-    part = cf * chunks // (int(cf.max()) + 1)  # frames cut into ``chunks`` runs
-    for k in range(chunks):  # O(contested targets / MAX_ROWS): 1 below MAX_ROWS targets in contest
-        m = part == k if chunks > 1 else slice(None)
-        kt, kd = ct[m], cd[m]
-        row = np.zeros(n_targets, np.int64)
-        col = np.zeros(n_dets, np.int64)
-        row[kt] = 1
-        col[kd] = 1
-        ut, ud = np.flatnonzero(row), np.flatnonzero(col)
-        row[ut] = np.arange(len(ut))
-        col[ud] = np.arange(len(ud))
-        cost = np.full((len(ut), len(ud)), INVALID)
-        cost[row[kt], col[kd]] = -cs[m]
-        r, c = linear_sum_assignment(cost)
-        ok = cost[r, c] < INVALID
-        out_t.append(ut[r[ok]])
-        out_d.append(ud[c[ok]])
+    out_t, out_d = [], []
+    cf, cs = t_frame[tr[shared]], score[shared]
+    by = np.lexsort((cs, cf))
+    tie = (cf[by][1:] == cf[by][:-1]) & (cs[by][1:] == cs[by][:-1])
+    if tie.any():  # streams with equal competing scores: stream by stream (O(such streams), usually none)
+        pair_frame = t_frame[tr]
+        tie_frames = np.unique(cf[by][1:][tie])
+        for f in tie_frames.tolist():
+            rows_t, rows_d = np.flatnonzero(t_frame == f), np.flatnonzero(d_frame == f)
+            m = pair_frame == f
+            valid = np.zeros((len(rows_t), len(rows_d)), bool)
+            block = np.zeros((len(rows_t), len(rows_d)))
+            at = np.searchsorted(rows_t, tr[m]), np.searchsorted(rows_d, dr[m])
+            valid[at], block[at] = True, score[m]
+            r, c = assign(block, valid)
+            out_t.append(rows_t[r])
+            out_d.append(rows_d[c])
+        rest = ~np.isin(pair_frame, tie_frames)
+        tr, dr, score, shared = tr[rest], dr[rest], score[rest], shared[rest]
+    out_t.append(tr[~shared])
+    out_d.append(dr[~shared])
+    ct, cd, cs = tr[shared], dr[shared], score[shared]
+    if len(ct):
+        rows = np.zeros(len(t_frame), np.int64)
+        rows[ct] = 1
+        chunks = 1 + int(rows.sum()) // MAX_ROWS
+        cf = t_frame[ct]
+        part = cf * chunks // (int(cf.max()) + 1)  # frames cut into ``chunks`` runs
+        for k in range(chunks):  # O(contested targets / MAX_ROWS): 1 below MAX_ROWS targets in contest
+            m = part == k if chunks > 1 else slice(None)
+            t, d = _assign_block(ct[m], cd[m], cs[m], len(t_frame), len(d_frame))
+            out_t.append(t)
+            out_d.append(d)
     return np.concatenate(out_t), np.concatenate(out_d)
+
+
+def _assign_block(tr, dr, score, n_targets: int, n_dets: int) -> tuple[np.ndarray, np.ndarray]:
+    """One Hungarian assignment over the targets and detections of the pairs (invalid elsewhere)."""
+    row = np.zeros(n_targets, np.int64)
+    col = np.zeros(n_dets, np.int64)
+    row[tr] = 1
+    col[dr] = 1
+    ut, ud = np.flatnonzero(row), np.flatnonzero(col)
+    row[ut] = np.arange(len(ut))
+    col[ud] = np.arange(len(ud))
+    cost = np.full((len(ut), len(ud)), INVALID_COST)
+    cost[row[tr], col[dr]] = -score
+    r, c = linear_sum_assignment(cost)
+    ok = cost[r, c] < INVALID_COST
+    return ut[r[ok]], ud[c[ok]]
