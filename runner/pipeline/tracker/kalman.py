@@ -130,13 +130,17 @@ class StateEstimator:
 
     def process_noise_var(self, x: np.ndarray) -> np.ndarray:
         """(n, d) variances on the diagonal of Q for states ``x`` (height-proportional noise uses each
-        target's current height); Q has nothing off its diagonal."""
+        target's current height; constant noise: one (d,) row for all); Q has nothing off its diagonal."""
+        if not self.height_noise:
+            return np.array([self.loc, self.loc, self.size, self.size] + [self.vel] * (self.dim - 4))
         h = x[:, 3]
         pos = self._pos_var(h, _ASPECT_STD[0], np.array([self.loc, self.loc, self.size, self.size]))
         return np.hstack([pos, self._vel_var(h, self.vel)])
 
     def measurement_noise_var(self, x: np.ndarray) -> np.ndarray:
-        """(n, 4) variances on the diagonal of R for predicted states ``x``."""
+        """(n, 4) variances on the diagonal of R for predicted states ``x`` (constant noise: (4,))."""
+        if not self.height_noise:
+            return np.full(4, self.meas)
         return self._pos_var(x[:, 3], _ASPECT_STD[2], np.full(4, self.meas))
 
     # -- filter --------------------------------------------------------------------------------------
@@ -169,17 +173,25 @@ class StateEstimator:
         x[:, :m] += x[:, 4:4 + m]
         P[:, :m] += P[:, 4:4 + m]  # F P
         P[:, :, :m] += P[:, :, 4:4 + m]  # (F P) F^T
-        d = np.arange(self.dim)
-        P[:, d, d] += q
+        _add_to_diagonals(P, q)
 
     def update(self, x: np.ndarray, P: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correct predicted states with measurements (one per row)."""
         S = P[:, :4, :4].copy()
-        d = np.arange(4)
-        S[:, d, d] += self.measurement_noise_var(x)
+        _add_to_diagonals(S, self.measurement_noise_var(x))
         K = P[:, :, :4] @ np.linalg.inv(S)
         x = x + np.einsum("nij,nj->ni", K, z - x[:, :4])
         return x, P - K @ P[:, :4, :]
+
+
+def _add_to_diagonals(A: np.ndarray, v: np.ndarray) -> None:
+    """``A[:, i, i] += v[..., i]`` for (n, d, d) matrices ``A`` (through a strided view when ``A`` is
+    contiguous, as the filter's arrays are)."""
+    if A.flags.c_contiguous:
+        A.reshape(len(A), A.shape[1] * A.shape[2])[:, ::A.shape[1] + 1] += v
+    else:
+        d = np.arange(A.shape[1])
+        A[:, d, d] += v
 
 
 def _diag(v: np.ndarray) -> np.ndarray:
@@ -205,8 +217,9 @@ class KalmanRows:
         """The rows' states corrected by their detections' ``boxes`` (xyxy)."""
         if not len(rows):
             return
-        self.x[rows], self.P[rows] = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
-        self.tracks.box[rows] = self.kf.boxes(self.x[rows])
+        x, P = self.kf.update(self.x[rows], self.P[rows], self.kf.measure(boxes))
+        self.x[rows], self.P[rows] = x, P
+        self.tracks.box[rows] = self.kf.boxes(x)
 
     def add_states(self, n: int) -> None:
         """States for the table's last ``n`` rows (new targets), started from their boxes."""
