@@ -481,7 +481,8 @@ def frame_filter(xyxy: np.ndarray, class_id: np.ndarray, params: ClassParams, fr
     box[:, 2] = box[:, 0] + w
     box[:, 3] = box[:, 1] + h
     c = np.clip(class_id, 0, params.num_classes - 1)
-    keep = ~np.isin(class_id, np.asarray(list(filter_out_class_ids), np.int64))
+    keep = ~np.isin(class_id, np.asarray(list(filter_out_class_ids), np.int64)) if len(filter_out_class_ids) \
+        else np.ones(len(box), bool)
     keep &= (w >= params.detected_min_w[c]) & (h >= params.detected_min_h[c])
     keep &= (params.detected_max_w[c] <= 0) | (w <= params.detected_max_w[c])
     keep &= (params.detected_max_h[c] <= 0) | (h <= params.detected_max_h[c])

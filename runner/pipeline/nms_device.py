@@ -71,14 +71,23 @@ def greedy_keep(src: np.ndarray, dst: np.ndarray, n: int) -> np.ndarray:
     alive = np.ones(n, bool)
     if not len(dst):
         return alive
-    # only boxes some pair can suppress change: the rounds work on those (and the pairs) alone
-    targets, slot = np.unique(dst, return_inverse=True)
-    alive_t = np.ones(len(targets), bool)
+    # Only boxes some pair can suppress ("targets") change. Pairs sorted by target, each target's
+    # suppressors are one run: a round is one gather and one ``logical_or.reduceat`` over the pairs.
+    by_target = np.argsort(dst, kind="stable")
+    dst = dst[by_target]
+    first = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]])
+    targets = dst[first]
+    slot = np.full(n, len(targets))  # a box no pair suppresses: the last slot, alive throughout
+    slot[targets] = np.arange(len(targets))
+    src_slot = slot[src[by_target]]
+    state = np.ones(len(targets) + 1, bool)
+    target_alive = state[:-1]  # (a view: written in place)
     while True:
-        new_alive_t = np.bincount(slot[alive[src]], minlength=len(targets)) == 0
-        if not (new_alive_t ^ alive_t).any():
+        killed = np.logical_or.reduceat(state[src_slot], first)
+        if not (killed == target_alive).any():  # every target's next flag, not killed, is its flag now
+            alive[targets] = target_alive
             return alive
-        alive[targets] = alive_t = new_alive_t
+        np.logical_not(killed, out=target_alive)
 
 
 def grouped_nms_device(torch, device, xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray,
