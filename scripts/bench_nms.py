@@ -23,7 +23,7 @@ Candidates (frame, class, confidence, box in network pixels), in order of prefer
   region as a network's are — the same sizes (candidates, pairs, groups); chains as long or longer,
   fewer overlapping pairs (the table prints both).
 
-Rows: ``host`` (cluster.grouped_nms's host pass, numpy), ``device-old`` (runner/pipeline/nms_device.py
+Rows: ``host`` (nms.grouped_nms's host pass, numpy), ``device-old`` (runner/pipeline/nms_device.py
 as of commit 24c894e, reproduced below: pairs generated on the device, the fixed point iterated there,
 checked every 3 rounds), ``device`` (the current module: overlaps on the device, one download, the
 fixed point on the host). Batches of 1..32 frames; ``--contend N`` adds N Python threads that each
@@ -56,7 +56,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import runner.pipeline.cluster as cluster  # noqa: E402
+import runner.pipeline.nms as nms  # noqa: E402
 import runner.pipeline.nms_device as nms_device  # noqa: E402
 
 NET_W, NET_H, GRID = 960, 544, 16
@@ -107,12 +107,13 @@ def capture(clip: str, frames: int) -> dict:
     sys.path.insert(0, str(REPO / "scripts"))
     from bench_streams import generated_models
 
+    from runner.pipeline.cluster import ClassParams
     from runner.pipeline.parsers import NetworkInfo
     from runner.pipeline.parsers.detectnet_v2 import parse_detectnet_v2
 
     model = generated_models(("detectnet_r34",))["detectnet_r34"]
     session = ort.InferenceSession(str(model), providers=ort.get_available_providers())
-    params = cluster.ClassParams.uniform(4, pre_cluster_threshold=0.3, nms_iou_threshold=IOU)
+    params = ClassParams.uniform(4, pre_cluster_threshold=0.3, nms_iou_threshold=IOU)
     pictures = []
     with av.open(clip) as container:
         for i, frame in enumerate(container.decode(video=0)):
@@ -327,11 +328,11 @@ def main() -> int:
     print(f"candidates: {source}", flush=True)
 
     def host(xyxy, conf, group, thr):
-        saved, cluster._DEVICE_NMS = cluster._DEVICE_NMS, None  # the host pass even on a GPU machine
+        saved, nms._DEVICE_NMS = nms._DEVICE_NMS, None  # the host pass even on a GPU machine
         try:
-            return cluster.grouped_nms(xyxy, conf, group, thr)
+            return nms.grouped_nms(xyxy, conf, group, thr)
         finally:
-            cluster._DEVICE_NMS = saved
+            nms._DEVICE_NMS = saved
 
     passes = {"host": host,
               "device-old": lambda *a: device_old(torch, device, *a),
@@ -373,7 +374,7 @@ def main() -> int:
         result["crossover"][str(contend)] = min(wins) if wins else None
         print(f"  {contend} busy threads: the device pass is faster than the host pass from "
               f"{min(wins) if wins else '(never)'} pairs per batch "
-              f"(cluster.DEVICE_MIN_PAIRS = {cluster.DEVICE_MIN_PAIRS})", flush=True)
+              f"(nms.DEVICE_MIN_PAIRS = {nms.DEVICE_MIN_PAIRS})", flush=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0 if all(r["same_as_host"] for r in result["rows"]) else 1

@@ -16,7 +16,7 @@ scripts/bench_streams.py's PGIE — DetectNet_v2 ResNet-34 960x544, 4 classes, b
 (seeded weights), its INI (cluster-mode=2, pre-cluster-threshold=0.3, nms-iou-threshold=0.5, topk=3) —
 run once on ONNX Runtime (FP32, CPU) and kept in ``--outputs`` (.npz; made when missing).
 
-Rows, per NMS path: ``host`` (``cluster.grouped_nms``'s numpy pass) and ``device``
+Rows, per NMS path: ``host`` (``nms.grouped_nms``'s numpy pass) and ``device``
 (``runner.pipeline.nms_device`` on ``--device``: the path a GPU machine takes at this batch's pair
 count; torch on the CPU here). Columns: candidates and objects out; µs per batch (median) for the
 whole ``_consume``, the parse and the cluster + filter; cProfile's calls per batch — all, numpy's
@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-import runner.pipeline.cluster as cluster  # noqa: E402
+import runner.pipeline.nms as nms  # noqa: E402
 from runner.pipeline.batch import Batch  # noqa: E402
 
 NET = (960, 544)
@@ -158,18 +158,18 @@ def gil_counter():
 def use_path(name: str, torch, device) -> None:
     """Route cluster-mode 2's NMS for the following runs: ``host`` (numpy), ``device`` (the device pass
     on ``device`` for every batch) or ``auto`` (what the runner chooses on this machine)."""
-    cluster._DEVICE_NMS, cluster.DEVICE_MIN_PAIRS = False, DEVICE_MIN_PAIRS  # auto: looked up again
+    nms._DEVICE_NMS, nms.DEVICE_MIN_PAIRS = False, DEVICE_MIN_PAIRS  # auto: looked up again
     if name == "host":
-        cluster._DEVICE_NMS = None
+        nms._DEVICE_NMS = None
     elif name == "device":
         from runner.pipeline.nms_device import grouped_nms_device
 
-        cluster._DEVICE_NMS = lambda xyxy, conf, group, thr, runs: grouped_nms_device(
+        nms._DEVICE_NMS = lambda xyxy, conf, group, thr, runs: grouped_nms_device(
             torch, device, xyxy, conf, group, thr, runs)
-        cluster.DEVICE_MIN_PAIRS = 0
+        nms.DEVICE_MIN_PAIRS = 0
 
 
-DEVICE_MIN_PAIRS = cluster.DEVICE_MIN_PAIRS
+DEVICE_MIN_PAIRS = nms.DEVICE_MIN_PAIRS
 COLUMNS = ("frame", "class_id", "confidence", "xyxy", "gie_id", "parent")
 
 

@@ -3,7 +3,8 @@
 import numpy as np
 
 from runner.pipeline.batch import Objects
-from runner.pipeline.cluster import ClassParams, cluster, frame_filter, iou_matrix, nms_keep
+from runner.pipeline.cluster import ClassParams, cluster, frame_filter
+from runner.pipeline.nms import iou_matrix, nms_keep
 
 
 def _objs(frame, cls, conf, boxes):

@@ -80,7 +80,7 @@ def test_nms_with_topk_extends_a_groups_prefix_until_it_keeps_topk_boxes(seed, m
     reference port), on the host pass and the device pass, with topk per class (none for class 1)."""
     import dataclasses
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
 
     objs = _crowded_case(seed)
     topk = np.array([6, -1, 2])
@@ -88,8 +88,8 @@ def test_nms_with_topk_extends_a_groups_prefix_until_it_keeps_topk_boxes(seed, m
     params = dataclasses.replace(ClassParams.uniform(3, pre_cluster_threshold=0.2, nms_iou_threshold=0.45),
                                  topk=topk)
     passes = []
-    real = cl.grouped_nms
-    monkeypatch.setattr(cl, "grouped_nms", lambda *a: passes.append(len(a[1])) or real(*a))
+    real = nms.grouped_nms
+    monkeypatch.setattr(nms, "grouped_nms", lambda *a: passes.append(len(a[1])) or real(*a))
     paths = [("host", None)]
     for device in _devices():
         import torch
@@ -97,8 +97,8 @@ def test_nms_with_topk_extends_a_groups_prefix_until_it_keeps_topk_boxes(seed, m
         from runner.pipeline.nms_device import grouped_nms_device
         paths.append((device, lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a)))
     for name, device_pass in paths:
-        monkeypatch.setattr(cl, "_DEVICE_NMS", device_pass)
-        monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+        monkeypatch.setattr(nms, "_DEVICE_NMS", device_pass)
+        monkeypatch.setattr(nms, "DEVICE_MIN_PAIRS", 0)
         passes.clear()
         got = cluster(objs, 2, params)
         np.testing.assert_allclose(_table(got), expected, rtol=1e-6, atol=1e-4, err_msg=name)
@@ -112,9 +112,9 @@ def test_nms_with_topk_extends_a_groups_prefix_until_it_keeps_topk_boxes(seed, m
 def test_grouped_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatch):
     """Every group at once (pairs of one group only), ties in confidence kept in row order, a group
     too large for the pair list taking nms_keep on its own, per-class thresholds."""
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
 
-    monkeypatch.setattr(cl, "PAIRWISE_GROUP_LIMIT", 150)  # group 0 below is larger: the fallback path
+    monkeypatch.setattr(nms, "PAIRWISE_GROUP_LIMIT", 150)  # group 0 below is larger: the fallback path
     rng = np.random.default_rng(seed)
     n = 2000
     centre = rng.uniform(0, 200, (n, 2)).round(-1)
@@ -123,11 +123,11 @@ def test_grouped_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, monkeypatc
     conf = rng.uniform(0, 1, n).round(2)  # many ties
     group = np.where(rng.random(n) < 0.15, 0, rng.integers(1, 60, n))
     threshold = np.where(group % 2 == 0, 0.3, 0.6)
-    keep = cl.grouped_nms(xyxy, conf, group, threshold)
+    keep = nms.grouped_nms(xyxy, conf, group, threshold)
     expected = np.zeros(n, bool)
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
-        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+        expected[rows[nms.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
     assert (group == 0).sum() > 150 and 0 < expected.sum() < n
     np.testing.assert_array_equal(keep, expected)
 
@@ -140,7 +140,7 @@ def _devices():
 def _device_case(seed: int, n: int = 2000):
     """Boxes with clustered centres in ~60 groups, group 0 much larger, five identical boxes (IoU exactly
     1); confidences with many ties; per-class thresholds; and what nms_keep keeps group by group."""
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
 
     rng = np.random.default_rng(seed)
     centre = rng.uniform(0, 200, (n, 2)).round(-1)
@@ -153,7 +153,7 @@ def _device_case(seed: int, n: int = 2000):
     expected = np.zeros(n, bool)
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
-        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+        expected[rows[nms.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
     return xyxy, conf, group, threshold, expected
 
 
@@ -183,15 +183,15 @@ def test_device_nms_keeps_what_greedy_nms_keeps_group_by_group(seed, block, monk
 
 @pytest.mark.parametrize("seed, topk, post", [(0, -1, 0.0), (2, 2, 0.5)])
 def test_cluster_with_the_device_nms_equals_nvinfers_nms(seed, topk, post, monkeypatch):
-    """cluster-mode 2 as a GPU machine runs it (the device NMS path of cluster.grouped_nms), against
+    """cluster-mode 2 as a GPU machine runs it (the device NMS path of nms.grouped_nms), against
     the reference port of clusterAndFillDetectionOutputNMS."""
     import torch
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
     from runner.pipeline.nms_device import grouped_nms_device
 
     for device in _devices():
-        monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
+        monkeypatch.setattr(nms, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
         objs, params, expected = _nms_case(seed, topk, post)
         np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
 
@@ -216,7 +216,7 @@ def test_device_nms_with_empty_boxes_and_a_negative_threshold_equals_nms_keep():
     counts as IoU 0: no overlap at threshold >= 0, an overlap below 0 — on the device as on the host."""
     import torch
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
     import runner.pipeline.nms_device as nd
 
     rng = np.random.default_rng(4)
@@ -231,9 +231,9 @@ def test_device_nms_with_empty_boxes_and_a_negative_threshold_equals_nms_keep():
     expected = np.zeros(n, bool)
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
-        expected[rows[cl.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
+        expected[rows[nms.nms_keep(xyxy[rows], conf[rows], float(threshold[rows[0]]))]] = True
     assert expected[group == 3].sum() == 1  # every pair "overlaps" below a negative threshold
-    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    np.testing.assert_array_equal(nms.grouped_nms(xyxy, conf, group, threshold), expected)
     for device in _devices():
         keep = nd.grouped_nms_device(torch, torch.device(device), xyxy, conf, group, threshold)
         np.testing.assert_array_equal(keep, expected, err_msg=device)
@@ -284,7 +284,7 @@ def test_grouped_nms_takes_the_device_from_device_min_pairs_on(monkeypatch):
     from there on the device pass runs — the same keep mask either way."""
     import torch
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
     from runner.pipeline.nms_device import grouped_nms_device
 
     used = []
@@ -293,14 +293,14 @@ def test_grouped_nms_takes_the_device_from_device_min_pairs_on(monkeypatch):
         used.append(len(args[1]))
         return grouped_nms_device(torch, torch.device("cpu"), *args)
 
-    monkeypatch.setattr(cl, "_DEVICE_NMS", device_pass)
+    monkeypatch.setattr(nms, "_DEVICE_NMS", device_pass)
     xyxy, conf, group, threshold, expected = _device_case(6)
     pairs = sum(k * (k - 1) // 2 for k in np.unique(group, return_counts=True)[1])
-    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", pairs + 1)
-    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    monkeypatch.setattr(nms, "DEVICE_MIN_PAIRS", pairs + 1)
+    np.testing.assert_array_equal(nms.grouped_nms(xyxy, conf, group, threshold), expected)
     assert used == []
-    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", pairs)
-    np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
+    monkeypatch.setattr(nms, "DEVICE_MIN_PAIRS", pairs)
+    np.testing.assert_array_equal(nms.grouped_nms(xyxy, conf, group, threshold), expected)
     assert used == [len(conf)]
 
 
@@ -332,7 +332,7 @@ def test_cluster_with_the_device_nms_on_a_real_detectors_candidates_equals_nvinf
     clusterAndFillDetectionOutputNMS, frame by frame."""
     import torch
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
     from runner.pipeline.nms_device import grouped_nms_device
 
     objs = detector_candidates
@@ -340,9 +340,9 @@ def test_cluster_with_the_device_nms_on_a_real_detectors_candidates_equals_nvinf
     assert len(objs) > 200 and len(expected) < len(objs)  # NMS suppresses some of them
     params = ClassParams.uniform(4, pre_cluster_threshold=0.2, nms_iou_threshold=0.4, topk=topk,
                                  post_cluster_threshold=post)
-    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+    monkeypatch.setattr(nms, "DEVICE_MIN_PAIRS", 0)
     for device in _devices():
-        monkeypatch.setattr(cl, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
+        monkeypatch.setattr(nms, "_DEVICE_NMS", lambda *a, d=device: grouped_nms_device(torch, torch.device(d), *a))
         np.testing.assert_allclose(_table(cluster(objs, 2, params)), expected, rtol=1e-6, atol=1e-4, err_msg=device)
 
 
@@ -366,7 +366,7 @@ def test_a_failing_device_pass_hands_this_and_later_batches_to_the_host_pass(mon
     the run: one warning, the host pass from then on, the same boxes."""
     import logging
 
-    import runner.pipeline.cluster as cl
+    import runner.pipeline.nms as nms
 
     calls = []
 
@@ -374,13 +374,13 @@ def test_a_failing_device_pass_hands_this_and_later_batches_to_the_host_pass(mon
         calls.append(len(args[1]))
         raise NotImplementedError("Could not run 'aten::nonzero_static' with arguments from the 'CUDA' backend.\nmore")
 
-    monkeypatch.setattr(cl, "_DEVICE_NMS", cl._or_the_host_pass(broken))
-    monkeypatch.setattr(cl, "DEVICE_MIN_PAIRS", 0)
+    monkeypatch.setattr(nms, "_DEVICE_NMS", nms._or_the_host_pass(broken))
+    monkeypatch.setattr(nms, "DEVICE_MIN_PAIRS", 0)
     xyxy, conf, group, threshold, expected = _device_case(8)
     with caplog.at_level(logging.WARNING, logger="dsrun"):
-        np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
-        np.testing.assert_array_equal(cl.grouped_nms(xyxy, conf, group, threshold), expected)
-    assert calls == [len(conf)] and cl._DEVICE_NMS is None
+        np.testing.assert_array_equal(nms.grouped_nms(xyxy, conf, group, threshold), expected)
+        np.testing.assert_array_equal(nms.grouped_nms(xyxy, conf, group, threshold), expected)
+    assert calls == [len(conf)] and nms._DEVICE_NMS is None
     assert [r.getMessage() for r in caplog.records] == [
         "NMS on the GPU failed (NotImplementedError: Could not run 'aten::nonzero_static' with arguments from "
         "the 'CUDA' backend.) — clustering on the CPU from now on, with the same results (DSRUN_DEVICE_NMS=0 "

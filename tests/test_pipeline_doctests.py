@@ -10,7 +10,8 @@ MODULES = ["runner.pipeline.source", "runner.pipeline.mux", "runner.pipeline.rep
            "runner.placement", "runner.placement.merge", "runner.placement.devices",
            "runner.pipeline.live_sources", "runner.pipeline.tiler", "runner.rest.parse", "runner.rest.api",
            "runner.pipeline.tracker.pairs", "runner.pipeline.tracker.iou_batched",
-           "runner.pipeline.tracker.sort_batched", "runner.pipeline.tracker.stage"]
+           "runner.pipeline.tracker.sort_batched", "runner.pipeline.tracker.stage",
+           "runner.pipeline.cluster", "runner.pipeline.nms", "runner.pipeline.parsers.detectnet_v2"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,5 +1,5 @@
 """Greedy NMS within groups with the overlaps found on a torch device: the GPU twin of
-``cluster.grouped_nms``'s host pass.
+``nms.grouped_nms``'s host pass.
 
 Same rule, same result: inside each group (a frame and class of the inference batch), boxes ranked by
 descending confidence (ties keep row order), a box is kept unless a kept, higher-ranked box of its
@@ -53,7 +53,7 @@ EDGES_PER_BOX = 4  # first guess of overlapping pairs per candidate: sizes the o
 def group_runs(conf: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(order, starts, sizes)``: rows by group, then descending confidence (stable: ties keep row
     order), and where each group's run starts in ``order`` and how long it is — the ranking both NMS
-    passes (this one and ``cluster.grouped_nms``'s host pass) suppress in."""
+    passes (this one and ``nms.grouped_nms``'s host pass) suppress in."""
     order = np.argsort(-np.asarray(conf, np.float64), kind="stable")
     g = np.asarray(group)[order]
     if len(g) and g.min() >= 0 and g.max() < 1 << 16:
