@@ -46,7 +46,7 @@ from scipy.sparse.csgraph import connected_components
 from runner.pipeline.batch import Objects
 from runner.pipeline.nms import cluster_nms, iou_matrix, nms_keep
 
-__all__ = ["ClassParams", "cluster", "frame_filter"]
+__all__ = ["ClassParams", "cluster", "frame_filter", "iou_matrix"]  # iou_matrix: defined in nms.py
 
 ATHR_THRESHOLD = 60.0  # nvinfer enables the area-to-hit-ratio filter with this threshold
 GROUP_RECTANGLES_CONFIDENCE = -0.1  # what nvinfer reports for cluster-mode=0 boxes
