@@ -87,8 +87,9 @@ def assign_pairs(tr: np.ndarray, dr: np.ndarray, score: np.ndarray, t_frame: np.
       optima: it gets :func:`.common.assign` on its own matrix, the per-stream tracker's very step, so
       that the tie goes the same way (rare: no call at all on the benchmark's real detections).
 
-    Equal to the per-stream assignment unless two different assignments' score sums are equal to the
-    last bit while their scores differ.
+    Equal to the per-stream assignment unless two assignments of a stream made of different scores
+    have sums equal, or within the rounding of costs near :data:`.common.INVALID_COST` (~1e-9), of each
+    other — with real detectors' boxes, not seen (scripts/bench_tracker.py --check).
     """
     if not len(tr):
         return tr, dr
