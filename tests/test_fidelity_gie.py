@@ -153,6 +153,23 @@ def test_cached_label_on_objects_of_a_filtered_class_and_reinfer_interval(sgie):
     assert got == want
 
 
+def test_cached_labels_then_fresh_ones_follow_earlier_results_in_the_batch(sgie):
+    """The batch's classifier table, row by row (worked out by hand): what an earlier GIE attached
+    stays first; then this GIE's cached results (track 7, labelled on frame 0 at pixel value 150),
+    then the objects it infers now (track 9, new on frame 1 at value 200). Labels and confidences
+    are the softmax of LOGITS at each value, computed here."""
+    from runner.pipeline.batch import Classifications
+
+    stage = sgie()
+    stage.process(_batch([0], [0], [150], [(0, 7, 1, 0, 10, 10, 60, 60)]))
+    b = _batch([0], [1], [200], [(0, 9, 1, 0, 64, 10, 110, 60), (0, 7, 1, 0, 10, 10, 60, 60)])
+    b.classifications = Classifications.from_columns(obj=[1], frame=[0], gie_id=5, class_id=0, label="earlier")
+    c = stage.process(b).classifications
+    assert c.obj.tolist() == [1, 1, 0] and c.gie_id.tolist() == [5, 2, 2] and c.frame.tolist() == [0, 0, 0]
+    assert c.label.tolist() == ["earlier", "dog", "dog"] and c.class_id.tolist() == [0, 1, 1]
+    assert c.confidence[1:].tolist() == pytest.approx([_softmax(150)[1], _softmax(200)[1]], abs=1e-5)
+
+
 def test_history_is_swept_every_1800_batches_and_cleared_at_end_of_stream(sgie):
     stage = sgie()
     seen = {0, 300, 2000, 2001, 2002, 2003}  # track 3 away 300 frames: still cached; swept at batch 1801

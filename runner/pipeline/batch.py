@@ -34,10 +34,27 @@ def _column(values: Any, n: int, dtype: Any, fill: Any) -> np.ndarray:
     return arr
 
 
+def _names(cls) -> tuple[str, ...]:
+    """The column names of a columnar dataclass, looked up once per class (``fields()`` builds a new
+    tuple at every call, and these run several times per batch)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _select(cls, table, index):
     """Rows ``index`` (bool mask, int array or slice) of a columnar dataclass; ``parent``-style
     row references are remapped by the caller."""
-    return cls(**{f.name: getattr(table, f.name)[index] for f in fields(cls)})
+    return cls(*[getattr(table, name)[index] for name in _names(cls)])
+
+
+def _concat(cls, tables) -> Any:
+    """``tables`` (of one columnar dataclass) one after the other: one ``np.concatenate`` per column."""
+    return cls(*[np.concatenate([getattr(t, name) for t in tables]) for name in _names(cls)])
 
 
 @dataclass(slots=True)
@@ -91,9 +108,7 @@ class Objects:
 
     def concat(self, other: "Objects") -> "Objects":
         """This table followed by ``other`` (whose ``parent`` rows refer to *this* table's rows)."""
-        joined = Objects(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                            for f in fields(Objects)})
-        return joined
+        return _concat(Objects, (self, other))
 
     @property
     def width(self) -> np.ndarray:
@@ -169,9 +184,9 @@ class Classifications:
     def __getitem__(self, index) -> "Classifications":
         return _select(Classifications, self, index)
 
-    def concat(self, other: "Classifications") -> "Classifications":
-        return Classifications(**{f.name: np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                                  for f in fields(Classifications)})
+    def concat(self, *others: "Classifications") -> "Classifications":
+        """This table followed by ``others``, in order (one ``np.concatenate`` per column for all)."""
+        return _concat(Classifications, (self, *others))
 
 
 @dataclass(slots=True)

@@ -49,7 +49,7 @@ import numpy as np
 
 from runner.config.enums import ProcessMode
 from runner.errors import DsrunError
-from runner.pipeline.batch import Batch
+from runner.pipeline.batch import Batch, box_extent
 from runner.pipeline.cluster import ClassParams
 from runner.pipeline.gpu_streams import ready_event, wait_ready
 from runner.pipeline.infer_history import REINFER_AREA_THRESHOLD, TrackHistory
@@ -154,6 +154,14 @@ class GieStage(GieOutputs):
         self._preprocessed: deque = deque()  # (batch, [(input tensor, InputMapping)]), oldest first
         self._inferred: deque = deque()  # (batch, [(outputs, InputMapping)]), oldest first
         self.history = TrackHistory()
+        # should_infer_object's settings, read once: operate-on-gie-id, input-object-min/max-width/height,
+        # operate-on-class-ids (None: any class), secondary-reinfer-interval
+        ids = tuple(getattr(cfg, "operate_on_class_ids", ()) or ())
+        self._object_filters = (
+            _int(getattr(cfg, "operate_on_gie_id", -1), -1), max(1, _int(cfg.input_object_min_width)),
+            max(1, _int(cfg.input_object_min_height)), _int(cfg.input_object_max_width),
+            _int(cfg.input_object_max_height), np.asarray(ids, np.int64) if ids else None)
+        self._reinfer_interval = _int(getattr(cfg, "secondary_reinfer_interval", REINFER_NEVER), REINFER_NEVER)
         self._lock = threading.Lock()
         self._async: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
@@ -313,41 +321,51 @@ class GieStage(GieOutputs):
 
     def select_objects(self, batch: Batch) -> np.ndarray:
         """nvinfer's ``should_infer_object`` filters that do not depend on history (bool per row)."""
-        objs, cfg = batch.objects, self.cfg
-        op = _int(getattr(cfg, "operate_on_gie_id", -1), -1)
-        sel = np.ones(len(objs), bool) if op < 0 else objs.gie_id == op
-        w, h = objs.width, objs.height
-        sel &= (w >= max(1, _int(cfg.input_object_min_width))) & (h >= max(1, _int(cfg.input_object_min_height)))
-        max_w, max_h = _int(cfg.input_object_max_width), _int(cfg.input_object_max_height)
+        return self._filter_objects(batch.objects)[0]
+
+    def _filter_objects(self, objs):
+        """(:meth:`select_objects`' mask, the objects' widths, their heights) — both sizes from one
+        :func:`box_extent` call over the (x1, y1) and (x2, y2) columns."""
+        op, min_w, min_h, max_w, max_h, class_ids = self._object_filters
+        size = box_extent(objs.xyxy[:, :2], objs.xyxy[:, 2:])
+        w, h = size[:, 0], size[:, 1]
+        sel = (w >= min_w) & (h >= min_h)
+        if op >= 0:
+            sel &= objs.gie_id == op
         if max_w > 0:
             sel &= w <= max_w
         if max_h > 0:
             sel &= h <= max_h
-        ids = tuple(getattr(cfg, "operate_on_class_ids", ()) or ())
-        if ids:
-            sel &= np.isin(objs.class_id, np.asarray(ids, np.int64))
-        return sel
+        if class_ids is not None:
+            sel &= np.isin(objs.class_id, class_ids)
+        return sel, w, h
 
     def _process_objects(self, batch: Batch) -> None:
         """gst_nvinfer_process_objects, for every object at once: an object is inferred when it passes
         ``should_infer_object``; a classifier re-attaches its cached result to every tracked object it
-        does not infer now — filtered out by size, class or gie-id included — as nvinfer does."""
+        does not infer now — filtered out by size, class or gie-id included — as nvinfer does. What it
+        attaches (cached results, then each engine call's) joins ``Batch.classifications`` in one
+        concatenation."""
         objs = batch.objects
-        passes = self.select_objects(batch)
+        passes, w, h = self._filter_objects(objs)
         is_cls = self.network_type == 1
-        has_track = objs.track_id >= 0
-        # asynchronous classifiers cannot infer untracked objects and skip them altogether
-        rows = np.flatnonzero(has_track) if self._async is not None else np.arange(len(objs))
-        passes, has_track = passes[rows], has_track[rows]
-        frame_num = batch.frame_num[objs.frame[rows]]
-        source = batch.source_id[objs.frame[rows]]
-        area = (objs.width * objs.height)[rows].astype(np.float64)
-        tracks = objs.track_id[rows]
+        tracks = objs.track_id
+        has_track = tracks >= 0
+        area = (w * h).astype(np.float64)
+        if self._async is not None:  # asynchronous classifiers cannot infer untracked objects and skip them
+            rows = np.flatnonzero(has_track)
+            passes, has_track, area, tracks = passes[rows], has_track[rows], area[rows], tracks[rows]
+            frame = objs.frame[rows]
+        else:
+            rows, frame = np.arange(len(objs)), objs.frame
+        frame_num = batch.frame_num[frame]
+        source = batch.source_id[frame]
+        reinfer = self._reinfer_interval
+        attached: list = []  # classifier results for this batch, in the order they are attached
         with self._lock:
             idx, found = self.history.lookup(tracks)
             found &= has_track
             needs = passes & ~found
-            reinfer = _int(getattr(self.cfg, "secondary_reinfer_interval", REINFER_NEVER), REINFER_NEVER)
             if found.any():
                 since = frame_num - self.history.last_inferred[idx]
                 if is_cls:
@@ -361,12 +379,21 @@ class GieStage(GieOutputs):
                 if len(cached):
                     cached.obj = obj_rows.astype(np.int32)
                     cached.frame = objs.frame[obj_rows]
-                    self._append_classifications(batch, cached)
+                    attached.append(cached)
                 self.history.touch(tracks[attach], frame_num[attach])
             new = has_track & needs
             self.history.touch(tracks[new], frame_num[new], source[new], area[new], inferred=True)
             self.history.end_batch(batch.source_id, batch.frame_num, busy=self._in_flight)
-        todo = rows[needs]
+        try:
+            self._infer_objects(batch, rows[needs], attached)
+        finally:
+            if attached:
+                self._append_classifications(batch, *attached)
+
+    def _infer_objects(self, batch: Batch, todo: np.ndarray, attached: list) -> None:
+        """Infer the objects of rows ``todo`` (``max_batch`` crops per engine call; in the background
+        for ``classifier-async-mode``); classifier results are added to ``attached``."""
+        objs = batch.objects
         if not len(todo):
             return
         frames = self._frames(batch)
@@ -385,7 +412,7 @@ class GieStage(GieOutputs):
         for start in range(0, len(todo), self.max_batch):
             chunk = todo[start:start + self.max_batch]
             outputs, mapping = self._infer(frames, objs.xyxy[chunk], objs.frame[chunk])
-            self._consume(batch, outputs, mapping, parent_rows=chunk)
+            self._consume(batch, outputs, mapping, parent_rows=chunk, attached=attached)
 
     def _infer_async(self, frames, xyxy, frame_idx, tracks, ready=None) -> None:
         if ready is not None:

@@ -28,7 +28,9 @@ class GieOutputs:
     engine call's outputs (``mapping``: which frame, crop and scale each row came from;
     ``parent_rows``: the object each row was cropped from, or None for whole frames)."""
 
-    def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
+    def _consume(self, batch: Batch, outputs: dict, mapping, parent_rows, attached: list | None = None) -> None:
+        """``attached``: where classifier results go (the caller attaches them with others in one
+        concatenation); None: attached here."""
         if self.output_tensor_meta:
             self._attach_tensors(batch, outputs, mapping, parent_rows)
         if self.network_type == 0:
@@ -39,15 +41,18 @@ class GieOutputs:
             res.frame = mapping.frame[item]
             res.obj = (np.full(len(res), -1, np.int32) if parent_rows is None
                        else parent_rows[item].astype(np.int32))
-            if parent_rows is not None:
+            if parent_rows is not None:  # the results of tracked objects are their cached results
                 tracks = batch.objects.track_id[parent_rows]
                 done = tracks[tracks >= 0]
-                mine = res[np.isin(res.obj, parent_rows[tracks >= 0])]
+                mine = res[batch.objects.track_id[res.obj] >= 0]  # res.obj: rows of parent_rows
                 mine.obj = batch.objects.track_id[mine.obj].astype(np.int32)
                 mine.gie_id = np.full(len(mine), self.gie_id, np.int32)
                 with self._lock:
                     self.history.store_results(done, mine)
-            self._append_classifications(batch, res)
+            if attached is None:
+                self._append_classifications(batch, res)
+            else:
+                attached.append(res)
         elif self.network_type == 2:
             if self.seg_parser is not None:
                 cmap = self._timed("parse", self.seg_parser, outputs, self.net)
@@ -61,10 +66,11 @@ class GieOutputs:
                 batch.masks[self.gie_id] = masks
             masks[mapping.frame] = cmap
 
-    def _append_classifications(self, batch: Batch, res: Classifications) -> None:
-        res.gie_id = np.full(len(res), self.gie_id, np.int32)
-        batch.classifications = batch.classifications.concat(res)
-        self.counters.count_labels(self.gie_id, res.label)
+    def _append_classifications(self, batch: Batch, *results: Classifications) -> None:
+        for res in results:
+            res.gie_id = np.full(len(res), self.gie_id, np.int32)
+            self.counters.count_labels(self.gie_id, res.label)
+        batch.classifications = batch.classifications.concat(*results)
 
     def _attach_detections(self, batch: Batch, outputs: dict, mapping, parent_rows) -> None:
         raw = self._timed("parse", self.bbox_parser, outputs, self.net, self.class_params)

@@ -138,20 +138,14 @@ class InputMapping:
 
 
 def _crop_geometry(rects: np.ndarray, frame_w: np.ndarray, frame_h: np.ndarray):
-    """nvinfer's crop rounding: left/top up to even, width/height down to even; clipped to the frame."""
-    left = np.maximum(rects[:, 0], 0).astype(np.int64)
-    top = np.maximum(rects[:, 1], 0).astype(np.int64)
-    width = np.maximum(box_extent(rects[:, 0], rects[:, 2]), 0).astype(np.int64)  # rect_params.width
-    height = np.maximum(box_extent(rects[:, 1], rects[:, 3]), 0).astype(np.int64)
-    left = (left + 1) // 2 * 2
-    top = (top + 1) // 2 * 2
-    width = width // 2 * 2
-    height = height // 2 * 2
-    left = np.minimum(left, np.maximum(frame_w - 1, 0))
-    top = np.minimum(top, np.maximum(frame_h - 1, 0))
-    width = np.clip(width, 1, np.maximum(frame_w - left, 1))
-    height = np.clip(height, 1, np.maximum(frame_h - top, 1))
-    return left, top, width, height
+    """nvinfer's crop rounding: left/top up to even, width/height down to even; clipped to the frame.
+    Both axes at once: columns (left, top) and (width, height)."""
+    frame = np.stack([frame_w, frame_h], 1)
+    corner = np.maximum(rects[:, :2], 0).astype(np.int64)
+    size = np.maximum(box_extent(rects[:, :2], rects[:, 2:]), 0).astype(np.int64)  # rect_params.width/height
+    corner = np.minimum((corner + 1) // 2 * 2, np.maximum(frame - 1, 0))
+    size = np.clip(size // 2 * 2, 1, np.maximum(frame - corner, 1))
+    return corner[:, 0], corner[:, 1], size[:, 0], size[:, 1]
 
 
 def _scaled_size(spec: PreprocessSpec, src_w: np.ndarray, src_h: np.ndarray):

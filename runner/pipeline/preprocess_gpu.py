@@ -90,13 +90,18 @@ def preprocess_device(frames, spec: PreprocessSpec, rects=None, frame_index=None
     if rects is None and not (off_l.any() or off_t.any()) and (dest_w == spec.width).all() \
             and (dest_h == spec.height).all():
         return _normalise(torch, _resize_whole(torch, frames, int(width[0]), int(height[0]), spec), spec), mapping
-    # the metadata columns reach the device in one copy (each copy waits for the stream: one wait, not nine)
-    columns = np.stack([left, width, dest_w, off_l, top, height, dest_h, off_t, index]).astype(np.int64)
-    left_, width_, dest_w_, off_l_, top_, height_, dest_h_, off_t_, index_ = torch.from_numpy(columns).to(frames.device)
+    # the metadata columns reach the device in one copy (each copy waits for the stream: one wait, not
+    # nine); rows 0..n-1 are the x axis, n..2n-1 the y axis, sampled together (one set of kernels)
+    n = len(index)
+    columns = np.array([[left, top], [width, height], [dest_w, dest_h], [off_l, off_t], [index, index]],
+                       np.int64).reshape(5, 2 * n)
+    start_, length_, dest_, offset_, index_ = torch.from_numpy(columns).to(frames.device)
     bilinear = int(spec.scaling_filter) in _BILINEAR
-    x0, x1, wx, vx = _axis_samples(torch, spec.width, left_, width_, dest_w_, off_l_, bilinear)
-    y0, y1, wy, vy = _axis_samples(torch, spec.height, top_, height_, dest_h_, off_t_, bilinear)
-    f = index_[:, None, None]
+    s0, s1, w1, valid = _axis_samples(torch, max(spec.width, spec.height), start_, length_, dest_, offset_, bilinear)
+    x0, x1, vx = s0[:n, :spec.width], s1[:n, :spec.width], valid[:n, :spec.width]
+    y0, y1, vy = s0[n:, :spec.height], s1[n:, :spec.height], valid[n:, :spec.height]
+    wx, wy = (w1[:n, :spec.width], w1[n:, :spec.height]) if bilinear else (None, None)
+    f = index_[:n, None, None]
     gather = lambda ys, xs: frames[f, ys[:, :, None], xs[:, None, :]].float()  # noqa: E731 — (n,H,W,3)
     if bilinear:
         wx_, wy_ = wx[:, None, :, None], wy[:, :, None, None]
