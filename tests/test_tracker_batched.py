@@ -162,6 +162,19 @@ def test_batched_tracker_equals_the_per_stream_tracker_with_sources_coming_and_g
     assert batched.ids.next == per_stream.ids.next > 10
 
 
+@pytest.mark.parametrize("step", [1, 70_000])  # class ids 0..2, and ids too far apart to key pairs by
+def test_batched_tracker_keeps_classes_apart_whatever_the_class_ids(step):
+    rng = np.random.default_rng(8)
+    streams = list(range(5))
+    scene = world(rng, streams, objects=8)
+    per_stream, batched = tracker(PARAMS[0], False), tracker(PARAMS[0], True)
+    for frame_no in range(20):
+        b = batch_of(np.random.default_rng(frame_no), scene, frame_no, streams, [True] * 5, classes=3)
+        b.objects.class_id = b.objects.class_id * step
+        assert_same(per_stream.process(copy(b)), batched.process(copy(b)))
+    assert batched.ids.next == per_stream.ids.next > 10
+
+
 def test_crowded_streams_take_the_assignment_and_still_match():
     """Two targets overlapping two detections each: the pairs compete, the Hungarian step decides."""
     params = TrackerParams(probation_age=0, min_iou_diff_new_target=0.9)

@@ -52,8 +52,9 @@ class RoundOutput:
     pred_cls: np.ndarray
 
 
-#: source ids below this map to frames through a lookup table (larger ones: a sorted search)
-_DENSE_STREAM_IDS = 1 << 16
+#: source ids below this map to frames through a lookup table (larger ones: a sorted search); pairs
+#: are keyed by (frame, class) while there are fewer keys than this
+_DENSE_STREAM_IDS = _DENSE_KEYS = 1 << 16
 
 
 class StreamTracks(Tracks):
@@ -184,17 +185,23 @@ class BatchedIouTracker:
         p, t = self.p, self.tracks
         tr_all, dr_all = np.flatnonzero(active), np.flatnonzero(considered)
         t_key, d_key, keys = tf[tr_all], det_frame[dr_all], frames
-        if p.check_class_match and len(tr_all) and len(dr_all):  # pairs of one frame and one class only
+        class_gate = p.check_class_match and len(tr_all) and len(dr_all)
+        if class_gate:  # pairs of one frame and one class only: the class is part of the key
             tc, dc = t.cls[tr_all], cls[dr_all]
             lo = min(int(tc.min()), int(dc.min()))
             classes = max(int(tc.max()), int(dc.max())) + 1 - lo
-            t_key, d_key, keys = t_key * classes + (tc - lo), d_key * classes + (dc - lo), frames * classes
+            if frames * classes <= _DENSE_KEYS:  # (else: class ids far apart, compared pair by pair below)
+                t_key, d_key, keys = t_key * classes + (tc - lo), d_key * classes + (dc - lo), frames * classes
+                class_gate = False
         i, j = frame_pairs(t_key, d_key, keys)
         if not len(i):
             return i, j
         tb, db = box_terms(t.box[tr_all]), box_terms(boxes[dr_all])
         # IoU > 0 needs the boxes to overlap in x: the other pairs are dropped before their scores
-        near = np.flatnonzero(np.minimum(tb[2][i], db[2][j]) > np.maximum(tb[0][i], db[0][j]))
+        near = np.minimum(tb[2][i], db[2][j]) > np.maximum(tb[0][i], db[0][j])
+        if class_gate:
+            near &= tc[i] == dc[j]
+        near = np.flatnonzero(near)
         i, j = i[near], j[near]
         tr, dr = tr_all[i], dr_all[j]
         a, b = tb[:, i], db[:, j]
