@@ -164,6 +164,8 @@ def test_batched_tracker_equals_the_per_stream_tracker_with_sources_coming_and_g
 
 @pytest.mark.parametrize("step", [1, 70_000])  # class ids 0..2, and ids too far apart to key pairs by
 def test_batched_tracker_keeps_classes_apart_whatever_the_class_ids(step):
+    """checkClassMatch: pairs keyed by frame and class when the ids are few, compared pair by pair when
+    they are far apart — the same matches either way as the per-stream tracker's class gate."""
     rng = np.random.default_rng(8)
     streams = list(range(5))
     scene = world(rng, streams, objects=8)
