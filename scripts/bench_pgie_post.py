@@ -207,7 +207,7 @@ def measure(stage, run, releases, torch, repeat: int, rounds: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clip", default="/work/assets/videos/bench_1080p.mp4")
+    ap.add_argument("--clip", help="default: the asset bench_1080p (made from its package when missing)")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--outputs", default=str(Path(tempfile.gettempdir()) / "dsrun_bench_models" / "pgie_outputs.npz"),
                     help="the batch's network outputs (.npz); made from --clip when missing")
@@ -234,6 +234,10 @@ def main() -> int:
     device = torch.device(args.device)
     work = Path(tempfile.mkdtemp(prefix="bench_pgie_post_"))
     stage = pgie_stage(work)
+    if args.clip is None:
+        from runner.assets import ensure_assets
+
+        args.clip = str(ensure_assets(full=True, only=["videos/bench_1080p.mp4"]).videos["bench_1080p"])
     frames = frames_of(args.clip, args.frames)
     outputs_path = Path(args.outputs)
     _, mapping = stage._preprocess(frames)  # the mapping (1080p → 960x544) is cheap; the outputs are not

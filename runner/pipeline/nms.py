@@ -138,7 +138,7 @@ PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this s
 # whose loops run without the interpreter lock). The device pass takes ~0.5 ms more or less whatever
 # the size but gives the lock away at each of its ~30 torch calls and ~40 more numpy ones: with ~70
 # threads wanting the lock, each costs far more than its work (scripts/bench_pgie_post.py counts them;
-# scripts/bench_nms.py times both passes). The benchmark's batch with topk 3 is ~15 k pairs (prefixes).
+# scripts/bench_nms.py times both passes). The benchmark's batch with topk 3 is ~13 k pairs (prefixes).
 DEVICE_MIN_PAIRS = 32768
 
 
@@ -199,7 +199,7 @@ def cluster_nms(objs: Objects, params) -> Objects:
     (:data:`TOPK_PREFIX` times its topk, at least :data:`MIN_PREFIX` boxes), and only a group whose
     prefix keeps fewer than topk boxes again, with a prefix four times as long, until it keeps enough
     or is whole — the same output, for the overlaps of a few boxes per group instead of all of them
-    (the benchmark's batch, topk 3: ~11 k pairs instead of ~380 k; scripts/bench_pgie_post.py)."""
+    (the benchmark's batch, topk 3: ~13 k pairs instead of ~380 k; scripts/bench_pgie_post.py)."""
     n_cls = params.num_classes
     cls = objs.class_id.astype(np.int64)
     conf = objs.confidence.astype(np.float64)
