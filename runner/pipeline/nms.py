@@ -232,5 +232,5 @@ def cluster_nms(objs: Objects, params) -> Objects:
     ranked, group = ranked[keep], np.repeat(np.arange(len(sizes)), sizes)[keep]
     rank = np.arange(len(ranked)) - np.searchsorted(group, group)  # rank among the group's kept boxes
     ranked = ranked[(topk[group] < 0) | (rank < topk[group])]
-    return Objects.from_columns(frame=objs.frame[ranked], class_id=cls[ranked], confidence=conf[ranked],
-                                xyxy=objs.xyxy[ranked].astype(np.float64))
+    return Objects.from_columns(frame=objs.frame[ranked], class_id=objs.class_id[ranked],
+                                confidence=objs.confidence[ranked], xyxy=objs.xyxy[ranked])
