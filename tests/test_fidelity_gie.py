@@ -216,3 +216,21 @@ def test_classifier_attaches_nothing_without_a_label_and_reads_dims_d0_classes(s
             expected += [(i, a["attributeIndex"], a["attributeValue"], a["attributeLabel"] or "") for a in attrs]
     assert len(expected) > 50
     assert list(zip(got.obj.tolist(), got.head.tolist(), got.class_id.tolist(), got.label.tolist())) == expected
+
+
+def test_single_head_classifier_attaches_only_labelled_classes_as_the_reference():
+    """One output layer (the common SGIE): the rows kept are the items whose best class above the
+    threshold has a label, as parseAttributesFromSoftmaxLayers + attach_metadata_classifier keep them."""
+    rng = np.random.default_rng(12)
+    probs = rng.dirichlet(np.ones(5), 300).astype(np.float32)
+    labels = [["a", "b", "c"]]  # no label for classes 3 and 4
+    got = parse_softmax({"h0": probs}, ClassifierContext(threshold=0.3, labels=labels))
+    expected = []
+    for i in range(len(probs)):
+        attrs, label = ref_nvds.parse_attributes_from_softmax_layers([probs[i]], 0.3, labels)
+        if ref.attach_metadata_classifier(attrs, label) is not None:
+            expected += [(i, a["attributeIndex"], a["attributeValue"], a["attributeLabel"],
+                          round(float(a["attributeConfidence"]), 6)) for a in attrs]
+    assert 50 < len(expected) < 300
+    assert list(zip(got.obj.tolist(), got.head.tolist(), got.class_id.tolist(), got.label.tolist(),
+                    np.round(got.confidence.astype(np.float64), 6).tolist())) == expected

@@ -69,12 +69,14 @@ def parse_softmax(outputs: dict, ctx: ClassifierContext) -> Classifications:
         parts.append(Classifications.from_columns(
             obj=items, frame=items, head=head, class_id=cls[items], confidence=best[items],
             label=table[cls[items]]))
-    out = Classifications.empty()
-    for p in parts:
-        out = out.concat(p)
+    if len(parts) == 1:  # one head: one row per item, already in item order
+        out = parts[0]
+        return out[np.not_equal(out.label, None).astype(bool)]
+    out = parts[0].concat(*parts[1:])
     out = out[np.lexsort((out.head, out.obj))]
     labelled = np.not_equal(out.label, None).astype(bool)
-    keep = np.isin(out.obj, out.obj[labelled])  # objects with at least one labelled attribute
+    # objects with at least one labelled attribute
+    keep = np.bincount(out.obj[labelled], minlength=len(probs)).astype(bool)[out.obj]
     out = out[keep]
     out.label = np.where(labelled[keep], out.label, "").astype(object)
     return out
