@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import subprocess
@@ -304,7 +305,8 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     row = {"label": args.label or commit, "commit": commit, **best, **counted,
-           "rounds_other_ms": [r["other_ms"] for r in timed]}
+           "rounds_other_ms": [r["other_ms"] for r in timed],
+           "median_other_ms": float(np.median([r["other_ms"] for r in timed]))}
 
     print(f"\nSGIE stages (2 classifiers) + run-stats accounting, per batch of {args.sources} frames "
           f"({row['objects_per_frame']} objects/frame, {row['crops_per_batch']} crops inferred and "
@@ -319,7 +321,8 @@ def main(argv=None) -> int:
 
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
     doc.update({"bench": "scripts/bench_sgie_stage.py", "machine": f"{platform.machine()} "
-                f"{platform.processor() or ''}".strip(), "python": platform.python_version(),
+                f"{platform.processor() or ''}".strip(), "cpu_cores": os.cpu_count(),
+                "python": platform.python_version(),
                 "date": time.strftime("%Y-%m-%d"), "command": "python3 " + " ".join(
                     [f"scripts/{Path(sys.argv[0]).name}", *sys.argv[1:]]),
                 "sources": args.sources, "clip": clip.name, "models": [pgie.name, sgie.name]})
