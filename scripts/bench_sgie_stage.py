@@ -121,7 +121,8 @@ def decode(path: Path, n: int) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for _, f in zip(range(n), c.decode(video=0))])
 
 
-def make_batch(frames: np.ndarray, b: int, sources: int) -> Batch:
+def make_batch(frames, b: int, sources: int) -> Batch:
+    """Batch ``b``: source s shows frame ``s % OFFSET + b`` of ``frames`` (host array or torch tensor)."""
     idx = (np.arange(sources) % OFFSET) + b
     h, w = frames.shape[1:3]
     return Batch(frames=frames[idx], source_id=np.arange(sources, dtype=np.int32),
@@ -184,11 +185,10 @@ def measure(app, frames, objects: list[Objects], sources: int, warmup: int, engi
     device_frames = torch.from_numpy(frames)
     prof = cProfile.Profile() if profile else None
     results = {}  # --dump: every batch's classifier results, to compare two versions of dsrun
-    stage_s = stats_s = engine_s = 0.0
-    crops = labels = n_obj = measured = 0
+    stage_s = stats_s = 0.0
+    labels = n_obj = measured = 0
     for b, objs in enumerate(objects):
-        batch = make_batch(frames, b, sources)
-        batch.frames = device_frames[(np.arange(sources) % OFFSET) + b]
+        batch = make_batch(device_frames, b, sources)
         batch.objects = Objects(**{name: getattr(objs, name).copy() for name in Objects.__dataclass_fields__})
         on = b >= warmup
         if on and b == warmup:
