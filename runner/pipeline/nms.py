@@ -27,7 +27,7 @@ import os
 import numpy as np
 
 from runner.pipeline.batch import Objects
-from runner.pipeline.nms_device import greedy_keep, group_runs
+from runner.pipeline.nms_device import greedy_keep, group_runs, runs
 
 __all__ = ["cluster_nms", "grouped_nms", "iou_matrix", "nms_keep", "DEVICE_MIN_PAIRS"]
 
@@ -129,8 +129,8 @@ def grouped_nms(xyxy: np.ndarray, conf: np.ndarray, group: np.ndarray, threshold
 
 def _prefix_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """``starts[g], starts[g] + 1, …, starts[g] + lengths[g] - 1`` for every g, concatenated."""
-    first = np.cumsum(lengths) - lengths
-    return np.arange(int(lengths.sum())) + np.repeat(starts - first, lengths)
+    run, offset = runs(lengths)
+    return starts[run] + offset
 
 
 PAIRWISE_GROUP_LIMIT = 2048  # a group's pairs: n(n-1)/2 — 2 M pairs at this size

@@ -123,7 +123,7 @@ def _staging(torch, device, nbytes: int) -> np.ndarray:
     return _STAGING.array[:nbytes]
 
 
-def _runs(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def runs(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(run, offset)`` of every element of consecutive runs of ``length[r]`` elements."""
     run = np.repeat(np.arange(len(length)), length)
     return run, np.arange(len(run)) - np.repeat(np.cumsum(length) - length, length)
@@ -141,19 +141,19 @@ def _overlaps(torch, device, box, thr, starts, sizes):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     g_start, g_size = starts[multi], sizes[multi]
     blocks = -(-g_size // BLOCK)
-    b_group, b_index = _runs(blocks)
+    b_group, b_index = runs(blocks)
     b_start = g_start[b_group] + b_index * BLOCK
     b_size = np.minimum(BLOCK, g_start[b_group] + g_size[b_group] - b_start)
     # block pairs: every block with itself and the later blocks of its group
     last_block = np.repeat(np.cumsum(blocks) - 1, blocks)
-    pair_a, step = _runs(last_block - np.arange(len(b_start)) + 1)
+    pair_a, step = runs(last_block - np.arange(len(b_start)) + 1)
     pair_b = pair_a + step
     n_blocks, n_pairs = len(b_start), len(pair_a)
     host = _staging(torch, device, 8 * (n_blocks * BLOCK * 7 + 2 * n_pairs))
     rows = host[:8 * n_blocks * BLOCK * 7].view(np.float64).reshape(n_blocks, BLOCK, 7)
     pairs = host[8 * n_blocks * BLOCK * 7:].view(np.int64)
     rows.fill(np.nan)  # padding: NaN corners overlap nothing
-    member, slot = _runs(b_size)
+    member, slot = runs(b_size)
     pos = b_start[member] + slot
     b = box[pos]
     values = np.empty((len(pos), 7))
